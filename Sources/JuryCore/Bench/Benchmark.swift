@@ -1,0 +1,200 @@
+import Foundation
+import Logging
+
+/// A judge that answers at once, in process: what is left is Jury's own cost.
+public struct InstantJudge: Judge {
+    public init() {}
+    public func classify(_ request: JudgeRequest) async throws -> JudgeAnswer {
+        let index = abs(request.user.hashValue) % request.labels.count
+        return JudgeAnswer(label: request.labels[index], rationale: "instant", promptTokens: 1, completionTokens: 1)
+    }
+}
+
+/// Measures enqueue and vote throughput, and the same claim/record SQL driven by pgbench.
+public enum Benchmark {
+    public struct Options: Sendable {
+        public var examples = 20_000
+        public var judges = 4
+        public var concurrency = 512
+        /// Jobs per pgbench transaction (one claim and one record of this many jobs).
+        public var pgbenchBatch = 128
+        public var pgbenchClients = 2
+        public init() {}
+    }
+
+    public struct Result: Sendable {
+        public var examplesPerSecond: Double
+        public var votesPerSecond: Double
+        public var pgbenchVotesPerSecond: Double?
+    }
+
+    public static func run(
+        conninfo: String, options: Options, logger: Logger, report: @Sendable (String) -> Void
+    ) async throws -> Result {
+        let connection = try await PostgresConnection.connect(conninfo, applicationName: "jury bench", logger: logger)
+        try await Migrations.apply(on: connection, logger: logger)
+        let stamp = Int(Date().timeIntervalSince1970)
+        let config = try benchConfig(name: "bench-\(stamp)-\(UInt16.random(in: 0...9999))", judges: options.judges)
+        let (run, _) = try await Runs.create(config, on: connection)
+        report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
+
+        // Enqueue.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(stamp).jsonl").path
+        try writeCorpus(to: file, count: options.examples, prefix: "w")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var started = ContinuousClock.now
+        let enqueued = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run.name)
+        let enqueueSeconds = seconds(since: started)
+        let examplesPerSecond = Double(enqueued.new) / enqueueSeconds
+        report(String(format: "enqueue: %d examples, %d jobs in %.2fs: %.0f examples/s, %.0f jobs/s",
+                      enqueued.new, enqueued.jobs, enqueueSeconds, examplesPerSecond, Double(enqueued.jobs) / enqueueSeconds))
+
+        // Worker and reducer until every example is decided.
+        var workerOptions = WorkerOptions()
+        workerOptions.run = run.name
+        workerOptions.concurrency = options.concurrency
+        workerOptions.idlePollSeconds = 0.5
+        let worker = Worker(conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
+        let reducer = Reducer(conninfo: conninfo, run: run.name, idlePollSeconds: 0.5, logger: logger)
+        started = ContinuousClock.now
+        let votesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await worker.run() }
+            group.addTask { try await reducer.run() }
+            while true {
+                try await Task.sleep(for: .milliseconds(100))
+                let decided: Int = try await connection.query(
+                    "SELECT count(*) AS n FROM verdicts WHERE run_id = \(run.id)")[0].decode("n")
+                if decided >= enqueued.new { break }
+            }
+            let elapsed = seconds(since: started)
+            worker.stop()
+            reducer.stop()
+            try await group.waitForAll()
+            return Double(enqueued.jobs) / elapsed
+        }
+        report(String(format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new, votesPerSecond))
+
+        // The same claim and record SQL, driven by pgbench on the same database.
+        var pgbench: Double?
+        if let binary = pgbenchPath() {
+            pgbench = try await runPGBench(
+                binary: binary, conninfo: conninfo, run: run, options: options, connection: connection, logger: logger,
+                report: report)
+        } else {
+            report("pgbench not found (install postgresql-contrib or set PATH); no raw limit to compare with")
+        }
+        if let pgbench {
+            report(String(format: "ratio: jury %.0f votes/s / pgbench %.0f votes/s = %.2f", votesPerSecond, pgbench, votesPerSecond / pgbench))
+        }
+        try await connection.query("DELETE FROM runs WHERE id = \(run.id)")
+        return Result(examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond, pgbenchVotesPerSecond: pgbench)
+    }
+
+    private static func runPGBench(
+        binary: String, conninfo: String, run: StoredRun, options: Options, connection: PostgresConnection,
+        logger: Logger, report: @Sendable (String) -> Void
+    ) async throws -> Double {
+        // Fresh pending jobs for pgbench to claim: as many as the worker just processed.
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).jsonl").path
+        try writeCorpus(to: file, count: options.examples, prefix: "p")
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let enqueued = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run.name)
+        let judges = run.config.judges.map(\.name)
+        let perJudge = options.pgbenchBatch / judges.count
+        let jobsPerTransaction = perJudge * judges.count
+        // Leave a margin so that no transaction finds the queue empty.
+        let transactions = max(1, enqueued.jobs / jobsPerTransaction / options.pgbenchClients - 2)
+        let runs = "{" + judges.map { _ in String(run.id) }.joined(separator: ",") + "}"
+        let judgeArray = "{" + judges.joined(separator: ",") + "}"
+        let counts = "{" + judges.map { _ in String(perJudge) }.joined(separator: ",") + "}"
+        let script = """
+            SELECT array_agg(job_id)::text AS ids FROM jury_claim_jobs('pgbench-:client_id', 60, '\(runs)'::bigint[], '\(judgeArray)'::text[], '\(counts)'::int[]) \\gset
+            SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], array_fill('\(run.config.labels[0])'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill('pgbench'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]));
+
+            """
+        let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql").path
+        try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: scriptPath) }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: binary)
+        process.arguments = [
+            "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
+            "-t", String(transactions), conninfo.isEmpty ? "" : conninfo,
+        ].filter { !$0.isEmpty }
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0,
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+            let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))
+        else {
+            throw JuryError(.io, "pgbench failed: \(text.suffix(500))")
+        }
+        let votes = tps * Double(jobsPerTransaction)
+        report(String(format: "pgbench (same claim + record SQL, %d clients, %d jobs per transaction): %.0f tps = %.0f votes/s",
+                      options.pgbenchClients, jobsPerTransaction, tps, votes))
+        return votes
+    }
+
+    private static func benchConfig(name: String, judges: Int) throws -> RunConfig {
+        let panel = (1...judges).map { index in
+            """
+              - name: judge-\(index)
+                provider: openai-compatible
+                model: instant
+                base_url: http://127.0.0.1:9/v1
+                concurrency: 10000
+            """
+        }.joined(separator: "\n")
+        return try RunConfig.parse(
+            yaml: """
+                name: \(name)
+                taxonomy:
+                  - { label: valid, description: a request the assistant can do }
+                  - { label: needs_more_context, description: a request that lacks a detail }
+                  - { label: ambiguous, description: a request with several readings }
+                judges:
+                \(panel)
+                prompt:
+                  system: "Label the request: {{#labels}}{{.}} {{/labels}}"
+                  user: "{{request}}"
+                """, file: "bench")
+    }
+
+    private static func writeCorpus(to path: String, count: Int, prefix: String) throws {
+        var text = ""
+        text.reserveCapacity(count * 80)
+        for index in 0..<count {
+            text += #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
+        }
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    private static func pgbenchPath() -> String? {
+        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/pgbench" }
+        if let bindir = try? shell("pg_config", ["--bindir"]) { candidates.insert(bindir + "/pgbench", at: 0) }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    private static func shell(_ command: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [command] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    }
+}

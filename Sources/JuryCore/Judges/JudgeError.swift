@@ -1,0 +1,44 @@
+/// A judge call that failed, and whether trying again can help.
+///
+/// Messages name the judge and the HTTP status but never carry the API key or the prompt.
+public struct JudgeError: Error, CustomStringConvertible, Sendable {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let name: String
+        private init(_ name: String) { self.name = name }
+        /// 429: slow down and try again.
+        public static let rateLimited = Code("rate limited")
+        /// 5xx, or a provider overloaded.
+        public static let server = Code("server error")
+        /// No answer within the judge's timeout.
+        public static let timeout = Code("timeout")
+        /// The connection failed or broke.
+        public static let network = Code("network error")
+        /// The answer was not what was asked for (no JSON, a label outside the taxonomy).
+        public static let badAnswer = Code("bad answer")
+        /// 401/403: the key is missing, wrong or lacks access. Retrying cannot help.
+        public static let unauthorized = Code("unauthorized")
+        /// 404: unknown model or endpoint. Retrying cannot help.
+        public static let notFound = Code("not found")
+        /// Another 4xx: the request itself is wrong. Retrying cannot help.
+        public static let badRequest = Code("bad request")
+        public var description: String { name }
+    }
+
+    public let code: Code
+    public let message: String
+    /// What the provider asked for with Retry-After, in seconds.
+    public let retryAfter: Double?
+
+    public init(_ code: Code, _ message: String, retryAfter: Double? = nil) {
+        self.code = code
+        self.message = message
+        self.retryAfter = retryAfter
+    }
+
+    /// False for failures that the same call cannot overcome (bad key, unknown model, bad request).
+    public var isRetryable: Bool {
+        ![Code.unauthorized, .notFound, .badRequest].contains(code)
+    }
+
+    public var description: String { "\(code): \(message)" }
+}

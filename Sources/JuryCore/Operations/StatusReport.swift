@@ -1,0 +1,79 @@
+/// What `jury status` prints: progress of runs, their judges and verdicts, from the views in Schema/.
+public struct StatusReport: Sendable {
+    public struct RunLine: Sendable {
+        public let name: String
+        public let state: String
+        public let examples: Int, voting: Int, ready: Int, decided: Int
+        public let pending: Int, running: Int, done: Int, failed: Int
+        public let agreed: Int, disagreed: Int, insufficient: Int
+    }
+
+    public struct JudgeLine: Sendable {
+        public let run: String
+        public let judge: String
+        public let pending: Int, running: Int, done: Int, failed: Int, waitingToRetry: Int
+        public let averageLatencyMilliseconds: Int?
+    }
+
+    public let runs: [RunLine]
+    public let judges: [JudgeLine]
+    public let liveWorkers: Int
+
+    public static func load(run: String?, on connection: PostgresConnection) async throws -> StatusReport {
+        if let run { _ = try await Runs.find(run, on: connection) }
+        let runRows = try await connection.query(
+            "SELECT * FROM jury_run_progress WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run")
+        let runs = try runRows.map { row in
+            RunLine(
+                name: try row.decode("run"), state: try row.decode("state"),
+                examples: try row.decode("examples"), voting: try row.decode("voting"), ready: try row.decode("ready"),
+                decided: try row.decode("decided"), pending: try row.decode("pending"),
+                running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
+                agreed: try row.decode("agreed"), disagreed: try row.decode("disagreed"),
+                insufficient: try row.decode("insufficient"))
+        }
+        let judgeRows = try await connection.query(
+            "SELECT * FROM jury_judge_health WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run, judge")
+        let judges = try judgeRows.map { row in
+            JudgeLine(
+                run: try row.decode("run"), judge: try row.decode("judge"), pending: try row.decode("pending"),
+                running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
+                waitingToRetry: try row.decode("waiting_to_retry"),
+                averageLatencyMilliseconds: try row.decodeIfPresent("avg_latency_ms", as: Double.self).map { Int($0) })
+        }
+        let workers: Int = try await connection.query(
+            "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
+        return StatusReport(runs: runs, judges: judges, liveWorkers: workers)
+    }
+
+    /// The report as aligned text for a terminal.
+    public var text: String {
+        if runs.isEmpty { return "no runs yet; create one with `jury run create --config FILE`\n" }
+        var out = ""
+        for run in runs {
+            let percent = run.examples == 0 ? 0 : run.decided * 100 / run.examples
+            out += "run \(run.name) (\(run.state)): \(run.decided)/\(run.examples) examples decided (\(percent)%)\n"
+            out += "  examples  voting \(run.voting)  ready \(run.ready)  decided \(run.decided)\n"
+            out += "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)\n"
+            out += "  verdicts  agreed \(run.agreed)  disagreed \(run.disagreed)  insufficient \(run.insufficient)\n"
+            let width = max(5, judges.filter { $0.run == run.name }.map(\.judge.count).max() ?? 5)
+            out += "  " + "judge".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "   pending   running      done    failed  retrying  avg ms\n"
+            for judge in judges where judge.run == run.name {
+                out += "  " + judge.judge.padding(toLength: width, withPad: " ", startingAt: 0)
+                for value in [judge.pending, judge.running, judge.done, judge.failed, judge.waitingToRetry] {
+                    out += String(value).leftPadded(10)
+                }
+                out += (judge.averageLatencyMilliseconds.map(String.init) ?? "-").leftPadded(8) + "\n"
+            }
+        }
+        out += "live workers and reducers: \(liveWorkers)\n"
+        return out
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import Mustache
+import Yams
+
+/// A run as its YAML file describes it: what to label, with which judges, under which rule.
+///
+/// It is stored in `runs.config` as JSON so that every process on every machine sees the same run.
+public struct RunConfig: Codable, Sendable, Equatable {
+    public var name: String
+    public var description: String?
+    public var taxonomy: [Label]
+    public var judges: [JudgeConfig]
+    public var prompt: Prompt
+    public var consensus: Consensus
+    /// Calls per job before it fails for good (counting the first).
+    public var maxAttempts: Int
+    public var retry: RetryPolicy
+
+    public struct Label: Codable, Sendable, Equatable {
+        public var label: String
+        public var description: String
+    }
+
+    public struct Prompt: Codable, Sendable, Equatable {
+        /// Mustache template of the system message; sees `taxonomy` (label, description) and `labels`.
+        public var system: String
+        /// Mustache template of the user message; sees the example's fields, `id`, and the above.
+        public var user: String
+    }
+
+    public struct Consensus: Codable, Sendable, Equatable {
+        /// `unanimous` or `quorum`.
+        public var rule: String
+        /// With `quorum`: how many judges must give the same label.
+        public var quorum: Int?
+    }
+
+    public struct RetryPolicy: Codable, Sendable, Equatable {
+        public var baseDelaySeconds: Double
+        public var maxDelaySeconds: Double
+
+        enum CodingKeys: String, CodingKey {
+            case baseDelaySeconds = "base_delay_seconds"
+            case maxDelaySeconds = "max_delay_seconds"
+        }
+
+        public static let standard = RetryPolicy(baseDelaySeconds: 1, maxDelaySeconds: 60)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, taxonomy, judges, prompt, consensus
+        case maxAttempts = "max_attempts"
+        case retry
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        description = try container.decodeIfPresent(String.self, forKey: .description)
+        taxonomy = try container.decode([Label].self, forKey: .taxonomy)
+        judges = try container.decode([JudgeConfig].self, forKey: .judges)
+        prompt = try container.decode(Prompt.self, forKey: .prompt)
+        consensus = try container.decodeIfPresent(Consensus.self, forKey: .consensus) ?? Consensus(rule: "unanimous")
+        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? 5
+        retry = try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .standard
+    }
+
+    public var labels: [String] { taxonomy.map(\.label) }
+
+    /// The consensus rule this run applies.
+    public var rule: ConsensusRule {
+        switch consensus.rule {
+        case "quorum": return .quorum(consensus.quorum ?? judges.count)
+        default: return .unanimous
+        }
+    }
+}
+
+/// One judge of the panel.
+public struct JudgeConfig: Codable, Sendable, Equatable {
+    /// The judge's name in votes, status and exports; unique within the run.
+    public var name: String
+    /// `openai`, `anthropic`, `gemini` or `openai-compatible`; all are called through the
+    /// OpenAI Chat Completions format (each provider serves it), at `baseURL`.
+    public var provider: String
+    public var model: String
+    public var baseURL: String
+    /// The environment variable that holds the API key, read by the worker that calls. Never the key itself.
+    public var apiKeyEnv: String?
+    /// Most calls in flight to this judge from one worker process.
+    public var concurrency: Int
+    public var timeoutSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case name, provider, model
+        case baseURL = "base_url"
+        case apiKeyEnv = "api_key_env"
+        case concurrency
+        case timeoutSeconds = "timeout_seconds"
+    }
+
+    public init(
+        name: String, provider: String, model: String, baseURL: String, apiKeyEnv: String? = nil,
+        concurrency: Int = 64, timeoutSeconds: Double = 120
+    ) {
+        self.name = name
+        self.provider = provider
+        self.model = model
+        self.baseURL = baseURL
+        self.apiKeyEnv = apiKeyEnv
+        self.concurrency = concurrency
+        self.timeoutSeconds = timeoutSeconds
+    }
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        provider = try container.decode(String.self, forKey: .provider)
+        model = try container.decode(String.self, forKey: .model)
+        let defaults = JudgeConfig.providerDefaults[provider]
+        baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL) ?? defaults?.baseURL ?? ""
+        apiKeyEnv = try container.decodeIfPresent(String.self, forKey: .apiKeyEnv) ?? defaults?.apiKeyEnv
+        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 64
+        timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 120
+    }
+
+    /// Where each provider serves the Chat Completions format, and the usual name of its key.
+    static let providerDefaults: [String: (baseURL: String, apiKeyEnv: String)] = [
+        "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+        "anthropic": ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
+        "gemini": ("https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"),
+    ]
+    static let providers = ["openai", "anthropic", "gemini", "openai-compatible"]
+}

@@ -1,0 +1,60 @@
+import Logging
+
+/// One numbered SQL file from Schema/.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+}
+
+/// Applies the schema's migrations that a database has not seen yet.
+public enum Migrations {
+    /// Applies every migration newer than the database's, each in its own transaction, under
+    /// an advisory lock so that processes starting together apply each one exactly once.
+    ///
+    /// - Returns: the names of the migrations this call applied (empty when up to date).
+    @discardableResult
+    public static func apply(
+        _ migrations: [Migration] = embedded, on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String] {
+        // A session-level lock: it must outlive the per-migration transactions below.
+        try await connection.query("SELECT pg_advisory_lock(hashtext('jury.migrate'))")
+        do {
+            let applied = try await applyLocked(migrations, on: connection, logger: logger)
+            try await connection.query("SELECT pg_advisory_unlock(hashtext('jury.migrate'))")
+            return applied
+        } catch {
+            try? await connection.query("SELECT pg_advisory_unlock(hashtext('jury.migrate'))")
+            throw error
+        }
+    }
+
+    private static func applyLocked(
+        _ migrations: [Migration], on connection: PostgresConnection, logger: Logger
+    ) async throws -> [String] {
+        try await connection.execute(
+            script: """
+                CREATE TABLE IF NOT EXISTS jury_schema_migrations (
+                    version int PRIMARY KEY,
+                    name text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """)
+        let rows = try await connection.query("SELECT version FROM jury_schema_migrations")
+        let done = Set(try rows.map { try $0.decode("version", as: Int.self) })
+        if let newest = done.max(), let known = migrations.map(\.version).max(), newest > known {
+            throw JuryError.schemaTooNew(database: newest, binary: known)
+        }
+        var applied: [String] = []
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
+            logger.info("applying migration", metadata: [JuryMetadata.migration: "\(migration.name)"])
+            try await connection.transaction { connection in
+                try await connection.execute(script: migration.sql)
+                try await connection.query(
+                    "INSERT INTO jury_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))")
+            }
+            applied.append(migration.name)
+        }
+        return applied
+    }
+}

@@ -1,0 +1,212 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import JuryCore
+import Logging
+
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply the schema's migrations not yet applied (safe to run from many processes at once).")
+    @OptionGroup var db: DatabaseOptions
+
+    func run() async throws {
+        let logger = db.makeLogger("jury.migrate")
+        let connection = try await PostgresConnection.connect(db.conninfo, applicationName: "jury migrate", logger: logger)
+        let applied = try await Migrations.apply(on: connection, logger: logger)
+        print(applied.isEmpty ? "schema up to date" : "applied \(applied.joined(separator: ", "))")
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run", abstract: "Create, list, pause, resume or cancel runs.",
+        subcommands: [Create.self, List.self, Pause.self, Resume.self, Cancel.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Store a run from its YAML config (taxonomy, judges, prompt, consensus rule, retries).")
+        @OptionGroup var db: DatabaseOptions
+        @Option(help: "The run's YAML file.") var config: String
+
+        func run() async throws {
+            let logger = db.makeLogger("jury.run")
+            let runConfig = try RunConfig.load(path: config)
+            let connection = try await db.connect("jury run", logger: logger)
+            let (run, created) = try await Runs.create(runConfig, on: connection)
+            print(created ? "created run \(run.name)" : "run \(run.name) already exists with this config; unchanged")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List runs and their state.")
+        @OptionGroup var db: DatabaseOptions
+
+        func run() async throws {
+            let logger = db.makeLogger("jury.run")
+            let connection = try await db.connect("jury run", logger: logger)
+            for row in try await connection.query("SELECT name, state, created_at FROM runs ORDER BY id") {
+                print("\(row["name"] ?? "")\t\(row["state"] ?? "")\t\(row["created_at"] ?? "")")
+            }
+        }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop claiming a run's jobs; calls in flight finish.")
+        @OptionGroup var db: DatabaseOptions
+        @Argument(help: "The run.") var name: String
+        func run() async throws { try await setState("paused", name, db) }
+    }
+
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Claim a paused run's jobs again.")
+        @OptionGroup var db: DatabaseOptions
+        @Argument(help: "The run.") var name: String
+        func run() async throws { try await setState("active", name, db) }
+    }
+
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop a run for good; its votes and verdicts stay.")
+        @OptionGroup var db: DatabaseOptions
+        @Argument(help: "The run.") var name: String
+        func run() async throws { try await setState("cancelled", name, db) }
+    }
+
+    static func setState(_ state: String, _ name: String, _ db: DatabaseOptions) async throws {
+        let connection = try await db.connect("jury run", logger: db.makeLogger("jury.run"))
+        try await Operations.setState(state, run: name, on: connection)
+        print("run \(name) is \(state)")
+    }
+}
+
+struct Enqueue: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Load a JSONL corpus into a run: one job per example and judge.",
+        discussion: """
+            Each line is a JSON object with an "id" (string or integer, unique in the run), the fields the \
+            prompt uses, and optionally "human_label" and "source_label" (labels of the taxonomy). The file \
+            goes in whole or not at all: a bad line stops the load and names the line. Ids already in the \
+            run are skipped, so enqueueing a file again is a no-op.
+            """)
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "The run to add the examples to.") var run: String
+    @Option(help: "The batch the examples belong to (default: the file's name without extension).") var batch: String?
+    @Argument(help: "The JSONL file.") var file: String
+
+    func run() async throws {
+        let logger = db.makeLogger("jury.enqueue")
+        let connection = try await db.connect("jury enqueue", logger: logger)
+        let report = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run, batch: batch)
+        print(
+            "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"
+        )
+    }
+}
+
+struct WorkerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "worker",
+        abstract: "Claim jobs, call the judges, record the votes; until SIGTERM or SIGINT.",
+        discussion: """
+            API keys are read from the environment variables each judge's api_key_env names. A worker that \
+            lacks a judge's key leaves that judge's jobs to other workers. On SIGTERM or SIGINT the worker \
+            stops claiming, lets calls in flight finish (up to --drain-seconds), releases the rest and exits 0.
+            """)
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "Only work on this run (default: every active run).") var run: String?
+    @Option(help: "Most judge calls in flight in this process.") var concurrency = 128
+    @Option(help: "Seconds a claimed job stays this worker's without renewal.") var leaseSeconds = 60.0
+    @Option(help: "Seconds calls in flight may take to finish after SIGTERM.") var drainSeconds = 30.0
+
+    func validate() throws {
+        guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
+        guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
+    }
+
+    func run() async throws {
+        let logger = db.makeLogger("jury.worker")
+        _ = try await db.connect("jury worker", logger: logger)
+        var options = WorkerOptions()
+        options.run = run
+        options.concurrency = concurrency
+        options.leaseSeconds = leaseSeconds
+        options.drainSeconds = drainSeconds
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let worker = Worker(
+            conninfo: db.conninfo, options: options, logger: logger, makeJudge: Worker.httpJudges(client: client))
+        do {
+            try await untilSignalled(onSignal: { worker.stop() }) { try await worker.run() }
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+        try await client.shutdown()
+    }
+}
+
+struct ReducerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reducer",
+        abstract: "Turn the votes of ready examples into verdicts, exactly once; until SIGTERM or SIGINT.")
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "Only decide examples of this run (default: every run).") var run: String?
+
+    func run() async throws {
+        let logger = db.makeLogger("jury.reducer")
+        _ = try await db.connect("jury reducer", logger: logger)
+        let reducer = Reducer(conninfo: db.conninfo, run: run, logger: logger)
+        try await untilSignalled(onSignal: { reducer.stop() }) { try await reducer.run() }
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Examples, jobs and verdicts by state, per run and judge.",
+        discussion: "The same figures are in the views jury_run_progress, jury_judge_health, jury_failures, ...")
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "Only this run.") var run: String?
+
+    func run() async throws {
+        let connection = try await db.connect("jury status", logger: db.makeLogger("jury.status"))
+        print(try await StatusReport.load(run: run, on: connection).text, terminator: "")
+    }
+}
+
+struct Retry: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a run's failed jobs back to pending with fresh attempts.",
+        discussion: "Examples whose jobs are retried vote again; a verdict they had is withdrawn and decided anew.")
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "The run.") var run: String
+    @Option(help: "Only this batch.") var batch: String?
+    @Option(help: "Only this judge.") var judge: String?
+
+    func run() async throws {
+        let connection = try await db.connect("jury retry", logger: db.makeLogger("jury.retry"))
+        let retried = try await Operations.retryFailed(run: run, batch: batch, judge: judge, on: connection)
+        print("\(retried) failed jobs back to pending")
+    }
+}
+
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a run's decided examples as JSONL: fields, verdict and every judge's vote.")
+    @OptionGroup var db: DatabaseOptions
+    @Option(help: "The run.") var run: String
+    @Option(help: "Only verdicts with this status: agreed, disagreed or insufficient.") var status: String?
+    @Argument(help: "The JSONL file to write (replaced atomically).") var file: String
+
+    func validate() throws {
+        if let status, Verdict.Status(rawValue: status) == nil {
+            throw ValidationError("--status must be agreed, disagreed or insufficient, not '\(status)'")
+        }
+    }
+
+    func run() async throws {
+        let connection = try await db.connect("jury export", logger: db.makeLogger("jury.export"))
+        let count = try await Exporter.export(
+            run: run, status: status.flatMap(Verdict.Status.init(rawValue:)), to: file, on: connection)
+        print("wrote \(count) examples to \(file)")
+    }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import JuryCore
+import Logging
+
+@main
+struct Jury: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jury",
+        abstract: "Curate training data by the consensus of a panel of LLM judges, on PostgreSQL.",
+        discussion: """
+            A typical run:
+              jury migrate
+              jury run create --config run.yaml
+              jury enqueue --run NAME corpus.jsonl
+              jury worker &   jury reducer &      (as many of each, on as many machines, as you like)
+              jury status --run NAME
+              jury export --run NAME --status agreed curated.jsonl
+
+            The database comes from --database, else DATABASE_URL, else the PG* variables.
+            """,
+        subcommands: [
+            Migrate.self, RunCommand.self, Enqueue.self, WorkerCommand.self, ReducerCommand.self, Status.self,
+            Retry.self, Export.self, MockJudge.self, Bench.self,
+        ])
+}
+
+/// Options every database command takes.
+struct DatabaseOptions: ParsableArguments {
+    @Option(
+        name: .long,
+        help: """
+            libpq connection string or postgres:// URL. Default: $DATABASE_URL, else the PG* variables. \
+            Prefer DATABASE_URL or PGPASSWORD/.pgpass for passwords: arguments are visible in the process list.
+            """)
+    var database: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: Logger.Level = .info
+
+    var conninfo: String {
+        database ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
+    }
+
+    func makeLogger(_ label: String) -> Logger {
+        var logger = Logger(label: label)
+        logger.logLevel = logLevel
+        return logger
+    }
+
+    /// Connects and checks that the schema is there and current.
+    func connect(_ label: String, logger: Logger) async throws -> PostgresConnection {
+        let connection = try await PostgresConnection.connect(conninfo, applicationName: label, logger: logger)
+        let rows = try await connection.query(
+            """
+            SELECT CASE WHEN to_regclass('jury_schema_migrations') IS NULL THEN 0
+                        ELSE (SELECT coalesce(max(version), 0) FROM jury_schema_migrations) END AS version
+            """)
+        let version: Int = try rows[0].decode("version")
+        let expected = Migrations.embedded.map(\.version).max() ?? 0
+        guard version == expected else {
+            throw ValidationError(
+                version < expected
+                    ? "the database schema is at version \(version), this jury needs \(expected): run `jury migrate` first"
+                    : "the database schema (version \(version)) is newer than this jury (\(expected)): upgrade jury")
+        }
+        return connection
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// Runs `body` until it returns, calling `onSignal` on the first SIGINT or SIGTERM; a second one exits at once.
+func untilSignalled(onSignal: @escaping @Sendable () -> Void, _ body: () async throws -> Void) async throws {
+    let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
+        signal(number, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+        source.setEventHandler {
+            if SignalState.received.withLockedValue({ count in
+                count += 1
+                return count
+            }) > 1 {
+                FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
+                exit(130)
+            }
+            onSignal()
+        }
+        source.resume()
+        return source
+    }
+    defer { signals.forEach { $0.cancel() } }
+    try await body()
+}
+
+import NIOConcurrencyHelpers
+
+enum SignalState {
+    static let received = NIOLockedValueBox(0)
+}

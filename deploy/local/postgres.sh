@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
+#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to 55432)
+#   deploy/local/postgres.sh stop DIR
+# initdb and postgres refuse to run as root, so as root they run as the postgres user.
+set -euo pipefail
+
+command=${1:?usage: postgres.sh start|stop DIR [PORT]}
+dir=${2:?usage: postgres.sh start|stop DIR [PORT]}
+port=${3:-55432}
+bindir=$(pg_config --bindir 2>/dev/null || true)
+if [[ ! -x "$bindir/pg_ctl" ]]; then
+    bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+fi
+[[ -x "$bindir/pg_ctl" ]] || { echo "postgres.sh: pg_ctl not found; install postgresql" >&2; exit 1; }
+
+as_owner() {
+    if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+case "$command" in
+start)
+    mkdir -p "$dir"
+    [[ $(id -u) == 0 ]] && chown postgres: "$dir"
+    if [[ ! -f "$dir/data/PG_VERSION" ]]; then
+        as_owner "$bindir/initdb" -D "$dir/data" -U jury --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; exit 1; }
+    fi
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+        start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
+    as_owner "$bindir/psql" -h "$dir" -p "$port" -U jury -d postgres -qAt \
+        -c "SELECT 1 FROM pg_database WHERE datname = 'jury'" | grep -q 1 \
+        || as_owner "$bindir/createdb" -h "$dir" -p "$port" -U jury jury
+    echo "postgresql://jury@127.0.0.1:$port/jury"
+    ;;
+stop)
+    [[ -f "$dir/data/postmaster.pid" ]] && as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
+    ;;
+*)
+    echo "usage: postgres.sh start|stop DIR [PORT]" >&2; exit 2 ;;
+esac
