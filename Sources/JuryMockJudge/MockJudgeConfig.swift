@@ -31,11 +31,21 @@ public struct MockJudgeConfig: Codable, Sendable {
         public struct Bias: Codable, Sendable {
             public var label: String
             public var weight: Double
+
+            public init(label: String, weight: Double) {
+                self.label = label
+                self.weight = weight
+            }
         }
 
         public struct Latency: Codable, Sendable {
             public var median: Double
             public var p95: Double
+
+            public init(median: Double, p95: Double) {
+                self.median = median
+                self.p95 = p95
+            }
         }
 
         enum CodingKeys: String, CodingKey {

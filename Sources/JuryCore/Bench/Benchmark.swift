@@ -115,20 +115,12 @@ public enum Benchmark {
         let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql").path
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: scriptPath) }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: binary)
-        process.arguments = [
+        let arguments = [
             "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
-            "-t", String(transactions), conninfo.isEmpty ? "" : conninfo,
-        ].filter { !$0.isEmpty }
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0,
+            "-t", String(transactions),
+        ] + (conninfo.isEmpty ? [] : [conninfo])
+        let (status, text) = try Subprocess.run(binary, arguments)
+        guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))
         else {
@@ -181,16 +173,12 @@ public enum Benchmark {
     }
 
     private static func shell(_ command: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [command] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+            .map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let path else { throw JuryError(.io, "\(command) not found") }
+        let (status, output) = try Subprocess.run(path, arguments)
+        guard status == 0 else { throw JuryError(.io, "\(command) failed") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -9,6 +9,12 @@ public struct EnqueueReport: Sendable, Equatable {
     public var new: Int
     /// Jobs created: new examples × judges.
     public var jobs: Int
+
+    public init(examples: Int, new: Int, jobs: Int) {
+        self.examples = examples
+        self.new = new
+        self.jobs = jobs
+    }
 }
 
 /// The coordinator: loads a JSONL corpus into a run, one job per example and judge.

@@ -1,0 +1,126 @@
+import AsyncHTTPClient
+import Foundation
+import JuryCore
+import JuryMockJudge
+import Testing
+
+/// Runs the mock judge server on a free port for the length of `body`, which gets its base URL.
+func withMockJudges<T: Sendable>(
+    _ behaviours: [MockJudgeConfig.Behaviour], _ body: @Sendable (String, MockJudgeServer) async throws -> T
+) async throws -> T {
+    let server = MockJudgeServer(config: MockJudgeConfig(judges: behaviours), logger: TestDatabase.logger)
+    let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
+    let task = Task { try await server.run(port: 0) { continuation.yield($0) } }
+    var iterator = ports.makeAsyncIterator()
+    guard let port = await iterator.next() else { throw CancellationError() }
+    defer { task.cancel() }
+    return try await body("http://127.0.0.1:\(port)/v1", server)
+}
+
+/// A well-behaved mock judge.
+func mockJudge(
+    _ model: String, seed: UInt64 = 1, accuracy: Double = 0.9, latency: Double = 0, errorRate: Double = 0,
+    rateLimitRate: Double = 0, apiKey: String? = nil
+) -> MockJudgeConfig.Behaviour {
+    MockJudgeConfig.Behaviour(
+        model: model, seed: seed, accuracy: accuracy,
+        latencyMs: latency > 0 ? .init(median: latency, p95: latency * 2) : nil,
+        errorRate: errorRate, rateLimitRate: rateLimitRate, apiKey: apiKey)
+}
+
+/// A run config in YAML whose judges are mock models at `baseURL`.
+func runYAML(
+    name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
+    maxAttempts: Int = 3, apiKeyEnv: String? = nil
+) -> String {
+    let judges = models.enumerated().map { index, model in
+        var line = "  - { name: j\(index + 1), provider: openai-compatible, model: \(model), base_url: \"\(baseURL)\""
+        if let apiKeyEnv { line += ", api_key_env: \(apiKeyEnv)" }
+        return line + " }"
+    }.joined(separator: "\n")
+    return """
+        name: \(name)
+        taxonomy:
+          - { label: valid, description: can be done }
+          - { label: needs_more_context, description: a term must be defined }
+          - { label: missing_capability, description: data we do not have }
+          - { label: wrong_skill, description: not a segment }
+          - { label: ambiguous, description: several readings }
+        judges:
+        \(judges)
+        prompt:
+          system: "Labels: {{#labels}}{{.}} {{/labels}}"
+          user: "Request: {{request}}"
+        consensus:
+          rule: \(rule)
+        \(quorum.map { "  quorum: \($0)" } ?? "")
+        max_attempts: \(maxAttempts)
+        retry: { base_delay_seconds: 0.05, max_delay_seconds: 0.2 }
+        """
+}
+
+/// Stores a run from YAML text.
+func createRun(_ yaml: String, on connection: PostgresConnection) async throws -> StoredRun {
+    try await Runs.create(try RunConfig.parse(yaml: yaml, file: "test.yaml"), on: connection).run
+}
+
+/// Writes `count` examples drawn from the demo corpus' vocabulary to a temporary JSONL file.
+func writeCorpus(count: Int, prefix: String = "ex") throws -> String {
+    let requests = [
+        "Customers who spent over $200 in the last 90 days", "Find my best customers", "Customers aged 25 to 34",
+        "Write an email about boots", "Customers from Paris", "Customers who bought tea twice",
+        "Top 100 customers by spend", "Customers who bought boots and tea",
+    ]
+    var text = ""
+    for index in 0..<count {
+        text += #"{"id":"\#(prefix)-\#(index)","request":"\#(requests[index % requests.count]) #\#(index)"}"# + "\n"
+    }
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).jsonl").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// Writes JSONL text to a temporary file.
+func writeFile(_ text: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).jsonl").path
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+/// One HTTP client for the tests' workers.
+let testHTTPClient: HTTPClient = {
+    var configuration = HTTPClient.Configuration()
+    configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 256)
+    return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+}()
+
+/// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
+func runWorkers(
+    url: String, run: String? = nil, reducers: Int = 1, concurrency: Int = 64, leaseSeconds: Double = 30,
+    environment: [String: String] = [:], until: @escaping @Sendable () async throws -> Bool
+) async throws {
+    var options = WorkerOptions()
+    options.run = run
+    options.concurrency = concurrency
+    options.leaseSeconds = leaseSeconds
+    options.idlePollSeconds = 0.2
+    options.drainSeconds = 5
+    let worker = Worker(
+        conninfo: url, options: options, logger: TestDatabase.logger,
+        makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+    let reducerList = (0..<reducers).map { _ in
+        Reducer(conninfo: url, run: run, batchSize: 50, idlePollSeconds: 0.2, logger: TestDatabase.logger)
+    }
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await worker.run() }
+        for reducer in reducerList { group.addTask { try await reducer.run() } }
+        defer {
+            worker.stop()
+            reducerList.forEach { $0.stop() }
+        }
+        try await eventually("the workers to finish", until)
+        worker.stop()
+        reducerList.forEach { $0.stop() }
+        try await group.waitForAll()
+    }
+}

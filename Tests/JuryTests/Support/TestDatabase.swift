@@ -1,0 +1,146 @@
+import Foundation
+import JuryCore
+import Logging
+import Testing
+
+/// The PostgreSQL server the tests use, and a fresh migrated database per test.
+///
+/// With JURY_TEST_DATABASE_URL set, tests create their databases on that server (the role
+/// needs CREATEDB). Without it, a throwaway server is started in a temporary directory with
+/// deploy/local/postgres.sh and stopped when the test process exits.
+actor TestDatabase {
+    static let shared = TestDatabase()
+    static let logger: Logger = {
+        var logger = Logger(label: "jury.tests")
+        logger.logLevel = ProcessInfo.processInfo.environment["JURY_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        return logger
+    }()
+
+    private var serverURL: String?
+    /// Starts the server (if needed) and migrates the template, once for all tests.
+    private var prepared: Task<String, Error>?
+    private var counter = 0
+
+    /// A new database with the schema applied; dropped after `body`.
+    static func withFresh<T>(_ body: (String) async throws -> T) async throws -> T {
+        let (url, name) = try await shared.createDatabase()
+        do {
+            let value = try await body(url)
+            try? await shared.drop(name)
+            return value
+        } catch {
+            try? await shared.drop(name)
+            throw error
+        }
+    }
+
+    func createDatabase() async throws -> (url: String, name: String) {
+        if prepared == nil {
+            prepared = Task { try await self.prepare() }
+        }
+        let server = try await prepared!.value
+        counter += 1
+        let name = "jury_test_\(getpid())_\(counter)"
+        let admin = try await PostgresConnection.connect(Self.url(server, database: "postgres"), logger: Self.logger)
+        try await admin.execute(script: "CREATE DATABASE \(name) TEMPLATE jury_test_template")
+        return (Self.url(server, database: name), name)
+    }
+
+    private func prepare() async throws -> String {
+        let server = try startServerIfNeeded()
+        let admin = try await PostgresConnection.connect(Self.url(server, database: "postgres"), logger: Self.logger)
+        try await admin.execute(script: "DROP DATABASE IF EXISTS jury_test_template")
+        try await admin.execute(script: "CREATE DATABASE jury_test_template")
+        // Scoped so that its connection closes: CREATE DATABASE ... TEMPLATE needs the template idle.
+        do {
+            let template = try await PostgresConnection.connect(
+                Self.url(server, database: "jury_test_template"), logger: Self.logger)
+            try await Migrations.apply(on: template, logger: Self.logger)
+        }
+        return server
+    }
+
+    func drop(_ name: String) async throws {
+        guard let serverURL else { return }
+        let admin = try await PostgresConnection.connect(Self.url(serverURL, database: "postgres"), logger: Self.logger)
+        try await admin.execute(script: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
+    }
+
+    private func startServerIfNeeded() throws -> String {
+        if let serverURL { return serverURL }
+        if let configured = ProcessInfo.processInfo.environment["JURY_TEST_DATABASE_URL"], !configured.isEmpty {
+            serverURL = configured
+            return configured
+        }
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-tests-\(getpid())").path
+        let port = 40_000 + Int(getpid() % 20_000)
+        let output = try runScript(["start", directory, String(port)])
+        ThrowawayServer.directory = directory
+        atexit { ThrowawayServer.stop() }
+        serverURL = output.trimmingCharacters(in: .whitespacesAndNewlines)
+        return serverURL!
+    }
+
+    /// The same server, another database: URLs get a new path, key=value strings a dbname.
+    static func url(_ server: String, database: String) -> String {
+        if server.hasPrefix("postgres://") || server.hasPrefix("postgresql://"), var components = URLComponents(string: server) {
+            components.path = "/" + database
+            return components.string ?? server
+        }
+        return server + " dbname=\(database)"
+    }
+}
+
+/// Stops the throwaway server when the test process exits.
+enum ThrowawayServer {
+    nonisolated(unsafe) static var directory: String?
+
+    static func stop() {
+        guard let directory else { return }
+        _ = try? runScript(["stop", directory])
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+}
+
+/// The repository's root, found from this file's path.
+let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().deletingLastPathComponent()
+
+@discardableResult
+func runScript(_ arguments: [String]) throws -> String {
+    let script = repositoryRoot.appendingPathComponent("deploy/local/postgres.sh").path
+    let (status, output) = try Subprocess.run(script, arguments)
+    guard status == 0 else {
+        throw JuryError(.io, "deploy/local/postgres.sh \(arguments.joined(separator: " ")) failed: \(output)")
+    }
+    // The URL is the last line; anything before it is the script's chatter.
+    return output.split(separator: "\n").last.map(String.init) ?? ""
+}
+
+/// Connects to a test database.
+func connect(_ url: String) async throws -> PostgresConnection {
+    try await PostgresConnection.connect(url, logger: TestDatabase.logger)
+}
+
+/// Waits until `condition` holds, checking every 50 ms, or fails after `timeout` seconds.
+func eventually(
+    timeout: Double = 60, _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + .seconds(timeout)
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out after \(timeout)s waiting for: \(what)", sourceLocation: sourceLocation)
+    throw CancellationError()
+}
+
+extension PostgresConnection {
+    /// The first column of the first row as an Int (for counts).
+    func count(_ query: PostgresQuery) async throws -> Int {
+        let rows = try await self.query(query)
+        guard let value = rows.first?.values.first ?? nil, let number = Int(value) else { return -1 }
+        return number
+    }
+}

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# The demo: 1,200 merchant requests labelled by four mock judges, end to end, no API keys.
+# Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL under .demo/.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source deploy/local/setup.sh
+
+echo "== building"
+swift build -c release 2>&1 | tail -1
+jury=$(swift build -c release --show-bin-path)/jury
+
+if [[ -z "${DATABASE_URL:-}" ]]; then
+    echo "== starting a throwaway PostgreSQL in .demo/postgres"
+    DATABASE_URL=$(deploy/local/postgres.sh start "$PWD/.demo/postgres" 55432)
+    started_postgres=1
+fi
+export DATABASE_URL
+mkdir -p .demo/logs demo-output
+
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+echo "== migrating, creating the run, enqueueing the corpus"
+"$jury" migrate --log-level warning
+"$jury" run create --config deploy/demo/run.yaml --log-level warning
+"$jury" enqueue --run demo deploy/demo/corpus.jsonl --log-level warning
+
+echo "== starting the mock judges, 3 workers and a reducer"
+if (exec 3<>/dev/tcp/127.0.0.1/8089) 2>/dev/null; then
+    echo "port 8089 is taken; the demo's judges (deploy/demo/run.yaml) expect the mock there" >&2
+    exit 1
+fi
+"$jury" mock-judge --port 8089 --config deploy/demo/mock-judges.yaml >.demo/logs/mock-judge.log 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do grep -q listening .demo/logs/mock-judge.log && break; sleep 0.1; done
+for n in 1 2 3; do
+    "$jury" worker --run demo --concurrency 48 >".demo/logs/worker-$n.log" 2>&1 &
+    pids+=($!)
+done
+"$jury" reducer --run demo >.demo/logs/reducer.log 2>&1 &
+pids+=($!)
+
+echo "== progress"
+while true; do
+    line=$("$jury" status --run demo | head -1)
+    echo "  $line"
+    [[ $(psql "$DATABASE_URL" -Atc "SELECT decided = examples FROM jury_run_progress WHERE run = 'demo'") == t ]] && break
+    sleep 2
+done
+cleanup
+pids=()
+
+echo
+"$jury" status --run demo
+echo
+echo "== how the verdicts compare with the human labels"
+psql "$DATABASE_URL" -P footer=off -c "
+    SELECT v.status, count(*) AS examples,
+           round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS \"% of corpus\",
+           round(100.0 * avg((v.label = e.human_label)::int) FILTER (WHERE v.label IS NOT NULL), 1) AS \"% matching human label\"
+    FROM verdicts v JOIN examples e ON e.id = v.example_id JOIN runs r ON r.id = v.run_id
+    WHERE r.name = 'demo' GROUP BY v.status ORDER BY v.status"
+psql "$DATABASE_URL" -P footer=off -c "
+    SELECT x.judge, round(100.0 * avg((x.label = e.human_label)::int), 1) AS \"% matching human label\"
+    FROM votes x JOIN examples e ON e.id = x.example_id JOIN runs r ON r.id = x.run_id
+    WHERE r.name = 'demo' GROUP BY x.judge ORDER BY x.judge"
+
+"$jury" export --run demo --status agreed demo-output/curated.jsonl --log-level warning
+"$jury" export --run demo --status disagreed demo-output/for-review.jsonl --log-level warning
+echo
+echo "training data: demo-output/curated.jsonl; for people to review: demo-output/for-review.jsonl"
+echo "logs: .demo/logs/; the database: DATABASE_URL=$DATABASE_URL (try: psql \"\$DATABASE_URL\" -c 'SELECT * FROM jury_judge_health')"
+if [[ -n "${started_postgres:-}" ]]; then
+    echo "stop the demo database with: deploy/local/postgres.sh stop $PWD/.demo/postgres"
+fi

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs what building and running Jury needs on Debian, when it is missing:
+# PostgreSQL (server and pgbench), libpq's headers, pkg-config. Sourced by demo.sh and test.sh.
+missing=()
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
+if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then missing+=(postgresql postgresql-contrib); fi
+if ((${#missing[@]})); then
+    echo "installing ${missing[*]}" >&2
+    sudo_cmd=()
+    [[ $(id -u) == 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || [[ -x /opt/swift/usr/bin/swift ]] || { echo "Swift 6 is needed: https://swift.org/install" >&2; exit 1; }
+command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
