@@ -6,8 +6,9 @@ cd "$(dirname "$0")/../.."
 source deploy/local/setup.sh
 
 echo "== building"
-swift build -c release 2>&1 | tail -1
-jury=$(swift build -c release --show-bin-path)/jury
+# A debug build: it is shared with the tests and plenty fast for 1,200 examples.
+swift build 2>&1 | tail -1
+jury=$(swift build --show-bin-path)/jury
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
     echo "== starting a throwaway PostgreSQL in .demo/postgres"
