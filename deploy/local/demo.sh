@@ -12,7 +12,7 @@ jury=$(swift build --show-bin-path)/jury
 
 if [[ -z "${DATABASE_URL:-}" ]]; then
     echo "== starting a throwaway PostgreSQL in .demo/postgres"
-    DATABASE_URL=$(deploy/local/postgres.sh start "$PWD/.demo/postgres" 55432)
+    DATABASE_URL=$(deploy/local/postgres.sh start "$PWD/.demo/postgres")
     started_postgres=1
 fi
 export DATABASE_URL

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
-#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to 55432)
+#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to the first free from 55432)
 #   deploy/local/postgres.sh stop DIR
 # initdb and postgres refuse to run as root, so as root they run as the postgres user.
 set -euo pipefail
 
 command=${1:?usage: postgres.sh start|stop DIR [PORT]}
 dir=${2:?usage: postgres.sh start|stop DIR [PORT]}
-port=${3:-55432}
+port=${3:-}
 bindir=$(pg_config --bindir 2>/dev/null || true)
 if [[ ! -x "$bindir/pg_ctl" ]]; then
     bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -18,8 +18,19 @@ as_owner() {
     if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
 case "$command" in
 start)
+    if [[ -f "$dir/data/postmaster.pid" ]] && as_owner "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        # Already running (a second demo run): reuse it.
+        echo "postgresql://jury@127.0.0.1:$(sed -n 4p "$dir/data/postmaster.pid")/jury"
+        exit 0
+    fi
+    if [[ -z "$port" ]]; then
+        port=55432
+        while port_taken "$port"; do port=$((port + 1)); done
+    fi
     mkdir -p "$dir"
     [[ $(id -u) == 0 ]] && chown postgres: "$dir"
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
