@@ -168,6 +168,35 @@ LANGUAGE sql AS $$
     RETURNING j.id
 $$;
 
+-- Moves the counters of examples whose jobs closed (one entry per closed job: its example,
+-- and whether it failed), marks those that are now ready, and wakes the reducers.
+-- Called with the examples already locked.
+CREATE FUNCTION jury_settle_examples(p_examples bigint[], p_failed boolean[]) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    ready int;
+BEGIN
+    WITH counted AS (
+        SELECT c.example_id, count(*)::int AS closed, (count(*) FILTER (WHERE c.failed))::int AS failed
+        FROM unnest(p_examples, p_failed) AS c (example_id, failed)
+        GROUP BY c.example_id
+    ), updated AS (
+        UPDATE examples e
+        SET jobs_open = e.jobs_open - c.closed,
+            jobs_failed = e.jobs_failed + c.failed,
+            state = jury_next_state(e.state, e.jobs_open - c.closed, e.jobs_total, e.jobs_failed + c.failed,
+                                    e.votes_needed)
+        FROM counted c
+        WHERE e.id = c.example_id
+        RETURNING e.state
+    )
+    SELECT count(*) INTO ready FROM updated WHERE updated.state = 'ready';
+    IF ready > 0 THEN
+        PERFORM pg_notify('jury_ready', '');
+    END IF;
+END
+$$;
+
 -- Records the votes of jobs p_owner still holds, completes those jobs, and marks their
 -- examples ready when it was their last open job: one transaction for all of it.
 -- A job whose lease was lost (its worker was presumed dead) is left alone and not returned.
@@ -176,9 +205,11 @@ CREATE FUNCTION jury_record_votes(
     p_prompt_tokens int[], p_completion_tokens int[]
 ) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
+DECLARE
+    done_jobs bigint[];
+    done_examples bigint[];
 BEGIN
     PERFORM jury_lock_examples_of(p_jobs);
-    RETURN QUERY
     WITH input AS (
         SELECT * FROM unnest(p_jobs, p_labels, p_rationales, p_latency_ms, p_prompt_tokens, p_completion_tokens)
             AS i (job_id, label, rationale, latency_ms, prompt_tokens, completion_tokens)
@@ -194,18 +225,10 @@ BEGIN
         SELECT f.example_id, f.judge, f.run_id, i.label, i.rationale, i.latency_ms, i.prompt_tokens,
                i.completion_tokens, f.attempts
         FROM finished f JOIN input i ON i.job_id = f.id
-    ), counted AS (
-        SELECT f.example_id, count(*)::int AS n FROM finished f GROUP BY f.example_id
-    ), updated AS (
-        UPDATE examples e
-        SET jobs_open = e.jobs_open - c.n,
-            state = jury_next_state(e.state, e.jobs_open - c.n, e.jobs_total, e.jobs_failed, e.votes_needed)
-        FROM counted c WHERE e.id = c.example_id
-        RETURNING e.state
-    ), woken AS (
-        SELECT pg_notify('jury_ready', '') FROM updated WHERE updated.state = 'ready' LIMIT 1
     )
-    SELECT f.id FROM finished f LEFT JOIN (SELECT count(*) FROM woken) w ON true;
+    SELECT array_agg(f.id), array_agg(f.example_id) INTO done_jobs, done_examples FROM finished f;
+    PERFORM jury_settle_examples(done_examples, array_fill(false, ARRAY[coalesce(cardinality(done_examples), 0)]));
+    RETURN QUERY SELECT unnest(done_jobs);
 END
 $$;
 
@@ -216,9 +239,11 @@ CREATE FUNCTION jury_release_jobs(
     p_owner text, p_jobs bigint[], p_errors text[], p_delay_seconds double precision[], p_final boolean[]
 ) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
+DECLARE
+    released_jobs bigint[];
+    failed_examples bigint[];
 BEGIN
     PERFORM jury_lock_examples_of(p_jobs);
-    RETURN QUERY
     WITH input AS (
         SELECT * FROM unnest(p_jobs, p_errors, p_delay_seconds, p_final) AS i (job_id, error, delay, final)
     ), released AS (
@@ -229,18 +254,11 @@ BEGIN
         FROM input i
         WHERE j.id = i.job_id AND j.state = 'running' AND j.lease_owner = p_owner
         RETURNING j.id, j.example_id, i.final
-    ), counted AS (
-        SELECT r.example_id, count(*)::int AS n FROM released r WHERE r.final GROUP BY r.example_id
-    ), updated AS (
-        UPDATE examples e
-        SET jobs_open = e.jobs_open - c.n, jobs_failed = e.jobs_failed + c.n,
-            state = jury_next_state(e.state, e.jobs_open - c.n, e.jobs_total, e.jobs_failed + c.n, e.votes_needed)
-        FROM counted c WHERE e.id = c.example_id
-        RETURNING e.state
-    ), woken AS (
-        SELECT pg_notify('jury_ready', '') FROM updated WHERE updated.state = 'ready' LIMIT 1
     )
-    SELECT r.id FROM released r LEFT JOIN (SELECT count(*) FROM woken) w ON true;
+    SELECT array_agg(r.id), array_agg(r.example_id) FILTER (WHERE r.final) INTO released_jobs, failed_examples
+    FROM released r;
+    PERFORM jury_settle_examples(failed_examples, array_fill(true, ARRAY[coalesce(cardinality(failed_examples), 0)]));
+    RETURN QUERY SELECT unnest(released_jobs);
 END
 $$;
 
@@ -251,6 +269,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     expired bigint[];
     reaped int;
+    failed_examples bigint[];
 BEGIN
     SELECT array_agg(x.id) INTO expired FROM (
         SELECT j.id FROM jobs j WHERE j.state = 'running' AND j.lease_expires_at < now()
@@ -272,18 +291,9 @@ BEGIN
             last_error = 'lease expired: the worker holding the job stopped renewing it'
         FROM locked l WHERE j.id = l.id
         RETURNING j.id, j.example_id, l.final
-    ), counted AS (
-        SELECT r.example_id, count(*)::int AS n FROM reaped_jobs r WHERE r.final GROUP BY r.example_id
-    ), updated AS (
-        UPDATE examples e
-        SET jobs_open = e.jobs_open - c.n, jobs_failed = e.jobs_failed + c.n,
-            state = jury_next_state(e.state, e.jobs_open - c.n, e.jobs_total, e.jobs_failed + c.n, e.votes_needed)
-        FROM counted c WHERE e.id = c.example_id
-        RETURNING e.state
-    ), woken AS (
-        SELECT pg_notify('jury_ready', '') FROM updated WHERE updated.state = 'ready' LIMIT 1
     )
-    SELECT count(*) INTO reaped FROM reaped_jobs r LEFT JOIN (SELECT count(*) FROM woken) w ON true;
+    SELECT count(*), array_agg(r.example_id) FILTER (WHERE r.final) INTO reaped, failed_examples FROM reaped_jobs r;
+    PERFORM jury_settle_examples(failed_examples, array_fill(true, ARRAY[coalesce(cardinality(failed_examples), 0)]));
     IF reaped > 0 THEN
         PERFORM pg_notify('jury_jobs', '');
     END IF;

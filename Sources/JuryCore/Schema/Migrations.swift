@@ -24,7 +24,7 @@ public enum Migrations {
             try await connection.query("SELECT pg_advisory_unlock(hashtext('jury.migrate'))")
             return applied
         } catch {
-            try? await connection.query("SELECT pg_advisory_unlock(hashtext('jury.migrate'))")
+            _ = try? await connection.query("SELECT pg_advisory_unlock(hashtext('jury.migrate'))")
             throw error
         }
     }

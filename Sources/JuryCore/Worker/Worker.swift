@@ -110,7 +110,7 @@ public final class Worker: Sendable {
             // Everything claimed has been recorded (or could not be): let the helpers end.
             self.stop()
         }
-        try? await leaseConnection.query("UPDATE workers SET stopped_at = now(), in_flight = 0 WHERE id = \(id)")
+        _ = try? await leaseConnection.query("UPDATE workers SET stopped_at = now(), in_flight = 0 WHERE id = \(id)")
         logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)"])
     }
 
