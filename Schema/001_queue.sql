@@ -53,6 +53,8 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_claimable ON jobs (run_id, judge, run_after, id) WHERE state = 'pending';
 CREATE INDEX jobs_leased ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_failed ON jobs (run_id, judge) WHERE state = 'failed';
+-- Few jobs carry an error at a time (a vote clears it): the latest per judge is cheap to find.
+CREATE INDEX jobs_erring ON jobs (run_id, judge, updated_at) WHERE last_error IS NOT NULL;
 
 CREATE TABLE votes (
     example_id         bigint NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
@@ -226,9 +228,11 @@ $$;
 
 -- Gives back jobs p_owner holds after a failed call: those with p_final false go back to
 -- pending after p_delay_seconds; those with p_final true fail for good, and their examples
--- are marked ready if they can no longer agree. Returns the jobs it still held.
+-- are marked ready if they can no longer agree. With p_refund the attempt is not counted
+-- (the worker stopped, or cannot call that judge). Returns the jobs it still held.
 CREATE FUNCTION jury_release_jobs(
-    p_owner text, p_jobs bigint[], p_errors text[], p_delay_seconds double precision[], p_final boolean[]
+    p_owner text, p_jobs bigint[], p_errors text[], p_delay_seconds double precision[], p_final boolean[],
+    p_refund boolean[]
 ) RETURNS SETOF bigint
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -237,10 +241,12 @@ DECLARE
 BEGIN
     PERFORM jury_lock_examples_of(p_jobs);
     WITH input AS (
-        SELECT * FROM unnest(p_jobs, p_errors, p_delay_seconds, p_final) AS i (job_id, error, delay, final)
+        SELECT * FROM unnest(p_jobs, p_errors, p_delay_seconds, p_final, p_refund)
+            AS i (job_id, error, delay, final, refund)
     ), released AS (
         UPDATE jobs j
         SET state = CASE WHEN i.final THEN 'failed' ELSE 'pending' END,
+            attempts = CASE WHEN i.refund THEN j.attempts - 1 ELSE j.attempts END,
             run_after = now() + make_interval(secs => i.delay),
             lease_owner = NULL, lease_expires_at = NULL, last_error = i.error, updated_at = now()
         FROM input i

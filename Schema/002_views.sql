@@ -54,7 +54,10 @@ SELECT r.name AS run,
        (SELECT percentile_disc(0.95) WITHIN GROUP (ORDER BY v.latency_ms)
           FROM votes v WHERE v.run_id = r.id AND v.judge = j.judge) AS p95_latency_ms,
        (SELECT sum(v.prompt_tokens + v.completion_tokens)
-          FROM votes v WHERE v.run_id = r.id AND v.judge = j.judge) AS tokens
+          FROM votes v WHERE v.run_id = r.id AND v.judge = j.judge) AS tokens,
+       (SELECT e.last_error FROM jobs e
+          WHERE e.run_id = r.id AND e.judge = j.judge AND e.last_error IS NOT NULL
+          ORDER BY e.updated_at DESC LIMIT 1) AS last_error
 FROM jobs j
 JOIN runs r ON r.id = j.run_id
 GROUP BY r.id, r.name, j.judge;

@@ -175,10 +175,10 @@ struct PipelineTests {
         }
     }
 
-    @Test func aBadKeyFailsAtOnceAndTheKeyIsNeverStored() async throws {
+    @Test func aBadKeyStopsThatJudgesCallsAndTheKeyIsNeverStored() async throws {
         let key = "sk-test-\(UUID().uuidString)"
         let judges = [mockJudge("s-a", seed: 11, apiKey: key)]
-        try await withMockJudges(judges) { baseURL, _ in
+        try await withMockJudges(judges) { baseURL, server in
             try await TestDatabase.withFresh { url in
                 let connection = try await connect(url)
                 let run = try await createRun(
@@ -190,15 +190,20 @@ struct PipelineTests {
                     try await connection.count("SELECT count(*) FROM verdicts") == 10
                 }
                 #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'agreed'") == 10)
-                // A wrong key: each job fails on its first attempt, without burning retries.
+                // A wrong key: the worker stops calling the judge after the first refusals, instead of
+                // burning through the queue; the jobs stay pending, with the error, for a fixed worker.
                 _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger)
                     .enqueue(file: try writeCorpus(count: 10, prefix: "second"), run: run.name)
+                let requestsBefore = server.requestCount
                 let wrong = key + "-wrong"
-                try await runWorkers(url: url, run: run.name, environment: ["JURY_TEST_KEY": wrong]) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 20
+                try await runWorkers(url: url, run: run.name, concurrency: 2, environment: ["JURY_TEST_KEY": wrong]) {
+                    try await connection.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%JURY_TEST_KEY%'") == 2
                 }
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 1") == 10)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%JURY_TEST_KEY%'") == 10)
+                #expect(server.requestCount - requestsBefore == 2)
+                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 10)
+                #expect(try await connection.count("SELECT count(*) FROM verdicts") == 10)
+                let health = try await connection.query("SELECT last_error FROM jury_judge_health")[0]["last_error"] ?? ""
+                #expect(health.contains("HTTP 401; check the key in JURY_TEST_KEY"))
                 // Neither key appears anywhere in the database.
                 let dump = try await connection.query(
                     """

@@ -13,6 +13,8 @@ public struct StatusReport: Sendable {
         public let judge: String
         public let pending: Int, running: Int, done: Int, failed: Int, waitingToRetry: Int
         public let averageLatencyMilliseconds: Int?
+        /// The latest error of a job of this judge that has not voted since.
+        public let lastError: String?
     }
 
     public let runs: [RunLine]
@@ -39,7 +41,8 @@ public struct StatusReport: Sendable {
                 run: try row.decode("run"), judge: try row.decode("judge"), pending: try row.decode("pending"),
                 running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
                 waitingToRetry: try row.decode("waiting_to_retry"),
-                averageLatencyMilliseconds: try row.decodeIfPresent("avg_latency_ms", as: Double.self).map { Int($0) })
+                averageLatencyMilliseconds: try row.decodeIfPresent("avg_latency_ms", as: Double.self).map { Int($0) },
+                lastError: row["last_error"])
         }
         let workers: Int = try await connection.query(
             "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
@@ -65,6 +68,9 @@ public struct StatusReport: Sendable {
                     out += String(value).leftPadded(10)
                 }
                 out += (judge.averageLatencyMilliseconds.map(String.init) ?? "-").leftPadded(8) + "\n"
+            }
+            for judge in judges where judge.run == run.name {
+                if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
             }
         }
         out += "live workers and reducers: \(liveWorkers)\n"

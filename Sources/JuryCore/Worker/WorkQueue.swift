@@ -14,11 +14,12 @@ public struct ClaimedJob: Sendable {
 public enum JobOutcome: Sendable {
     case vote(ClaimedJob, JudgeAnswer, latencyMilliseconds: Int)
     /// Give the job back: to pending after `delaySeconds`, or failed for good when `final`.
-    case release(ClaimedJob, error: String, delaySeconds: Double, final: Bool)
+    /// With `refund`, the attempt does not count (the judge was never really asked).
+    case release(ClaimedJob, error: String, delaySeconds: Double, final: Bool, refund: Bool)
 
     public var job: ClaimedJob {
         switch self {
-        case .vote(let job, _, _), .release(let job, _, _, _): return job
+        case .vote(let job, _, _), .release(let job, _, _, _, _): return job
         }
     }
 }
@@ -61,11 +62,11 @@ public enum WorkQueue {
     {
         var recorded = 0
         var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int)] = []
-        var releases: [(job: ClaimedJob, error: String, delay: Double, final: Bool)] = []
+        var releases: [(job: ClaimedJob, error: String, delay: Double, final: Bool, refund: Bool)] = []
         for outcome in outcomes {
             switch outcome {
             case .vote(let job, let answer, let latency): votes.append((job, answer, latency))
-            case .release(let job, let error, let delay, let final): releases.append((job, error, delay, final))
+            case .release(let job, let error, let delay, let final, let refund): releases.append((job, error, delay, final, refund))
             }
         }
         if !votes.isEmpty {
@@ -81,7 +82,8 @@ public enum WorkQueue {
             let rows = try await connection.query(
                 """
                 SELECT jury_release_jobs(\(owner), \(releases.map(\.job.id))::bigint[], \(releases.map(\.error))::text[],
-                    \(releases.map(\.delay))::float8[], \(releases.map(\.final))::boolean[])
+                    \(releases.map(\.delay))::float8[], \(releases.map(\.final))::boolean[],
+                    \(releases.map(\.refund))::boolean[])
                 """)
             recorded += rows.count
         }

@@ -46,6 +46,9 @@ public final class Worker: Sendable {
         var outcomes: [JobOutcome] = []
         var stopping = false
         var votesRecorded = 0
+        /// Judges whose calls failed in a way retrying cannot cure (bad key, unknown model):
+        /// this worker calls them no more, and leaves their jobs pending for a fixed worker.
+        var halted: Set<JudgeKey> = []
     }
 
     private struct JudgeKey: Hashable {
@@ -186,6 +189,7 @@ public final class Worker: Sendable {
             // Share the free slots evenly, so that one judge's backlog does not starve the others.
             for (index, (runID, judge)) in judges.enumerated() where free > 0 {
                 let key = JudgeKey(runID: runID, judge: judge.name)
+                if state.halted.contains(key) { continue }
                 let judgeFree = judge.concurrency - state.perJudge[key, default: 0]
                 let share = (free + (judges.count - index) - 1) / (judges.count - index)
                 let count = min(judgeFree, share)
@@ -203,7 +207,7 @@ public final class Worker: Sendable {
         logger[metadataKey: JuryMetadata.job] = "\(job.id)"
         logger[metadataKey: JuryMetadata.judge] = "\(job.judge)"
         guard let judge = context.judges[job.judge] else {
-            return .release(job, error: "this worker has no judge \(job.judge)", delaySeconds: 0, final: false)
+            return .release(job, error: "this worker has no judge \(job.judge)", delaySeconds: 0, final: false, refund: true)
         }
         let request = context.renderer.render(id: job.externalID, payload: job.payload)
         let started = ContinuousClock.now
@@ -218,15 +222,30 @@ public final class Worker: Sendable {
             return .vote(job, answer, latencyMilliseconds: milliseconds)
         } catch {
             if Task.isCancelled || error is CancellationError {
-                return .release(job, error: "the worker stopped before the call finished", delaySeconds: 0, final: false)
+                return .release(job, error: "the worker stopped before the call finished", delaySeconds: 0, final: false, refund: true)
+            }
+            if let error = error as? JudgeError, error.code == .unauthorized || error.code == .notFound {
+                return halt(job, error: error)
             }
             let retry = context.retry.shouldRetry(attempt: job.attempts, error: error)
             let delay = retry ? context.retry.backoff(attempt: job.attempts, error: error) : 0
             logger.debug(
                 "judge call failed", metadata: [JuryMetadata.error: "\(error)", "retry": "\(retry)", "attempt": "\(job.attempts)"])
             let message = String(String(describing: error).prefix(500))
-            return .release(job, error: message, delaySeconds: delay, final: !retry)
+            return .release(job, error: message, delaySeconds: delay, final: !retry, refund: false)
         }
+    }
+
+    /// Stops calling a judge whose failure no retry can cure, and says so; the job goes back to
+    /// pending with the error, without using up an attempt, for a worker that can call the judge.
+    private func halt(_ job: ClaimedJob, error: JudgeError) -> JobOutcome {
+        let first = state.withLock { $0.halted.insert(JudgeKey(runID: job.runID, judge: job.judge)).inserted }
+        if first {
+            logger.error(
+                "this worker stops calling the judge: retrying cannot cure this; fix it and restart the worker",
+                metadata: [JuryMetadata.judge: "\(job.judge)", JuryMetadata.error: "\(error)"])
+        }
+        return .release(job, error: String(error.description.prefix(500)), delaySeconds: 60, final: false, refund: true)
     }
 
     private func submit(_ outcome: JobOutcome) {
