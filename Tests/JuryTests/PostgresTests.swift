@@ -115,6 +115,25 @@ struct PostgresTests {
         }
     }
 
+    @Test func aConnectionLostInATransactionFailsItInsteadOfReconnectingUnderIt() async throws {
+        try await TestDatabase.withFresh { url in
+            let connection = try await connect(url)
+            let killer = try await connect(url)
+            try await connection.execute(script: "CREATE TABLE t (k int)")
+            let pid = try await connection.backendPID()
+            await #expect(throws: PostgresError.self) {
+                try await connection.transaction { connection in
+                    try await connection.query("INSERT INTO t VALUES (1)")
+                    try await killer.query("SELECT pg_terminate_backend(\(pid))")
+                    // Neither this statement nor the one after may run outside the transaction.
+                    try? await connection.query("INSERT INTO t VALUES (2)")
+                    try await connection.query("INSERT INTO t VALUES (3)")
+                }
+            }
+            #expect(try await connection.count("SELECT count(*) FROM t") == 0)
+        }
+    }
+
     @Test func reconnectsAfterItsBackendIsTerminated() async throws {
         try await TestDatabase.withFresh { url in
             let connection = try await connect(url)

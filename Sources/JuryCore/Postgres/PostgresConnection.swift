@@ -16,6 +16,9 @@ public final class PostgresConnection: @unchecked Sendable {
     private let queue: DispatchQueue
     private let handle: OpaquePointer
     private var listenedChannels: Set<String> = []
+    /// Inside `transaction`: a broken connection must then fail the transaction, not be reset
+    /// under it (the rest of the transaction would run outside one).
+    private var inTransaction = false
     private let logger: Logger
 
     private init(handle: OpaquePointer, queue: DispatchQueue, logger: Logger) {
@@ -63,13 +66,23 @@ public final class PostgresConnection: @unchecked Sendable {
 
     /// Runs `body` inside BEGIN/COMMIT; any error rolls back and is rethrown.
     public func transaction<T>(_ body: (PostgresConnection) async throws -> T) async throws -> T {
-        try await execute(script: "BEGIN")
+        try await onQueue { connection in
+            try connection.runScript("BEGIN")
+            connection.inTransaction = true
+        }
         do {
             let value = try await body(self)
-            try await execute(script: "COMMIT")
+            try await onQueue { connection in
+                connection.inTransaction = false
+                try connection.runScript("COMMIT")
+            }
             return value
         } catch {
-            try? await execute(script: "ROLLBACK")
+            try? await onQueue(reconnect: false) { connection in
+                connection.inTransaction = false
+                // A broken connection has rolled back by itself; the next call reconnects.
+                if PQstatus(connection.handle) == CONNECTION_OK { try connection.runScript("ROLLBACK") }
+            }
             throw error
         }
     }
@@ -82,12 +95,14 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: - Running on the connection's queue
 
     /// Runs `body` on the connection's queue after making sure the connection is usable.
-    func onQueue<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+    func onQueue<T: Sendable>(
+        reconnect: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 continuation.resume(
                     with: Result {
-                        try self.ensureConnected()
+                        if reconnect { try self.ensureConnected() }
                         return try body(self)
                     })
             }
@@ -96,6 +111,9 @@ public final class PostgresConnection: @unchecked Sendable {
 
     private func ensureConnected() throws {
         guard PQstatus(handle) != CONNECTION_OK else { return }
+        if inTransaction {
+            throw PostgresError(code: .connectionLost, message: "the connection broke during a transaction; it was rolled back")
+        }
         logger.debug("PostgreSQL connection broken; resetting")
         PQreset(handle)
         guard PQstatus(handle) == CONNECTION_OK else {

@@ -35,15 +35,23 @@ public final class Reducer: Sendable {
         let connection = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
         let listener = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
         try await listener.listen(WorkQueue.readyChannel)
+        let id = Heartbeats.processID(role: "reducer")
+        let heartbeat = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
+        try await Heartbeats.register(id, role: "reducer", on: heartbeat)
         var runID: Int64?
         if let run { runID = try await Runs.find(run, on: connection).id }
         let filter = runID
         logger.info("reducer started")
         await withDiscardingTaskGroup { group in
             group.addTask {
+                var lastBeat = ContinuousClock.now
                 while !self.stopping.withLock({ $0 }) {
                     _ = try? await listener.waitForNotifications(timeout: .seconds(self.idlePollSeconds))
                     self.wakeContinuation.yield()
+                    if ContinuousClock.now - lastBeat > .seconds(10) {
+                        try? await Heartbeats.beat(id, inFlight: 0, on: heartbeat)
+                        lastBeat = .now
+                    }
                 }
             }
             var iterator = wake.makeAsyncIterator()
@@ -57,6 +65,7 @@ public final class Reducer: Sendable {
                 }
             }
         }
+        await Heartbeats.stopped(id, on: heartbeat)
         logger.info("reducer stopped")
     }
 
@@ -112,6 +121,7 @@ public final class Reducer: Sendable {
                             \(counts)::int[], \(rules)::text[], \(conflicts)::boolean[])
                      AS v (example_id, label, status, agreement, votes, rule, conflicts)
                 JOIN examples e ON e.id = v.example_id
+                ON CONFLICT (example_id) DO NOTHING
                 """)
             try await connection.query("UPDATE examples SET state = 'decided' WHERE id = ANY(\(ids)::bigint[])")
             logger.debug("decided", metadata: ["examples": "\(ids.count)"])

@@ -65,7 +65,7 @@ public final class Worker: Sendable {
     }
 
     public init(conninfo: String, options: WorkerOptions, logger: Logger, makeJudge: @escaping JudgeFactory) {
-        self.id = "\(ProcessInfo.processInfo.hostName):\(getpid()):\(UInt16.random(in: 0...UInt16.max))"
+        self.id = Heartbeats.processID(role: "worker")
         self.conninfo = conninfo
         self.options = options
         self.makeJudge = makeJudge
@@ -97,11 +97,7 @@ public final class Worker: Sendable {
         let leaseConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
         let listenConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
         try await listenConnection.listen(WorkQueue.jobsChannel)
-        try await leaseConnection.query(
-            """
-            INSERT INTO workers (id, role, host, pid) VALUES (\(id), 'worker', \(ProcessInfo.processInfo.hostName), \(Int(getpid())))
-            ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), stopped_at = NULL
-            """)
+        try await Heartbeats.register(id, role: "worker", on: leaseConnection)
         logger.info("worker started", metadata: ["concurrency": "\(options.concurrency)"])
 
         await withDiscardingTaskGroup { group in
@@ -113,7 +109,7 @@ public final class Worker: Sendable {
             // Everything claimed has been recorded (or could not be): let the helpers end.
             self.stop()
         }
-        _ = try? await leaseConnection.query("UPDATE workers SET stopped_at = now(), in_flight = 0 WHERE id = \(id)")
+        await Heartbeats.stopped(id, on: leaseConnection)
         logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)"])
     }
 
@@ -341,8 +337,7 @@ public final class Worker: Sendable {
                 if renewed.count < held.count {
                     logger.debug("leases not renewed (being recorded, or lost)", metadata: ["jobs": "\(held.count - renewed.count)"])
                 }
-                try await connection.query(
-                    "UPDATE workers SET heartbeat_at = now(), in_flight = \(held.count) WHERE id = \(id)")
+                try await Heartbeats.beat(id, inFlight: held.count, on: connection)
                 try await WorkQueue.reapExpiredLeases(on: connection)
             } catch {
                 logger.warning("renewing leases failed", metadata: [JuryMetadata.error: "\(error)"])
