@@ -110,10 +110,12 @@ $$;
 
 -- Locks the examples of these jobs in id order. Every transition that touches examples
 -- calls it first, so two transactions never wait on each other's examples in a cycle.
+-- (Lookups by `= ANY (array)` throughout: the planner then walks the primary keys instead
+-- of hashing whole tables, which it otherwise does for row sets it cannot estimate.)
 CREATE FUNCTION jury_lock_examples_of(p_jobs bigint[]) RETURNS void
 LANGUAGE sql AS $$
     SELECT 1 FROM examples e
-    WHERE e.id IN (SELECT j.example_id FROM jobs j WHERE j.id = ANY (p_jobs))
+    WHERE e.id = ANY (ARRAY(SELECT j.example_id FROM jobs j WHERE j.id = ANY (p_jobs)))
     ORDER BY e.id FOR UPDATE
 $$;
 
@@ -141,11 +143,13 @@ LANGUAGE sql AS $$
         SET state = 'running', attempts = j.attempts + 1, lease_owner = p_owner,
             lease_expires_at = now() + make_interval(secs => p_lease_seconds), updated_at = now()
         FROM picked
-        WHERE j.id = picked.id
+        WHERE j.id = picked.id AND j.id = ANY (ARRAY(SELECT id FROM picked))
         RETURNING j.id, j.run_id, j.example_id, j.judge, j.attempts
     )
     SELECT c.id, c.run_id, c.example_id, c.judge, c.attempts, e.external_id, e.payload
-    FROM claimed c JOIN examples e ON e.id = c.example_id
+    FROM claimed c
+    -- LIMIT 1 keeps this a primary-key lookup per job rather than a scan of all examples.
+    CROSS JOIN LATERAL (SELECT x.external_id, x.payload FROM examples x WHERE x.id = c.example_id LIMIT 1) e
 $$;
 
 -- Extends the leases p_owner still holds on p_jobs. Returns the jobs it still holds.
@@ -181,7 +185,7 @@ BEGIN
             state = jury_next_state(e.state, e.jobs_open - c.closed, e.jobs_total, e.jobs_failed + c.failed,
                                     e.votes_needed)
         FROM counted c
-        WHERE e.id = c.example_id
+        WHERE e.id = c.example_id AND e.id = ANY (p_examples)
         RETURNING e.state
     )
     SELECT count(*) INTO ready FROM updated WHERE updated.state = 'ready';
@@ -211,7 +215,7 @@ BEGIN
         UPDATE jobs j
         SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL, updated_at = now()
         FROM input i
-        WHERE j.id = i.job_id AND j.state = 'running' AND j.lease_owner = p_owner
+        WHERE j.id = i.job_id AND j.id = ANY (p_jobs) AND j.state = 'running' AND j.lease_owner = p_owner
         RETURNING j.id, j.example_id, j.run_id, j.judge, j.attempts
     ), inserted AS (
         INSERT INTO votes (example_id, judge, run_id, label, rationale, latency_ms, prompt_tokens,
@@ -250,7 +254,7 @@ BEGIN
             run_after = now() + make_interval(secs => i.delay),
             lease_owner = NULL, lease_expires_at = NULL, last_error = i.error, updated_at = now()
         FROM input i
-        WHERE j.id = i.job_id AND j.state = 'running' AND j.lease_owner = p_owner
+        WHERE j.id = i.job_id AND j.id = ANY (p_jobs) AND j.state = 'running' AND j.lease_owner = p_owner
         RETURNING j.id, j.example_id, i.final
     )
     SELECT array_agg(r.id), array_agg(r.example_id) FILTER (WHERE r.final) INTO released_jobs, failed_examples
@@ -287,7 +291,7 @@ BEGIN
         SET state = CASE WHEN l.final THEN 'failed' ELSE 'pending' END,
             run_after = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now(),
             last_error = 'lease expired: the worker holding the job stopped renewing it'
-        FROM locked l WHERE j.id = l.id
+        FROM locked l WHERE j.id = l.id AND j.id = ANY (expired)
         RETURNING j.id, j.example_id, l.final
     )
     SELECT count(*), array_agg(r.example_id) FILTER (WHERE r.final) INTO reaped, failed_examples FROM reaped_jobs r;

@@ -42,7 +42,7 @@ public struct Enqueuer: Sendable {
         let judges = run.config.judges.map(\.name)
         let votesNeeded = run.config.rule.votesNeeded(judges: judges.count)
 
-        return try await connection.transaction { connection in
+        let report = try await connection.transaction { connection in
             try await connection.execute(
                 script: """
                     CREATE TEMP TABLE jury_incoming (
@@ -80,6 +80,12 @@ public struct Enqueuer: Sendable {
                 "enqueued", metadata: [JuryMetadata.run: "\(runName)", "examples": "\(report.examples)", "new": "\(report.new)"])
             return report
         }
+        // A large load changes the tables faster than autovacuum notices: without fresh
+        // statistics the planner can pick scans that slow every claim of the run.
+        if report.new >= 1000 {
+            try await connection.execute(script: "ANALYZE examples, jobs")
+        }
+        return report
     }
 }
 

@@ -13,6 +13,7 @@ public final class Reducer: Sendable {
     private let idlePollSeconds: Double
     private let logger: Logger
     private let stopping = Mutex(false)
+    private let decided = Mutex(0)
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
@@ -24,6 +25,9 @@ public final class Reducer: Sendable {
         self.logger = logger
         (wake, wakeContinuation) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
+
+    /// Examples this reducer has decided so far.
+    public var examplesDecided: Int { decided.withLock { $0 } }
 
     public func stop() {
         stopping.withLock { $0 = true }
@@ -57,8 +61,9 @@ public final class Reducer: Sendable {
             var iterator = wake.makeAsyncIterator()
             while !stopping.withLock({ $0 }) {
                 do {
-                    let decided = try await Self.reduceOnce(runID: filter, limit: batchSize, on: connection, logger: logger)
-                    if decided < batchSize { _ = await iterator.next() }
+                    let count = try await Self.reduceOnce(runID: filter, limit: batchSize, on: connection, logger: logger)
+                    decided.withLock { $0 += count }
+                    if count < batchSize { _ = await iterator.next() }
                 } catch {
                     logger.warning("reducing failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
                     _ = await iterator.next()
@@ -95,6 +100,7 @@ public final class Reducer: Sendable {
                 let run = try Runs.decode(row)
                 configs[run.id] = run.config
             }
+            var runs: [Int64] = []
             var labels: [String?] = []
             var statuses: [String] = []
             var agreements: [Double] = []
@@ -103,7 +109,9 @@ public final class Reducer: Sendable {
             var conflicts: [Bool?] = []
             for row in examples {
                 let id: Int64 = try row.decode("id")
-                let config = configs[try row.decode("run_id")]!
+                let runID: Int64 = try row.decode("run_id")
+                let config = configs[runID]!
+                runs.append(runID)
                 let verdict = config.rule.decide(votes: votes[id] ?? [:], judges: config.judges.count)
                 let source: String? = try row.decodeIfPresent("source_label")
                 labels.append(verdict.label)
@@ -116,11 +124,8 @@ public final class Reducer: Sendable {
             try await connection.query(
                 """
                 INSERT INTO verdicts (example_id, run_id, label, status, agreement, votes, rule, conflicts_with_source)
-                SELECT v.example_id, e.run_id, v.label, v.status, v.agreement, v.votes, v.rule, v.conflicts
-                FROM unnest(\(ids)::bigint[], \(labels)::text[], \(statuses)::text[], \(agreements)::float8[],
-                            \(counts)::int[], \(rules)::text[], \(conflicts)::boolean[])
-                     AS v (example_id, label, status, agreement, votes, rule, conflicts)
-                JOIN examples e ON e.id = v.example_id
+                SELECT * FROM unnest(\(ids)::bigint[], \(runs)::bigint[], \(labels)::text[], \(statuses)::text[],
+                                     \(agreements)::float8[], \(counts)::int[], \(rules)::text[], \(conflicts)::boolean[])
                 ON CONFLICT (example_id) DO NOTHING
                 """)
             try await connection.query("UPDATE examples SET state = 'decided' WHERE id = ANY(\(ids)::bigint[])")
