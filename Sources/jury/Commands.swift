@@ -124,7 +124,8 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.worker")
-        _ = try await db.connect("jury worker", logger: logger)
+        let connection = try await db.connect("jury worker", logger: logger)
+        if let run { _ = try await Runs.find(run, on: connection) }
         var options = WorkerOptions()
         options.run = run
         options.concurrency = concurrency
@@ -154,7 +155,8 @@ struct ReducerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.reducer")
-        _ = try await db.connect("jury reducer", logger: logger)
+        let connection = try await db.connect("jury reducer", logger: logger)
+        if let run { _ = try await Runs.find(run, on: connection) }
         let reducer = Reducer(conninfo: db.conninfo, run: run, logger: logger)
         try await untilSignalled(onSignal: { reducer.stop() }) { try await reducer.run() }
     }

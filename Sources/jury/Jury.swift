@@ -35,7 +35,7 @@ struct DatabaseOptions: ParsableArguments {
             """)
     var database: String?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    @Option(name: .long, help: "How much to log, to stderr.")
     var logLevel: Logger.Level = .info
 
     var conninfo: String {
@@ -51,15 +51,16 @@ struct DatabaseOptions: ParsableArguments {
     /// Connects and checks that the schema is there and current.
     func connect(_ label: String, logger: Logger) async throws -> PostgresConnection {
         let connection = try await PostgresConnection.connect(conninfo, applicationName: label, logger: logger)
-        let rows = try await connection.query(
-            """
-            SELECT CASE WHEN to_regclass('jury_schema_migrations') IS NULL THEN 0
-                        ELSE (SELECT coalesce(max(version), 0) FROM jury_schema_migrations) END AS version
-            """)
-        let version: Int = try rows[0].decode("version")
+        let exists = try await connection.query("SELECT to_regclass('jury_schema_migrations') IS NOT NULL AS found")
+        var version = 0
+        if try exists[0].decode("found", as: Bool.self) {
+            version = try await connection.query(
+                "SELECT coalesce(max(version), 0) AS version FROM jury_schema_migrations")[0].decode("version")
+        }
         let expected = Migrations.embedded.map(\.version).max() ?? 0
         guard version == expected else {
-            throw ValidationError(
+            throw JuryError(
+                .schema,
                 version < expected
                     ? "the database schema is at version \(version), this jury needs \(expected): run `jury migrate` first"
                     : "the database schema (version \(version)) is newer than this jury (\(expected)): upgrade jury")

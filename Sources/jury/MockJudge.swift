@@ -12,7 +12,7 @@ struct MockJudge: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one and prints it).") var port = 8089
     @Option(help: "Address to listen on.") var host = "127.0.0.1"
     @Option(help: "YAML file describing each mock judge.") var config: String
-    @Option(help: "Log level.") var logLevel: Logger.Level = .warning
+    @Option(help: "How much to log, to stderr.") var logLevel: Logger.Level = .warning
 
     func run() async throws {
         var logger = Logger(label: "jury.mock-judge")

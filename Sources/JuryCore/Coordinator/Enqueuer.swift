@@ -38,6 +38,9 @@ public struct Enqueuer: Sendable {
         defer { try? handle.close() }
         let batch = batch ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let run = try await Runs.find(runName, on: connection)
+        guard run.state == "active" || run.state == "paused" else {
+            throw JuryError(.conflict, "run '\(runName)' is \(run.state); create a new run for new examples")
+        }
         var reader = JSONLReader(handle: handle, file: path, labels: Set(run.config.labels))
         let judges = run.config.judges.map(\.name)
         let votesNeeded = run.config.rule.votesNeeded(judges: judges.count)

@@ -342,7 +342,16 @@ public final class Worker: Sendable {
             } catch {
                 logger.warning("renewing leases failed", metadata: [JuryMetadata.error: "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            // Leases matter until the last job is recorded, even while stopping.
+            await sleep(for: interval, unless: { self.isStopping && self.state.withLock { $0.inFlight.isEmpty } })
+        }
+    }
+
+    /// Sleeps in short steps so that the end of the worker is noticed at once, not at the end of the sleep.
+    private func sleep(for duration: Duration, unless done: () -> Bool) async {
+        let deadline = ContinuousClock.now + duration
+        while !done(), ContinuousClock.now < deadline {
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - .now))
         }
     }
 
@@ -360,7 +369,7 @@ public final class Worker: Sendable {
 
     private func tick() async {
         while !isStopping {
-            try? await Task.sleep(for: .seconds(options.idlePollSeconds))
+            await sleep(for: .seconds(options.idlePollSeconds), unless: { self.isStopping })
             claimerWakeContinuation.yield()
         }
     }
