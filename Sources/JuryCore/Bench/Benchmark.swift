@@ -24,7 +24,10 @@ public enum Benchmark {
 
     public struct Result: Sendable {
         public var examplesPerSecond: Double
+        /// Worker and reducer together, until every example is decided.
         public var votesPerSecond: Double
+        /// The worker alone, until every vote is recorded.
+        public var workerVotesPerSecond: Double
         public var pgbenchVotesPerSecond: Double?
     }
 
@@ -72,6 +75,25 @@ public enum Benchmark {
         }
         report(String(format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new, votesPerSecond))
 
+        // The worker alone (claim, call, record), which is what pgbench's script does.
+        let second = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(stamp)-b.jsonl").path
+        try writeCorpus(to: second, count: options.examples, prefix: "v")
+        defer { try? FileManager.default.removeItem(atPath: second) }
+        let more = try await Enqueuer(connection: connection, logger: logger).enqueue(file: second, run: run.name)
+        let soloWorker = Worker(conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
+        started = ContinuousClock.now
+        let workerVotesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await soloWorker.run() }
+            while soloWorker.votesRecorded < more.jobs {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let elapsed = seconds(since: started)
+            soloWorker.stop()
+            try await group.waitForAll()
+            return Double(more.jobs) / elapsed
+        }
+        report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
+
         // The same claim and record SQL, driven by pgbench on the same database.
         var pgbench: Double?
         if let binary = pgbenchPath() {
@@ -82,10 +104,13 @@ public enum Benchmark {
             report("pgbench not found (install postgresql-contrib or set PATH); no raw limit to compare with")
         }
         if let pgbench {
-            report(String(format: "ratio: jury %.0f votes/s / pgbench %.0f votes/s = %.2f", votesPerSecond, pgbench, votesPerSecond / pgbench))
+            report(String(format: "ratio, worker alone / pgbench: %.0f / %.0f = %.2f", workerVotesPerSecond, pgbench, workerVotesPerSecond / pgbench))
+            report(String(format: "ratio, worker + reducer / pgbench: %.0f / %.0f = %.2f", votesPerSecond, pgbench, votesPerSecond / pgbench))
         }
         try await connection.query("DELETE FROM runs WHERE id = \(run.id)")
-        return Result(examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond, pgbenchVotesPerSecond: pgbench)
+        return Result(
+            examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond, workerVotesPerSecond: workerVotesPerSecond,
+            pgbenchVotesPerSecond: pgbench)
     }
 
     private static func runPGBench(
