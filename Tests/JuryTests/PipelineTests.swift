@@ -1,6 +1,7 @@
 import Foundation
 import JuryCore
 import JuryMockJudge
+import Synchronization
 import Testing
 
 @Suite("Pipeline")
@@ -103,6 +104,40 @@ struct PipelineTests {
                 #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
                 #expect(try await connection.count("SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
             }
+        }
+    }
+
+    @Test func workersAndReducersCarryOnAcrossAServerRestart() async throws {
+        // A server of its own, so that restarting it disturbs no other test.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-restart-\(UUID())").path
+        let url = try runScript(["start", directory])
+        defer {
+            _ = try? runScript(["stop", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try await withMockJudges([mockJudge("x-a", seed: 14, latency: 10), mockJudge("x-b", seed: 15, latency: 10)]) {
+            baseURL, _ in
+            let setup = try await connect(url)
+            try await Migrations.apply(on: setup, logger: TestDatabase.logger)
+            let run = try await createRun(runYAML(models: ["x-a", "x-b"], baseURL: baseURL, maxAttempts: 5), on: setup)
+            _ = try await Enqueuer(connection: setup, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 600), run: run.name)
+            let restarted = Mutex(false)
+            try await runWorkers(url: url, run: run.name, concurrency: 16) {
+                let watcher = try await connect(url)
+                let votes = try await watcher.count("SELECT count(*) FROM votes")
+                if votes >= 200, !restarted.withLock({ $0 }) {
+                    restarted.withLock { $0 = true }
+                    try runScript(["restart", directory])
+                    return false
+                }
+                return try await watcher.count("SELECT count(*) FROM verdicts") == 600
+            }
+            #expect(restarted.withLock { $0 })
+            let check = try await connect(url)
+            #expect(try await check.count("SELECT count(*) FROM votes") == 1200)
+            #expect(try await check.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
+            #expect(try await check.count("SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
         }
     }
 

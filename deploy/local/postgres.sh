@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
 #   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to the first free from 55432)
+#   deploy/local/postgres.sh restart DIR          (a fast restart, same port: for failure tests)
 #   deploy/local/postgres.sh stop DIR
 # initdb and postgres refuse to run as root, so as root they run as the postgres user.
 set -euo pipefail
@@ -45,9 +46,12 @@ start)
         || as_owner "$bindir/createdb" -h "$dir" -p "$port" -U jury jury
     echo "postgresql://jury@127.0.0.1:$port/jury"
     ;;
+restart)
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    ;;
 stop)
     [[ -f "$dir/data/postmaster.pid" ]] && as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     ;;
 *)
-    echo "usage: postgres.sh start|stop DIR [PORT]" >&2; exit 2 ;;
+    echo "usage: postgres.sh start|restart|stop DIR [PORT]" >&2; exit 2 ;;
 esac
