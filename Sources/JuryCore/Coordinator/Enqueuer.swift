@@ -98,6 +98,8 @@ struct JSONLReader {
     let file: String
     let labels: Set<String>
     private var buffer: [UInt8] = []
+    /// Where the unread part of `buffer` starts: lines are consumed by moving it, not by shifting bytes.
+    private var start = 0
     private var atEnd = false
     private var lineNumber = 0
     private var seenIDs = Set<String>()
@@ -124,19 +126,25 @@ struct JSONLReader {
 
     private mutating func nextLine() throws -> ArraySlice<UInt8>? {
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
-                let line = buffer[..<newline]
-                buffer.removeSubrange(...newline)
+            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+                let line = buffer[start..<newline]
+                start = newline + 1
                 return line
             }
             if atEnd {
-                guard !buffer.isEmpty else { return nil }
-                let line = buffer[...]
-                buffer = []
+                guard start < buffer.count else { return nil }
+                let line = buffer[start...]
+                start = buffer.count
                 return line
             }
             let data = try handle.read(upToCount: 1 << 20) ?? Data()
-            if data.isEmpty { atEnd = true } else { buffer += data }
+            if data.isEmpty {
+                atEnd = true
+            } else {
+                buffer.removeSubrange(..<start)  // once per megabyte read
+                start = 0
+                buffer += data
+            }
         }
     }
 
