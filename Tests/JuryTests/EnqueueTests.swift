@@ -51,6 +51,7 @@ struct EnqueueTests {
         ("{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"a\"}\n", "3: id \"a\" appears earlier in the file"),
         ("{\"id\": \"a\"}\n{\"id\": \"b\", \"human_label\": \"maybe\"}\n", "2: human_label \"maybe\" is not in the run's taxonomy"),
         ("{\"id\": \"a\", \"source_label\": 3}\n", "1: source_label must be a string"),
+        ("{\"id\": \"a\"}\n{\"id\": \"b\", \"request\": \"nul \\u0000 here\"}\n", "2: contains the NUL character"),
     ])
     func badInputNamesTheLineAndWritesNothing(content: String, message: String) async throws {
         try await TestDatabase.withFresh { url in

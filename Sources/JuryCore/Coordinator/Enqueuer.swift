@@ -171,6 +171,10 @@ struct JSONLReader {
             default: throw fail("\(key) must be a string")
             }
         }
+        // PostgreSQL's text and jsonb cannot hold the NUL character; say so here, with the line.
+        if JSONValue.object(object).containsNUL {
+            throw fail("contains the NUL character (\\u0000), which PostgreSQL cannot store")
+        }
         object.removeValue(forKey: "id")
         object.removeValue(forKey: "human_label")
         object.removeValue(forKey: "source_label")

@@ -55,6 +55,16 @@ public enum JSONValue: Codable, Sendable, Equatable {
         return String(decoding: (try? encoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
     }
 
+    /// Whether a string or key anywhere inside holds U+0000, which PostgreSQL cannot store.
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let value): return value.utf8.contains(0)
+        case .array(let values): return values.contains { $0.containsNUL }
+        case .object(let fields): return fields.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: return false
+        }
+    }
+
     /// The value as plain Foundation objects, for template rendering.
     public var plain: Any {
         switch self {
