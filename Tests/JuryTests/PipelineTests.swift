@@ -279,6 +279,34 @@ struct PipelineTests {
     }
 }
 
+extension PipelineTests {
+    @Test func aStopCancelsCallsToAHungJudgeAfterTheDrainTime() async throws {
+        try await withMockJudges([mockJudge("h-a", seed: 16, latency: 60_000)]) { baseURL, _ in
+            try await TestDatabase.withFresh { url in
+                let connection = try await connect(url)
+                let run = try await createRun(runYAML(models: ["h-a"], baseURL: baseURL), on: connection)
+                _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger)
+                    .enqueue(file: try writeCorpus(count: 20), run: run.name)
+                var options = WorkerOptions()
+                options.drainSeconds = 0.5
+                let worker = Worker(
+                    conninfo: url, options: options, logger: TestDatabase.logger,
+                    makeJudge: { try OpenAIChatJudge(config: $0, client: testHTTPClient) })
+                let task = Task { try await worker.run() }
+                try await eventually("calls in flight") {
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 20
+                }
+                let stopped = ContinuousClock.now
+                worker.stop()
+                try await task.value
+                // The calls would take a minute; the worker gave up on them after the drain time.
+                #expect(ContinuousClock.now - stopped < .seconds(15))
+                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 20)
+            }
+        }
+    }
+}
+
 @Suite("Mock judge")
 struct MockJudgeTests {
     @Test func answersDeterministicallyPerJudgeAndRejectsUnknownModels() async throws {

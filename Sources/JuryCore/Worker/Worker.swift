@@ -141,7 +141,10 @@ public final class Worker: Sendable {
                             }
                         }
                         for job in claimed {
-                            guard let context = contexts[job.runID] else { continue }
+                            guard let context = contexts[job.runID] else {
+                                submit(.release(job, error: "run not loaded", delaySeconds: 0, final: false, refund: true))
+                                continue
+                            }
                             calls.addTask { self.submit(await self.call(job, context: context)) }
                         }
                     }
@@ -160,6 +163,14 @@ public final class Worker: Sendable {
     /// After stop: wait for in-flight calls, then cancel the ones that outlast the drain time.
     private func drain(calls: inout DiscardingTaskGroup, wake: inout AsyncStream<Void>.Iterator) async {
         let deadline = ContinuousClock.now + .seconds(options.drainSeconds)
+        // Wake at the deadlines even if no call finishes by then (a hung judge).
+        let alarms = Task {
+            for instant in [deadline, deadline + .seconds(10)] {
+                try await Task.sleep(until: instant)
+                self.claimerWakeContinuation.yield()
+            }
+        }
+        defer { alarms.cancel() }
         while state.withLock({ !$0.inFlight.isEmpty }) && ContinuousClock.now < deadline {
             _ = await wake.next()
         }
