@@ -5,10 +5,22 @@
 public enum MockClassifier {
     /// Checked in order: the first rule with a matching word wins.
     static let rules: [(label: String, words: [String])] = [
-        ("wrong_skill", ["write", "draft", "send", "translate", "refund", "price", "discount", "revenue", "inventory", "publish"]),
-        ("missing_capability", ["income", "age", "gender", "female", "male", "salary", "visited", "instagram", "predicted", "political", "religion", "credit"]),
+        (
+            "wrong_skill",
+            ["write", "draft", "send", "translate", "refund", "price", "discount", "revenue", "inventory", "publish"]
+        ),
+        (
+            "missing_capability",
+            [
+                "income", "age", "gender", "female", "male", "salary", "visited", "instagram", "predicted", "political",
+                "religion", "credit",
+            ]
+        ),
         ("ambiguous", ["paris", "spring", "either", "recently", "season", "or", "portland", "holidays"]),
-        ("needs_more_context", ["best", "loyal", "lot", "good", "top", "engaged", "vip", "valuable", "usual", "active"]),
+        (
+            "needs_more_context",
+            ["best", "loyal", "lot", "good", "top", "engaged", "vip", "valuable", "usual", "active"]
+        ),
     ]
 
     /// The label the rules give `text`, if the taxonomy has it; else `fallback`.

@@ -64,7 +64,9 @@ public final class MockJudgeServer: Sendable {
             defer { seen[textHash, default: 0] += 1 }
             return seen[textHash, default: 0]
         }
-        let draw = { (salt: UInt64) in Self.uniform(textHash &+ salt &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(attempt) &* 0xBF58_476D_1CE4_E5B9) }
+        let draw = { (salt: UInt64) in
+            Self.uniform(textHash &+ salt &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(attempt) &* 0xBF58_476D_1CE4_E5B9)
+        }
 
         if let latency = behaviour.latencyMs, latency.median > 0 {
             // Log-normal: the given median, and p95 at 1.645 standard deviations.

@@ -11,7 +11,8 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.migrate")
-        let connection = try await PostgresConnection.connect(db.conninfo, applicationName: "jury migrate", logger: logger)
+        let connection = try await PostgresConnection.connect(
+            db.conninfo, applicationName: "jury migrate", logger: logger)
         let applied = try await Migrations.apply(on: connection, logger: logger)
         print(applied.isEmpty ? "schema up to date" : "applied \(applied.joined(separator: ", "))")
     }
@@ -95,7 +96,8 @@ struct Enqueue: AsyncParsableCommand {
     func run() async throws {
         let logger = db.makeLogger("jury.enqueue")
         let connection = try await db.connect("jury enqueue", logger: logger)
-        let report = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run, batch: batch)
+        let report = try await Enqueuer(connection: connection, logger: logger).enqueue(
+            file: file, run: run, batch: batch)
         print(
             "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"
         )
@@ -132,7 +134,8 @@ struct WorkerCommand: AsyncParsableCommand {
         options.leaseSeconds = leaseSeconds
         options.drainSeconds = drainSeconds
         var configuration = HTTPClient.Configuration()
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+        configuration.connectionPool = .init(
+            idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let worker = Worker(
             conninfo: db.conninfo, options: options, logger: logger, makeJudge: Worker.httpJudges(client: client))

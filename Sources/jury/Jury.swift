@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JuryCore
 import Logging
+import NIOConcurrencyHelpers
 
 @main
 struct Jury: AsyncParsableCommand {
@@ -92,8 +93,6 @@ func untilSignalled(onSignal: @escaping @Sendable () -> Void, _ body: () async t
     defer { signals.forEach { $0.cancel() } }
     try await body()
 }
-
-import NIOConcurrencyHelpers
 
 enum SignalState {
     static let received = NIOLockedValueBox(0)

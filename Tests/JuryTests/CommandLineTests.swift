@@ -14,8 +14,9 @@ struct CommandLineTests {
 
     @Test func badInputFailsWithTheFileLineOrFieldAndExitStatus1() async throws {
         try await TestDatabase.withFresh { url in
-            let config = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(
-                of: "max_attempts: 3", with: "max_attempts: 0"))
+            let config = try writeFile(
+                runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(
+                    of: "max_attempts: 3", with: "max_attempts: 0"))
             let created = try jury(["run", "create", "--config", config], database: url)
             #expect(created.status == 1)
             #expect(created.output.contains("\(config): max_attempts: 0 is outside 1...100"), "\(created.output)")
@@ -64,7 +65,9 @@ struct CommandLineTests {
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
                 // Released jobs did not use up an attempt.
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0") == 0)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+                        == 0)
                 #expect(try await connection.count("SELECT count(*) FROM jury_workers WHERE alive") == 0)
             }
         }

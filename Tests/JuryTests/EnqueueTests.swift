@@ -18,7 +18,9 @@ struct EnqueueTests {
             #expect(again == EnqueueReport(examples: 250, new: 0, jobs: 0))
             #expect(try await connection.count("SELECT count(*) FROM examples") == 250)
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending'") == 750)
-            #expect(try await connection.count("SELECT count(*) FROM examples WHERE jobs_open = 3 AND votes_needed = 3") == 250)
+            #expect(
+                try await connection.count("SELECT count(*) FROM examples WHERE jobs_open = 3 AND votes_needed = 3")
+                    == 250)
         }
     }
 
@@ -32,10 +34,12 @@ struct EnqueueTests {
 
                 {"id": "s-1", "request": "plain", "human_label": null}
                 """)
-            let report = try await Enqueuer(connection: connection, logger: TestDatabase.logger).enqueue(file: file, run: "test")
+            let report = try await Enqueuer(connection: connection, logger: TestDatabase.logger).enqueue(
+                file: file, run: "test")
             #expect(report.new == 2)
             let row = try await connection.query(
-                "SELECT payload::text AS payload, human_label, source_label, batch FROM examples WHERE external_id = '7'")[0]
+                "SELECT payload::text AS payload, human_label, source_label, batch FROM examples WHERE external_id = '7'"
+            )[0]
             #expect(row["payload"] == #"{"nested": {"n": 1.5}, "request": "tab\there"}"#)
             #expect(row["human_label"] == "valid")
             #expect(row["source_label"] == "ambiguous")
@@ -49,7 +53,10 @@ struct EnqueueTests {
         ("{\"id\": \"a\"}\n{\"request\": \"x\"}\n", "2: missing \"id\""),
         ("{\"id\": \"a\"}\n{\"id\": true}\n", "2: \"id\" must be a non-empty string or an integer"),
         ("{\"id\": \"a\"}\n{\"id\": \"b\"}\n{\"id\": \"a\"}\n", "3: id \"a\" appears earlier in the file"),
-        ("{\"id\": \"a\"}\n{\"id\": \"b\", \"human_label\": \"maybe\"}\n", "2: human_label \"maybe\" is not in the run's taxonomy"),
+        (
+            "{\"id\": \"a\"}\n{\"id\": \"b\", \"human_label\": \"maybe\"}\n",
+            "2: human_label \"maybe\" is not in the run's taxonomy"
+        ),
         ("{\"id\": \"a\", \"source_label\": 3}\n", "1: source_label must be a string"),
         ("{\"id\": \"a\"}\n{\"id\": \"b\", \"request\": \"nul \\u0000 here\"}\n", "2: contains the NUL character"),
     ])
@@ -58,7 +65,8 @@ struct EnqueueTests {
             let connection = try await connect(url)
             _ = try await createRun(yaml, on: connection)
             // Enough good lines first that the bad one arrives after COPY has started streaming.
-            var lines = (0..<20_000).map { #"{"id": "good-\#($0)", "request": "padding padding padding"}"# }.joined(separator: "\n")
+            var lines = (0..<20_000).map { #"{"id": "good-\#($0)", "request": "padding padding padding"}"# }.joined(
+                separator: "\n")
             lines += "\n"
             let lineOffset = 20_000
             let file = try writeFile(lines + content)

@@ -6,11 +6,14 @@ import Testing
 struct MigrationTests {
     @Test func embeddedSchemaMatchesTheSQLFiles() throws {
         let directory = repositoryRoot.appendingPathComponent("Schema")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }
+            .sorted()
         #expect(files == Migrations.embedded.map(\.name), "run scripts/embed-schema after editing Schema/")
         for migration in Migrations.embedded {
             let sql = try String(contentsOf: directory.appendingPathComponent(migration.name), encoding: .utf8)
-            #expect(sql.trimmingCharacters(in: .newlines) == migration.sql, "run scripts/embed-schema: \(migration.name) changed")
+            #expect(
+                sql.trimmingCharacters(in: .newlines) == migration.sql,
+                "run scripts/embed-schema: \(migration.name) changed")
         }
     }
 
@@ -19,7 +22,8 @@ struct MigrationTests {
             let connection = try await connect(url)
             // The test database comes migrated.
             #expect(try await Migrations.apply(on: connection, logger: TestDatabase.logger).isEmpty)
-            #expect(try await connection.count("SELECT count(*) FROM jury_schema_migrations") == Migrations.embedded.count)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jury_schema_migrations") == Migrations.embedded.count)
         }
     }
 

@@ -15,15 +15,19 @@ struct PipelineTests {
         try await withMockJudges(judges) { baseURL, server in
             try await TestDatabase.withFresh { url in
                 let connection = try await connect(url)
-                let run = try await createRun(runYAML(models: ["m-a", "m-b", "m-c"], baseURL: baseURL, maxAttempts: 8), on: connection)
+                let run = try await createRun(
+                    runYAML(models: ["m-a", "m-b", "m-c"], baseURL: baseURL, maxAttempts: 8), on: connection)
                 let file = try writeCorpus(count: 300)
-                _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger).enqueue(file: file, run: run.name)
+                _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger).enqueue(
+                    file: file, run: run.name)
                 try await runWorkers(url: url, run: run.name) {
                     try await connection.count("SELECT count(*) FROM verdicts") == 300
                 }
                 #expect(try await connection.count("SELECT count(*) FROM votes") == 900)
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
-                #expect(try await connection.count("SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
+                #expect(
+                    try await connection.count(
+                        "SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
                 // Some calls failed with 500 or 429 and were retried.
                 #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
                 #expect(server.requestCount > 900)
@@ -49,7 +53,8 @@ struct PipelineTests {
                 #expect(report.runs[0].decided == 300)
                 #expect(report.judges.map(\.done) == [300, 300, 300])
 
-                let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl").path
+                let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl")
+                    .path
                 let written = try await Exporter.export(run: run.name, status: .agreed, to: export, on: connection)
                 #expect(written == statuses["agreed"])
                 let lines = try String(contentsOfFile: export, encoding: .utf8).split(separator: "\n")
@@ -85,7 +90,11 @@ struct PipelineTests {
                     .enqueue(file: try writeCorpus(count: 400), run: run.name)
 
                 let process = try Subprocess.spawn(
-                    binary, ["worker", "--run", run.name, "--concurrency", "32", "--lease-seconds", "2", "--log-level", "error"],
+                    binary,
+                    [
+                        "worker", "--run", run.name, "--concurrency", "32", "--lease-seconds", "2", "--log-level",
+                        "error",
+                    ],
                     environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
                 // Kill it in the middle: some votes recorded, some calls in flight.
                 try await eventually("the worker process to record votes") {
@@ -102,7 +111,9 @@ struct PipelineTests {
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 800)
                 // The killed worker's jobs were taken back after their leases expired, not lost.
                 #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
-                #expect(try await connection.count("SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
+                #expect(
+                    try await connection.count(
+                        "SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
             }
         }
     }
@@ -137,7 +148,8 @@ struct PipelineTests {
             let check = try await connect(url)
             #expect(try await check.count("SELECT count(*) FROM votes") == 1200)
             #expect(try await check.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
-            #expect(try await check.count("SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
+            #expect(
+                try await check.count("SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
         }
     }
 
@@ -158,7 +170,8 @@ struct PipelineTests {
                             let own = try await connect(url)
                             var total = 0
                             while true {
-                                let count = try await Reducer.reduceOnce(runID: nil, limit: 7, on: own, logger: TestDatabase.logger)
+                                let count = try await Reducer.reduceOnce(
+                                    runID: nil, limit: 7, on: own, logger: TestDatabase.logger)
                                 if count == 0 { return total }
                                 total += count
                             }
@@ -188,15 +201,23 @@ struct PipelineTests {
                     try await connection.count("SELECT count(*) FROM verdicts") == 40
                 }
                 #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 40)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 2") == 40)
-                #expect(try await connection.count("SELECT count(*) FROM jury_failures WHERE last_error LIKE '%HTTP 500%'") == 40)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 2")
+                        == 40)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jury_failures WHERE last_error LIKE '%HTTP 500%'")
+                        == 40)
 
                 // The provider is fixed (here: the judge now points at a healthy model); one command retries.
                 try await connection.query(
-                    "UPDATE runs SET config = jsonb_set(config, '{judges,1,model}', '\"f-fixed\"') WHERE id = \(run.id)")
-                #expect(try await Operations.retryFailed(run: run.name, batch: "first", judge: nil, on: connection) == 40)
+                    "UPDATE runs SET config = jsonb_set(config, '{judges,1,model}', '\"f-fixed\"') WHERE id = \(run.id)"
+                )
+                #expect(
+                    try await Operations.retryFailed(run: run.name, batch: "first", judge: nil, on: connection) == 40)
                 #expect(try await connection.count("SELECT count(*) FROM verdicts") == 0)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 40)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                        == 40)
                 try await runWorkers(url: url, run: run.name) {
                     try await connection.count("SELECT count(*) FROM verdicts") == 40
                 }
@@ -217,7 +238,8 @@ struct PipelineTests {
             try await TestDatabase.withFresh { url in
                 let connection = try await connect(url)
                 let run = try await createRun(
-                    runYAML(models: ["s-a"], baseURL: baseURL, maxAttempts: 5, apiKeyEnv: "JURY_TEST_KEY"), on: connection)
+                    runYAML(models: ["s-a"], baseURL: baseURL, maxAttempts: 5, apiKeyEnv: "JURY_TEST_KEY"),
+                    on: connection)
                 _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger)
                     .enqueue(file: try writeCorpus(count: 10), run: run.name)
                 // The right key: votes.
@@ -235,16 +257,20 @@ struct PipelineTests {
                     try await connection.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%JURY_TEST_KEY%'") == 2
                 }
                 #expect(server.requestCount - requestsBefore == 2)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 10)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                        == 10)
                 #expect(try await connection.count("SELECT count(*) FROM verdicts") == 10)
-                let health = try await connection.query("SELECT last_error FROM jury_judge_health")[0]["last_error"] ?? ""
+                let health =
+                    try await connection.query("SELECT last_error FROM jury_judge_health")[0]["last_error"] ?? ""
                 #expect(health.contains("HTTP 401; check the key in JURY_TEST_KEY"))
                 // Neither key appears anywhere in the database.
-                let dump = try await connection.query(
-                    """
-                    SELECT (SELECT string_agg(config::text, ' ') FROM runs) || (SELECT coalesce(string_agg(last_error, ' '), '') FROM jobs)
-                           || (SELECT string_agg(coalesce(rationale, ''), ' ') FROM votes) AS everything
-                    """)[0]["everything"] ?? ""
+                let dump =
+                    try await connection.query(
+                        """
+                        SELECT (SELECT string_agg(config::text, ' ') FROM runs) || (SELECT coalesce(string_agg(last_error, ' '), '') FROM jobs)
+                               || (SELECT string_agg(coalesce(rationale, ''), ' ') FROM votes) AS everything
+                        """)[0]["everything"] ?? ""
                 #expect(!dump.contains(key))
             }
         }
@@ -301,7 +327,9 @@ extension PipelineTests {
                 try await task.value
                 // The calls would take a minute; the worker gave up on them after the drain time.
                 #expect(ContinuousClock.now - stopped < .seconds(15))
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 20)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                        == 20)
             }
         }
     }
@@ -321,7 +349,8 @@ struct MockJudgeTests {
                 #expect(first.label == second.label)
                 #expect(labels.contains(first.label))
             }
-            let unknown = JudgeConfig(name: "x", provider: "openai-compatible", model: "no-such-model", baseURL: baseURL)
+            let unknown = JudgeConfig(
+                name: "x", provider: "openai-compatible", model: "no-such-model", baseURL: baseURL)
             let error = await #expect(throws: JudgeError.self) {
                 try await OpenAIChatJudge(config: unknown, client: testHTTPClient)
                     .classify(JudgeRequest(system: "s", user: "u", labels: labels))
@@ -333,10 +362,15 @@ struct MockJudgeTests {
 
     @Test func theRulesReadTheDemoVocabulary() {
         let labels = ["valid", "needs_more_context", "missing_capability", "wrong_skill", "ambiguous"]
-        #expect(MockClassifier.classify("Write an email to customers", labels: labels, fallback: "valid") == "wrong_skill")
-        #expect(MockClassifier.classify("Customers by household income", labels: labels, fallback: "valid") == "missing_capability")
+        #expect(
+            MockClassifier.classify("Write an email to customers", labels: labels, fallback: "valid") == "wrong_skill")
+        #expect(
+            MockClassifier.classify("Customers by household income", labels: labels, fallback: "valid")
+                == "missing_capability")
         #expect(MockClassifier.classify("Customers from Paris", labels: labels, fallback: "valid") == "ambiguous")
-        #expect(MockClassifier.classify("Find my best customers", labels: labels, fallback: "valid") == "needs_more_context")
+        #expect(
+            MockClassifier.classify("Find my best customers", labels: labels, fallback: "valid") == "needs_more_context"
+        )
         #expect(MockClassifier.classify("Customers who spent over $500", labels: labels, fallback: "valid") == "valid")
     }
 }

@@ -12,7 +12,8 @@ struct RunConfigTests {
             #expect(config.judges.count == 4)
             #expect(config.rule == .unanimous)
         }
-        let providers = try RunConfig.load(path: repositoryRoot.appendingPathComponent("deploy/demo/four-providers.yaml").path)
+        let providers = try RunConfig.load(
+            path: repositoryRoot.appendingPathComponent("deploy/demo/four-providers.yaml").path)
         #expect(providers.judges[0].baseURL == "https://api.openai.com/v1")
         #expect(providers.judges[1].apiKeyEnv == "ANTHROPIC_API_KEY")
     }
@@ -32,8 +33,14 @@ struct RunConfigTests {
         ("model: b,", "model: b, api_key: sk-123,", "judges[1].api_key: API keys never go in the config"),
         ("- { label: wrong_skill,", "- { label: valid,", "taxonomy[3].label: 'valid' appears twice"),
         ("name: j2,", "name: j1,", "judges[1].name: 'j1' appears twice"),
-        ("provider: openai-compatible, model: c", "provider: openia, model: c", "judges[2].provider: 'openia' is not one of"),
-        ("base_url: \"http://127.0.0.1:8089/v1\" }\n  - { name: j4", "base_url: \"ftp://x\" }\n  - { name: j4", "judges[2].base_url"),
+        (
+            "provider: openai-compatible, model: c", "provider: openia, model: c",
+            "judges[2].provider: 'openia' is not one of"
+        ),
+        (
+            "base_url: \"http://127.0.0.1:8089/v1\" }\n  - { name: j4", "base_url: \"ftp://x\" }\n  - { name: j4",
+            "judges[2].base_url"
+        ),
         ("user: \"Request: {{request}}\"", "user: \"{{#open}}\"", "prompt.user: is not a valid Mustache template"),
         ("max_attempts: 3", "max_attempts: many", "max_attempts: expected a whole number"),
     ])

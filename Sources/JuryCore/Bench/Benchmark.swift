@@ -49,15 +49,18 @@ public enum Benchmark {
         let enqueued = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run.name)
         let enqueueSeconds = seconds(since: started)
         let examplesPerSecond = Double(enqueued.new) / enqueueSeconds
-        report(String(format: "enqueue: %d examples, %d jobs in %.2fs: %.0f examples/s, %.0f jobs/s",
-                      enqueued.new, enqueued.jobs, enqueueSeconds, examplesPerSecond, Double(enqueued.jobs) / enqueueSeconds))
+        report(
+            String(
+                format: "enqueue: %d examples, %d jobs in %.2fs: %.0f examples/s, %.0f jobs/s",
+                enqueued.new, enqueued.jobs, enqueueSeconds, examplesPerSecond, Double(enqueued.jobs) / enqueueSeconds))
 
         // Worker and reducer until every example is decided.
         var workerOptions = WorkerOptions()
         workerOptions.run = run.name
         workerOptions.concurrency = options.concurrency
         workerOptions.idlePollSeconds = 0.5
-        let worker = Worker(conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
+        let worker = Worker(
+            conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         let reducer = Reducer(conninfo: conninfo, run: run.name, idlePollSeconds: 0.5, logger: logger)
         started = ContinuousClock.now
         let votesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
@@ -73,14 +76,18 @@ public enum Benchmark {
             try await group.waitForAll()
             return Double(enqueued.jobs) / elapsed
         }
-        report(String(format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new, votesPerSecond))
+        report(
+            String(
+                format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new,
+                votesPerSecond))
 
         // The worker alone (claim, call, record), which is what pgbench's script does.
         let second = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(stamp)-b.jsonl").path
         try writeCorpus(to: second, count: options.examples, prefix: "v")
         defer { try? FileManager.default.removeItem(atPath: second) }
         let more = try await Enqueuer(connection: connection, logger: logger).enqueue(file: second, run: run.name)
-        let soloWorker = Worker(conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
+        let soloWorker = Worker(
+            conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         started = ContinuousClock.now
         let workerVotesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await soloWorker.run() }
@@ -104,12 +111,19 @@ public enum Benchmark {
             report("pgbench not found (install postgresql-contrib or set PATH); no raw limit to compare with")
         }
         if let pgbench {
-            report(String(format: "ratio, worker alone / pgbench: %.0f / %.0f = %.2f", workerVotesPerSecond, pgbench, workerVotesPerSecond / pgbench))
-            report(String(format: "ratio, worker + reducer / pgbench: %.0f / %.0f = %.2f", votesPerSecond, pgbench, votesPerSecond / pgbench))
+            report(
+                String(
+                    format: "ratio, worker alone / pgbench: %.0f / %.0f = %.2f", workerVotesPerSecond, pgbench,
+                    workerVotesPerSecond / pgbench))
+            report(
+                String(
+                    format: "ratio, worker + reducer / pgbench: %.0f / %.0f = %.2f", votesPerSecond, pgbench,
+                    votesPerSecond / pgbench))
         }
         try await connection.query("DELETE FROM runs WHERE id = \(run.id)")
         return Result(
-            examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond, workerVotesPerSecond: workerVotesPerSecond,
+            examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond,
+            workerVotesPerSecond: workerVotesPerSecond,
             pgbenchVotesPerSecond: pgbench)
     }
 
@@ -135,13 +149,15 @@ public enum Benchmark {
             SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], array_fill('\(run.config.labels[0])'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill('pgbench'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]));
 
             """
-        let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql").path
+        let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql")
+            .path
         try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: scriptPath) }
-        let arguments = [
-            "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
-            "-t", String(transactions),
-        ] + (conninfo.isEmpty ? [] : [conninfo])
+        let arguments =
+            [
+                "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
+                "-t", String(transactions),
+            ] + (conninfo.isEmpty ? [] : [conninfo])
         let (status, text) = try Subprocess.run(binary, arguments)
         guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
@@ -150,8 +166,11 @@ public enum Benchmark {
             throw JuryError(.io, "pgbench failed: \(text.suffix(500))")
         }
         let votes = tps * Double(jobsPerTransaction)
-        report(String(format: "pgbench (same claim + record SQL, %d clients, %d jobs per transaction): %.0f tps = %.0f votes/s",
-                      options.pgbenchClients, jobsPerTransaction, tps, votes))
+        report(
+            String(
+                format:
+                    "pgbench (same claim + record SQL, %d clients, %d jobs per transaction): %.0f tps = %.0f votes/s",
+                options.pgbenchClients, jobsPerTransaction, tps, votes))
         return votes
     }
 
@@ -184,13 +203,16 @@ public enum Benchmark {
         var text = ""
         text.reserveCapacity(count * 80)
         for index in 0..<count {
-            text += #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
+            text +=
+                #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
         }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     private static func pgbenchPath() -> String? {
-        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map { "\($0)/pgbench" }
+        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map {
+            "\($0)/pgbench"
+        }
         if let bindir = try? shell("pg_config", ["--bindir"]) { candidates.insert(bindir + "/pgbench", at: 0) }
         return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }

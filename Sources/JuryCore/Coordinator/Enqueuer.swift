@@ -80,7 +80,8 @@ public struct Enqueuer: Sendable {
                 try await connection.notify(WorkQueue.jobsChannel)
             }
             logger.info(
-                "enqueued", metadata: [JuryMetadata.run: "\(runName)", "examples": "\(report.examples)", "new": "\(report.new)"])
+                "enqueued",
+                metadata: [JuryMetadata.run: "\(runName)", "examples": "\(report.examples)", "new": "\(report.new)"])
             return report
         }
         // A large load changes the tables faster than autovacuum notices: without fresh
@@ -167,7 +168,8 @@ struct JSONLReader {
             case nil, .null: continue
             case .string(let label) where labels.contains(label): labelsFound[key] = label
             case .string(let label):
-                throw fail("\(key) \"\(label)\" is not in the run's taxonomy (\(labels.sorted().joined(separator: ", ")))")
+                throw fail(
+                    "\(key) \"\(label)\" is not in the run's taxonomy (\(labels.sorted().joined(separator: ", ")))")
             default: throw fail("\(key) must be a string")
             }
         }

@@ -89,7 +89,8 @@ public struct OpenAIChatJudge: Judge {
             let variable = config.apiKeyEnv.map { "the key in \($0)" } ?? "an API key (set api_key_env)"
             return JudgeError(.unauthorized, "judge \(config.name): HTTP \(status); check \(variable)")
         case 404:
-            return JudgeError(.notFound, "judge \(config.name): HTTP 404 for model \(config.model) at \(endpoint)\(said)")
+            return JudgeError(
+                .notFound, "judge \(config.name): HTTP 404 for model \(config.model) at \(endpoint)\(said)")
         case 408:
             return JudgeError(.timeout, "judge \(config.name): HTTP 408\(said)")
         case 429:

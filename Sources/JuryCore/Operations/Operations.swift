@@ -10,7 +10,8 @@ public enum Operations {
         if let judge, !stored.config.judges.contains(where: { $0.name == judge }) {
             throw JuryError(
                 .notFound,
-                "run '\(run)' has no judge '\(judge)' (its judges: \(stored.config.judges.map(\.name).joined(separator: ", ")))")
+                "run '\(run)' has no judge '\(judge)' (its judges: \(stored.config.judges.map(\.name).joined(separator: ", ")))"
+            )
         }
         if let batch {
             let found = try await connection.query(

@@ -57,10 +57,12 @@ public struct StatusReport: Sendable {
             let percent = run.examples == 0 ? 0 : run.decided * 100 / run.examples
             out += "run \(run.name) (\(run.state)): \(run.decided)/\(run.examples) examples decided (\(percent)%)\n"
             out += "  examples  voting \(run.voting)  ready \(run.ready)  decided \(run.decided)\n"
-            out += "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)\n"
+            out +=
+                "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)\n"
             out += "  verdicts  agreed \(run.agreed)  disagreed \(run.disagreed)  insufficient \(run.insufficient)\n"
             let width = max(5, judges.filter { $0.run == run.name }.map(\.judge.count).max() ?? 5)
-            out += "  " + "judge".padding(toLength: width, withPad: " ", startingAt: 0)
+            out +=
+                "  " + "judge".padding(toLength: width, withPad: " ", startingAt: 0)
                 + "   pending   running      done    failed  retrying  avg ms\n"
             for judge in judges where judge.run == run.name {
                 out += "  " + judge.judge.padding(toLength: width, withPad: " ", startingAt: 0)

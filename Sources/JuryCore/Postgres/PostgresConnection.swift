@@ -112,7 +112,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private func ensureConnected() throws {
         guard PQstatus(handle) != CONNECTION_OK else { return }
         if inTransaction {
-            throw PostgresError(code: .connectionLost, message: "the connection broke during a transaction; it was rolled back")
+            throw PostgresError(
+                code: .connectionLost, message: "the connection broke during a transaction; it was rolled back")
         }
         logger.debug("PostgreSQL connection broken; resetting")
         PQreset(handle)

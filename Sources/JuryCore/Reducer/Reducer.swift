@@ -17,7 +17,8 @@ public final class Reducer: Sendable {
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
-    public init(conninfo: String, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2, logger: Logger) {
+    public init(conninfo: String, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2, logger: Logger)
+    {
         self.conninfo = conninfo
         self.run = run
         self.batchSize = batchSize
@@ -61,7 +62,8 @@ public final class Reducer: Sendable {
             var iterator = wake.makeAsyncIterator()
             while !stopping.withLock({ $0 }) {
                 do {
-                    let count = try await Self.reduceOnce(runID: filter, limit: batchSize, on: connection, logger: logger)
+                    let count = try await Self.reduceOnce(
+                        runID: filter, limit: batchSize, on: connection, logger: logger)
                     decided.withLock { $0 += count }
                     if count < batchSize { _ = await iterator.next() }
                 } catch {
@@ -96,7 +98,9 @@ public final class Reducer: Sendable {
             }
             let runIDs = Array(Set(try examples.map { try $0.decode("run_id", as: Int64.self) }))
             var configs: [Int64: RunConfig] = [:]
-            for row in try await connection.query("SELECT id, name, config, state FROM runs WHERE id = ANY(\(runIDs)::bigint[])") {
+            for row in try await connection.query(
+                "SELECT id, name, config, state FROM runs WHERE id = ANY(\(runIDs)::bigint[])")
+            {
                 let run = try Runs.decode(row)
                 configs[run.id] = run.config
             }

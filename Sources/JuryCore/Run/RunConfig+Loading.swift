@@ -45,7 +45,8 @@ extension RunConfig {
         var seenLabels = Set<String>()
         for (index, entry) in taxonomy.enumerated() {
             guard (try? /[a-z0-9][a-z0-9_-]*/.wholeMatch(in: entry.label)) != nil else {
-                throw fail("taxonomy[\(index)].label", "'\(entry.label)' must be lower-case letters, digits, '_' or '-'")
+                throw fail(
+                    "taxonomy[\(index)].label", "'\(entry.label)' must be lower-case letters, digits, '_' or '-'")
             }
             guard seenLabels.insert(entry.label).inserted else {
                 throw fail("taxonomy[\(index)].label", "'\(entry.label)' appears twice; labels are mutually exclusive")
@@ -73,7 +74,8 @@ extension RunConfig {
             guard let url = URL(string: judge.baseURL), let scheme = url.scheme, ["http", "https"].contains(scheme),
                 url.host != nil
             else {
-                throw fail("\(field).base_url", "'\(judge.baseURL)' is not an http(s) URL (required for openai-compatible)")
+                throw fail(
+                    "\(field).base_url", "'\(judge.baseURL)' is not an http(s) URL (required for openai-compatible)")
             }
             if let variable = judge.apiKeyEnv, (try? /[A-Za-z_][A-Za-z0-9_]*/.wholeMatch(in: variable)) == nil {
                 throw fail(

@@ -51,6 +51,7 @@ public enum Runs {
     static func decode(_ row: PostgresRow) throws -> StoredRun {
         let json: String = try row.decode("config")
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8))
-        return StoredRun(id: try row.decode("id"), name: try row.decode("name"), config: config, state: try row.decode("state"))
+        return StoredRun(
+            id: try row.decode("id"), name: try row.decode("name"), config: config, state: try row.decode("state"))
     }
 }

@@ -51,7 +51,8 @@ public enum Migrations {
             try await connection.transaction { connection in
                 try await connection.execute(script: migration.sql)
                 try await connection.query(
-                    "INSERT INTO jury_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))")
+                    "INSERT INTO jury_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))"
+                )
             }
             applied.append(migration.name)
         }

@@ -49,7 +49,8 @@ public struct Subprocess: Sendable {
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
         -> (status: Int32, output: String)
     {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).out").path
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).out")
+            .path
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let status = try spawn(executable, arguments, environment: environment, outputPath: outputPath).wait()
         let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""

@@ -66,7 +66,8 @@ public enum WorkQueue {
         for outcome in outcomes {
             switch outcome {
             case .vote(let job, let answer, let latency): votes.append((job, answer, latency))
-            case .release(let job, let error, let delay, let final, let refund): releases.append((job, error, delay, final, refund))
+            case .release(let job, let error, let delay, let final, let refund):
+                releases.append((job, error, delay, final, refund))
             }
         }
         if !votes.isEmpty {

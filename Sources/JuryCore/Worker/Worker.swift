@@ -92,10 +92,14 @@ public final class Worker: Sendable {
     public var votesRecorded: Int { state.withLock { $0.votesRecorded } }
 
     public func run() async throws {
-        let claimConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
-        let recordConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
-        let leaseConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
-        let listenConnection = try await PostgresConnection.connect(conninfo, applicationName: "jury worker", logger: logger)
+        let claimConnection = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury worker", logger: logger)
+        let recordConnection = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury worker", logger: logger)
+        let leaseConnection = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury worker", logger: logger)
+        let listenConnection = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury worker", logger: logger)
         try await listenConnection.listen(WorkQueue.jobsChannel)
         try await Heartbeats.register(id, role: "worker", on: leaseConnection)
         logger.info("worker started", metadata: ["concurrency": "\(options.concurrency)"])
@@ -142,7 +146,8 @@ public final class Worker: Sendable {
                         }
                         for job in claimed {
                             guard let context = contexts[job.runID] else {
-                                submit(.release(job, error: "run not loaded", delaySeconds: 0, final: false, refund: true))
+                                submit(
+                                    .release(job, error: "run not loaded", delaySeconds: 0, final: false, refund: true))
                                 continue
                             }
                             calls.addTask { self.submit(await self.call(job, context: context)) }
@@ -214,7 +219,8 @@ public final class Worker: Sendable {
         logger[metadataKey: JuryMetadata.job] = "\(job.id)"
         logger[metadataKey: JuryMetadata.judge] = "\(job.judge)"
         guard let judge = context.judges[job.judge] else {
-            return .release(job, error: "this worker has no judge \(job.judge)", delaySeconds: 0, final: false, refund: true)
+            return .release(
+                job, error: "this worker has no judge \(job.judge)", delaySeconds: 0, final: false, refund: true)
         }
         let request = context.renderer.render(id: job.externalID, payload: job.payload)
         let started = ContinuousClock.now
@@ -224,12 +230,15 @@ public final class Worker: Sendable {
                 throw JudgeError(.badAnswer, "judge \(job.judge) answered a label outside the taxonomy")
             }
             let elapsed = ContinuousClock.now - started
-            let milliseconds = Int(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds = Int(
+                elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             logger.trace("vote", metadata: ["label": "\(answer.label)"])
             return .vote(job, answer, latencyMilliseconds: milliseconds)
         } catch {
             if Task.isCancelled || error is CancellationError {
-                return .release(job, error: "the worker stopped before the call finished", delaySeconds: 0, final: false, refund: true)
+                return .release(
+                    job, error: "the worker stopped before the call finished", delaySeconds: 0, final: false,
+                    refund: true)
             }
             if let error = error as? JudgeError, error.code == .unauthorized || error.code == .notFound {
                 return halt(job, error: error)
@@ -237,7 +246,8 @@ public final class Worker: Sendable {
             let retry = context.retry.shouldRetry(attempt: job.attempts, error: error)
             let delay = retry ? context.retry.backoff(attempt: job.attempts, error: error) : 0
             logger.debug(
-                "judge call failed", metadata: [JuryMetadata.error: "\(error)", "retry": "\(retry)", "attempt": "\(job.attempts)"])
+                "judge call failed",
+                metadata: [JuryMetadata.error: "\(error)", "retry": "\(retry)", "attempt": "\(job.attempts)"])
             let message = String(String(describing: error).prefix(500))
             return .release(job, error: message, delaySeconds: delay, final: !retry, refund: false)
         }
@@ -261,7 +271,9 @@ public final class Worker: Sendable {
     }
 
     /// Loads the runs this worker serves and builds their judges; keeps what is already built.
-    private func loadRuns(on connection: PostgresConnection, previous: [Int64: RunContext]) async throws -> [Int64: RunContext] {
+    private func loadRuns(on connection: PostgresConnection, previous: [Int64: RunContext]) async throws -> [Int64:
+        RunContext]
+    {
         var contexts: [Int64: RunContext] = [:]
         for run in try await Runs.active(named: options.run, on: connection) {
             if let known = previous[run.id] {
@@ -276,7 +288,10 @@ public final class Worker: Sendable {
                     // Leave this judge's jobs to workers that can call it, instead of failing them.
                     logger.error(
                         "cannot call this judge from this worker; its jobs are left to others",
-                        metadata: [JuryMetadata.run: "\(run.name)", JuryMetadata.judge: "\(judge.name)", JuryMetadata.error: "\(error)"])
+                        metadata: [
+                            JuryMetadata.run: "\(run.name)", JuryMetadata.judge: "\(judge.name)",
+                            JuryMetadata.error: "\(error)",
+                        ])
                 }
             }
             contexts[run.id] = RunContext(
@@ -327,8 +342,12 @@ public final class Worker: Sendable {
                 try? await Task.sleep(for: .milliseconds(500))
                 if isStopping, (try? await connection.query("SELECT 1")) == nil {
                     // The database is gone while stopping: the leases will expire and others redo the jobs.
-                    logger.error("cannot record outcomes while stopping; their jobs will be redone after their leases expire")
-                    state.withLock { $0.inFlight.removeAll(); $0.outcomes.removeAll() }
+                    logger.error(
+                        "cannot record outcomes while stopping; their jobs will be redone after their leases expire")
+                    state.withLock {
+                        $0.inFlight.removeAll()
+                        $0.outcomes.removeAll()
+                    }
                     claimerWakeContinuation.yield()
                     return
                 }
@@ -346,7 +365,9 @@ public final class Worker: Sendable {
                 let renewed = try await WorkQueue.renewLeases(
                     held, owner: id, leaseSeconds: options.leaseSeconds, on: connection)
                 if renewed.count < held.count {
-                    logger.debug("leases not renewed (being recorded, or lost)", metadata: ["jobs": "\(held.count - renewed.count)"])
+                    logger.debug(
+                        "leases not renewed (being recorded, or lost)",
+                        metadata: ["jobs": "\(held.count - renewed.count)"])
                 }
                 try await Heartbeats.beat(id, inFlight: held.count, on: connection)
                 try await WorkQueue.reapExpiredLeases(on: connection)

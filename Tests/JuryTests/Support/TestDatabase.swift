@@ -12,7 +12,9 @@ actor TestDatabase {
     static let shared = TestDatabase()
     static let logger: Logger = {
         var logger = Logger(label: "jury.tests")
-        logger.logLevel = ProcessInfo.processInfo.environment["JURY_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .critical
+        logger.logLevel =
+            ProcessInfo.processInfo.environment["JURY_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) }
+            ?? .critical
         return logger
     }()
 
@@ -83,7 +85,9 @@ actor TestDatabase {
 
     /// The same server, another database: URLs get a new path, key=value strings a dbname.
     static func url(_ server: String, database: String) -> String {
-        if server.hasPrefix("postgres://") || server.hasPrefix("postgresql://"), var components = URLComponents(string: server) {
+        if server.hasPrefix("postgres://") || server.hasPrefix("postgresql://"),
+            var components = URLComponents(string: server)
+        {
             components.path = "/" + database
             return components.string ?? server
         }
