@@ -1,5 +1,8 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.2
 import PackageDescription
+
+/// Our own code builds with warnings as errors; dependencies keep their warnings.
+let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
 
 let package = Package(
     name: "jury",
@@ -32,7 +35,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         // The mock judge server: OpenAI Chat Completions over real HTTP, for demos, tests and benchmarks.
         .target(
@@ -42,7 +46,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         // The command line: parses arguments and calls the libraries, nothing more.
         .executableTarget(
@@ -52,7 +57,8 @@ let package = Package(
                 "JuryMockJudge",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strict
         ),
         .testTarget(
             name: "JuryTests",
@@ -60,7 +66,8 @@ let package = Package(
                 "JuryCore",
                 "JuryMockJudge",
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: strict
         ),
     ]
 )

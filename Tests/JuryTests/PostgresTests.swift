@@ -126,7 +126,7 @@ struct PostgresTests {
                     try await connection.query("INSERT INTO t VALUES (1)")
                     try await killer.query("SELECT pg_terminate_backend(\(pid))")
                     // Neither this statement nor the one after may run outside the transaction.
-                    try? await connection.query("INSERT INTO t VALUES (2)")
+                    _ = try? await connection.query("INSERT INTO t VALUES (2)")
                     try await connection.query("INSERT INTO t VALUES (3)")
                 }
             }
