@@ -39,6 +39,23 @@ public enum Benchmark {
         let stamp = Int(Date().timeIntervalSince1970)
         let config = try benchConfig(name: "bench-\(stamp)-\(UInt16.random(in: 0...9999))", judges: options.judges)
         let (run, _) = try await Runs.create(config, on: connection)
+        // The run is the bench's alone: remove it whatever happens, so no other worker meets it.
+        do {
+            let result = try await measure(
+                run: run, conninfo: conninfo, options: options, connection: connection, logger: logger, report: report)
+            try await connection.query("DELETE FROM runs WHERE id = \(run.id)")
+            return result
+        } catch {
+            _ = try? await connection.query("DELETE FROM runs WHERE id = \(run.id)")
+            throw error
+        }
+    }
+
+    private static func measure(
+        run: StoredRun, conninfo: String, options: Options, connection: PostgresConnection, logger: Logger,
+        report: @Sendable (String) -> Void
+    ) async throws -> Result {
+        let stamp = Int(Date().timeIntervalSince1970)
         report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
 
         // Enqueue.
@@ -120,7 +137,6 @@ public enum Benchmark {
                     format: "ratio, worker + reducer / pgbench: %.0f / %.0f = %.2f", votesPerSecond, pgbench,
                     votesPerSecond / pgbench))
         }
-        try await connection.query("DELETE FROM runs WHERE id = \(run.id)")
         return Result(
             examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond,
             workerVotesPerSecond: workerVotesPerSecond,
