@@ -86,6 +86,9 @@ extension RunConfig {
                 throw fail("\(field).concurrency", "\(judge.concurrency) is outside 1...10000")
             }
             guard judge.timeoutSeconds > 0 else { throw fail("\(field).timeout_seconds", "must be positive") }
+            if let limit = judge.requestsPerMinute, limit < 1 {
+                throw fail("\(field).requests_per_minute", "must be at least 1 (leave it out for no limit)")
+            }
         }
         for (field, template) in [("prompt.system", prompt.system), ("prompt.user", prompt.user)] {
             do {
@@ -121,7 +124,10 @@ extension RunConfig {
     private static let knownKeys: [String: Set<String>] = [
         "": ["name", "description", "taxonomy", "judges", "prompt", "consensus", "max_attempts", "retry"],
         "taxonomy": ["label", "description"],
-        "judges": ["name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds"],
+        "judges": [
+            "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
+            "requests_per_minute",
+        ],
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum"],
         "retry": ["base_delay_seconds", "max_delay_seconds"],

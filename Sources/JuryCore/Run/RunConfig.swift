@@ -90,6 +90,8 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     /// Most calls in flight to this judge from one worker process.
     public var concurrency: Int
     public var timeoutSeconds: Double
+    /// The provider's request limit for this judge, held across all workers; nil for none.
+    public var requestsPerMinute: Int?
 
     enum CodingKeys: String, CodingKey {
         case name, provider, model
@@ -97,11 +99,12 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         case apiKeyEnv = "api_key_env"
         case concurrency
         case timeoutSeconds = "timeout_seconds"
+        case requestsPerMinute = "requests_per_minute"
     }
 
     public init(
         name: String, provider: String, model: String, baseURL: String, apiKeyEnv: String? = nil,
-        concurrency: Int = 64, timeoutSeconds: Double = 120
+        concurrency: Int = 64, timeoutSeconds: Double = 120, requestsPerMinute: Int? = nil
     ) {
         self.name = name
         self.provider = provider
@@ -110,6 +113,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         self.apiKeyEnv = apiKeyEnv
         self.concurrency = concurrency
         self.timeoutSeconds = timeoutSeconds
+        self.requestsPerMinute = requestsPerMinute
     }
 
     public init(from decoder: Decoder) throws {
@@ -122,6 +126,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         apiKeyEnv = try container.decodeIfPresent(String.self, forKey: .apiKeyEnv) ?? defaults?.apiKeyEnv
         concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 64
         timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 120
+        requestsPerMinute = try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
     }
 
     /// Where each provider serves the Chat Completions format, and the usual name of its key.

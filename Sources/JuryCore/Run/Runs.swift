@@ -16,13 +16,26 @@ public enum Runs {
         run: StoredRun, created: Bool
     ) {
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        let inserted = try await connection.query(
-            """
-            INSERT INTO runs (name, config) VALUES (\(config.name), \(json)::jsonb)
-            ON CONFLICT (name) DO NOTHING RETURNING id
-            """)
-        if let row = inserted.first {
-            return (StoredRun(id: try row.decode("id"), name: config.name, config: config, state: "active"), true)
+        let limited = config.judges.filter { $0.requestsPerMinute != nil }
+        let perSecond = limited.map { Double($0.requestsPerMinute!) / 60 }
+        let id: Int64? = try await connection.transaction { connection in
+            let inserted = try await connection.query(
+                """
+                INSERT INTO runs (name, config) VALUES (\(config.name), \(json)::jsonb)
+                ON CONFLICT (name) DO NOTHING RETURNING id
+                """)
+            guard let id = try inserted.first?.decode("id", as: Int64.self) else { return nil }
+            // A full bucket to start: one second's worth of requests, at least one.
+            try await connection.query(
+                """
+                INSERT INTO judge_limits (run_id, judge, per_second, burst, tokens)
+                SELECT \(id), judge, per_second, greatest(1, per_second), greatest(1, per_second)
+                FROM unnest(\(limited.map(\.name))::text[], \(perSecond)::float8[]) AS l (judge, per_second)
+                """)
+            return id
+        }
+        if let id {
+            return (StoredRun(id: id, name: config.name, config: config, state: "active"), true)
         }
         let existing = try await find(config.name, on: connection)
         guard existing.config == config else {

@@ -91,6 +91,21 @@ public enum WorkQueue {
         return recorded
     }
 
+    /// Takes up to `count` permits to call a judge under its shared rate limit; returns how many it got.
+    public static func takePermits(runID: Int64, judge: String, count: Int, on connection: PostgresConnection)
+        async throws -> Int
+    {
+        try await connection.query("SELECT jury_take_permits(\(runID), \(judge), \(count)) AS granted")[0]
+            .decode("granted")
+    }
+
+    /// Gives back permits that were taken but not used.
+    public static func returnPermits(runID: Int64, judge: String, count: Int, on connection: PostgresConnection)
+        async throws
+    {
+        try await connection.query("SELECT jury_return_permits(\(runID), \(judge), \(count))")
+    }
+
     /// Extends this owner's leases; returns the jobs it still holds.
     public static func renewLeases(
         _ jobs: [Int64], owner: String, leaseSeconds: Double, on connection: PostgresConnection

@@ -132,12 +132,20 @@ public final class Worker: Sendable {
                         contexts = try await loadRuns(on: connection, previous: contexts)
                         contextsLoadedAt = .now
                     }
-                    let wants = plan(contexts)
+                    let (wants, permits, throttledFor) = try await applyRateLimits(
+                        plan(contexts), contexts: contexts, on: connection)
                     let requested = wants.reduce(0) { $0 + $1.count }
                     var claimed: [ClaimedJob] = []
                     if requested > 0 {
                         claimed = try await WorkQueue.claim(
                             wants, owner: id, leaseSeconds: options.leaseSeconds, on: connection)
+                        for (key, taken) in permits {
+                            let used = claimed.count { $0.runID == key.runID && $0.judge == key.judge }
+                            if taken > used {
+                                try await WorkQueue.returnPermits(
+                                    runID: key.runID, judge: key.judge, count: taken - used, on: connection)
+                            }
+                        }
                         state.withLock { state in
                             for job in claimed {
                                 state.inFlight[job.id] = job
@@ -153,7 +161,10 @@ public final class Worker: Sendable {
                             calls.addTask { self.submit(await self.call(job, context: context)) }
                         }
                     }
-                    if requested == 0 || claimed.count < requested {
+                    if let throttledFor {
+                        // A judge is at its rate limit: come back when its next permit is due.
+                        await sleep(for: .seconds(min(throttledFor, options.idlePollSeconds)), unless: { self.isStopping })
+                    } else if requested == 0 || claimed.count < requested {
                         _ = await wake.next()  // a slot freed, work was announced, the poll ticked, or stop
                     }
                 } catch {
@@ -212,6 +223,35 @@ public final class Worker: Sendable {
             }
             return wants
         }
+    }
+
+    /// Cuts the plan down to the permits the judges' shared rate limits grant now.
+    ///
+    /// Returns the wants to claim, the permits taken per limited judge (unused ones go back
+    /// after the claim), and, when a judge got fewer permits than it wanted, how long until its next one.
+    private func applyRateLimits(
+        _ wants: [WorkQueue.Want], contexts: [Int64: RunContext], on connection: PostgresConnection
+    ) async throws -> (wants: [WorkQueue.Want], permits: [JudgeKey: Int], throttledFor: Double?) {
+        var allowed: [WorkQueue.Want] = []
+        var permits: [JudgeKey: Int] = [:]
+        var throttledFor: Double?
+        for want in wants {
+            let judge = contexts[want.runID]?.run.config.judges.first { $0.name == want.judge }
+            guard let perMinute = judge?.requestsPerMinute else {
+                allowed.append(want)
+                continue
+            }
+            let granted = try await WorkQueue.takePermits(
+                runID: want.runID, judge: want.judge, count: want.count, on: connection)
+            permits[JudgeKey(runID: want.runID, judge: want.judge)] = granted
+            if granted < want.count {
+                throttledFor = min(throttledFor ?? .infinity, 60 / Double(perMinute))
+            }
+            if granted > 0 {
+                allowed.append(.init(runID: want.runID, judge: want.judge, count: granted))
+            }
+        }
+        return (allowed, permits, throttledFor)
     }
 
     private func call(_ job: ClaimedJob, context: RunContext) async -> JobOutcome {

@@ -31,11 +31,12 @@ func mockJudge(
 /// A run config in YAML whose judges are mock models at `baseURL`.
 func runYAML(
     name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
-    maxAttempts: Int = 3, apiKeyEnv: String? = nil
+    maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil
 ) -> String {
     let judges = models.enumerated().map { index, model in
         var line = "  - { name: j\(index + 1), provider: openai-compatible, model: \(model), base_url: \"\(baseURL)\""
         if let apiKeyEnv { line += ", api_key_env: \(apiKeyEnv)" }
+        if let requestsPerMinute { line += ", requests_per_minute: \(requestsPerMinute)" }
         return line + " }"
     }.joined(separator: "\n")
     return """
@@ -96,7 +97,8 @@ let testHTTPClient: HTTPClient = {
 
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
 func runWorkers(
-    url: String, run: String? = nil, reducers: Int = 1, concurrency: Int = 64, leaseSeconds: Double = 30,
+    url: String, run: String? = nil, workers: Int = 1, reducers: Int = 1, concurrency: Int = 64,
+    leaseSeconds: Double = 30,
     environment: [String: String] = [:], until: @escaping @Sendable () async throws -> Bool
 ) async throws {
     var options = WorkerOptions()
@@ -105,21 +107,23 @@ func runWorkers(
     options.leaseSeconds = leaseSeconds
     options.idlePollSeconds = 0.2
     options.drainSeconds = 5
-    let worker = Worker(
-        conninfo: url, options: options, logger: TestDatabase.logger,
-        makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+    let workerList = (0..<workers).map { _ in
+        Worker(
+            conninfo: url, options: options, logger: TestDatabase.logger,
+            makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+    }
     let reducerList = (0..<reducers).map { _ in
         Reducer(conninfo: url, run: run, batchSize: 50, idlePollSeconds: 0.2, logger: TestDatabase.logger)
     }
     try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await worker.run() }
+        for worker in workerList { group.addTask { try await worker.run() } }
         for reducer in reducerList { group.addTask { try await reducer.run() } }
         defer {
-            worker.stop()
+            workerList.forEach { $0.stop() }
             reducerList.forEach { $0.stop() }
         }
         try await eventually("the workers to finish", until)
-        worker.stop()
+        workerList.forEach { $0.stop() }
         reducerList.forEach { $0.stop() }
         try await group.waitForAll()
     }

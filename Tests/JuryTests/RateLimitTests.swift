@@ -1,0 +1,48 @@
+import Foundation
+import JuryCore
+import Testing
+
+@Suite("Shared rate limits")
+struct RateLimitTests {
+    @Test func permitsComeFromABucketOfOneSecondsWorth() async throws {
+        try await TestDatabase.withFresh { url in
+            let connection = try await connect(url)
+            // 6 a minute: a burst of one, then one every ten seconds.
+            let run = try await createRun(
+                runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1", requestsPerMinute: 6), on: connection)
+            #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j1", count: 5, on: connection) == 1)
+            #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j1", count: 5, on: connection) == 0)
+            // Another judge has its own bucket; a permit given back can be taken again.
+            #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j2", count: 1, on: connection) == 1)
+            try await WorkQueue.returnPermits(runID: run.id, judge: "j1", count: 1, on: connection)
+            #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j1", count: 5, on: connection) == 1)
+            // A judge without a limit gets what it asks for.
+            let free = try await createRun(
+                runYAML(name: "free", models: ["a"], baseURL: "http://127.0.0.1:9/v1"), on: connection)
+            #expect(try await WorkQueue.takePermits(runID: free.id, judge: "j1", count: 500, on: connection) == 500)
+        }
+    }
+
+    @Test func twoWorkersTogetherKeepAJudgeUnderItsLimit() async throws {
+        try await withMockJudges([mockJudge("l-a", seed: 17)]) { baseURL, server in
+            try await TestDatabase.withFresh { url in
+                let connection = try await connect(url)
+                // 1,200 a minute: 20 a second, a burst of 20.
+                let run = try await createRun(
+                    runYAML(models: ["l-a"], baseURL: baseURL, requestsPerMinute: 1200), on: connection)
+                _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger)
+                    .enqueue(file: try writeCorpus(count: 100), run: run.name)
+                let started = ContinuousClock.now
+                try await runWorkers(url: url, run: run.name, workers: 2) {
+                    try await connection.count("SELECT count(*) FROM verdicts") == 100
+                }
+                // 20 at once, then the other 80 at 20 a second: at least 4 seconds, however fast the judge.
+                #expect(ContinuousClock.now - started >= .seconds(3.9))
+                let spread = try await connection.query(
+                    "SELECT extract(epoch FROM max(created_at) - min(created_at))::float8 AS seconds FROM votes")[0]
+                #expect(try spread.decode("seconds", as: Double.self) >= 3.5)
+                #expect(server.requestCount == 100)
+            }
+        }
+    }
+}
