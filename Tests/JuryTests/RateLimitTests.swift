@@ -16,6 +16,13 @@ struct RateLimitTests {
             #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j2", count: 1, on: connection) == 1)
             try await WorkQueue.returnPermits(runID: run.id, judge: "j1", count: 1, on: connection)
             #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j1", count: 5, on: connection) == 1)
+            // After a 429 with Retry-After, nobody gets a permit until that time has passed.
+            #expect(try await WorkQueue.takePermits(runID: run.id, judge: "j2", count: 1, on: connection) == 0)
+            let fast = try await createRun(
+                runYAML(name: "fast", models: ["a"], baseURL: "http://127.0.0.1:9/v1", requestsPerMinute: 60_000),
+                on: connection)
+            try await WorkQueue.holdPermits(runID: fast.id, judge: "j1", seconds: 30, on: connection)
+            #expect(try await WorkQueue.takePermits(runID: fast.id, judge: "j1", count: 10, on: connection) == 0)
             // A judge without a limit gets what it asks for.
             let free = try await createRun(
                 runYAML(name: "free", models: ["a"], baseURL: "http://127.0.0.1:9/v1"), on: connection)

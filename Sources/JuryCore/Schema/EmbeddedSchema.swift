@@ -486,10 +486,11 @@ LANGUAGE sql AS $$
         FOR UPDATE
     ), taken AS (
         UPDATE judge_limits l
-        SET tokens = c.available - least(p_wanted, floor(c.available)::int), updated_at = clock_timestamp()
+        SET tokens = c.available - least(p_wanted, greatest(0, floor(c.available))::int),
+            updated_at = clock_timestamp()
         FROM current c
         WHERE l.run_id = c.run_id AND l.judge = c.judge
-        RETURNING least(p_wanted, floor(c.available)::int) AS granted
+        RETURNING least(p_wanted, greatest(0, floor(c.available))::int) AS granted
     )
     SELECT coalesce((SELECT t.granted FROM taken t), p_wanted)
 $$;
@@ -498,6 +499,17 @@ $$;
 CREATE FUNCTION jury_return_permits(p_run bigint, p_judge text, p_count int) RETURNS void
 LANGUAGE sql AS $$
     UPDATE judge_limits SET tokens = least(burst, tokens + p_count)
+    WHERE run_id = p_run AND judge = p_judge
+$$;
+
+-- The provider answered 429: empties the judge's bucket so that no worker calls it for
+-- p_seconds (its Retry-After), then refills it at the usual pace.
+CREATE FUNCTION jury_hold_permits(p_run bigint, p_judge text, p_seconds double precision) RETURNS void
+LANGUAGE sql AS $$
+    UPDATE judge_limits
+    SET tokens = least(least(burst, tokens + per_second * extract(epoch FROM clock_timestamp() - updated_at)),
+                       -per_second * p_seconds),
+        updated_at = clock_timestamp()
     WHERE run_id = p_run AND judge = p_judge
 $$;
 """#),

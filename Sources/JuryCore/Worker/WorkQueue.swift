@@ -106,6 +106,13 @@ public enum WorkQueue {
         try await connection.query("SELECT jury_return_permits(\(runID), \(judge), \(count))")
     }
 
+    /// Stops every worker from calling a judge for `seconds`, after the provider answered 429.
+    public static func holdPermits(runID: Int64, judge: String, seconds: Double, on connection: PostgresConnection)
+        async throws
+    {
+        try await connection.query("SELECT jury_hold_permits(\(runID), \(judge), \(seconds))")
+    }
+
     /// Extends this owner's leases; returns the jobs it still holds.
     public static func renewLeases(
         _ jobs: [Int64], owner: String, leaseSeconds: Double, on connection: PostgresConnection

@@ -49,6 +49,9 @@ public final class Worker: Sendable {
         /// Judges whose calls failed in a way retrying cannot cure (bad key, unknown model):
         /// this worker calls them no more, and leaves their jobs pending for a fixed worker.
         var halted: Set<JudgeKey> = []
+        /// Judges that answered 429, with the longest Retry-After seen: applied to their shared
+        /// rate limit before the next claim, so that every worker backs off.
+        var holds: [JudgeKey: Double] = [:]
     }
 
     private struct JudgeKey: Hashable {
@@ -131,6 +134,10 @@ public final class Worker: Sendable {
                     if ContinuousClock.now - contextsLoadedAt > .seconds(5) {
                         contexts = try await loadRuns(on: connection, previous: contexts)
                         contextsLoadedAt = .now
+                    }
+                    for (key, seconds) in takeHolds() {
+                        try await WorkQueue.holdPermits(
+                            runID: key.runID, judge: key.judge, seconds: seconds, on: connection)
                     }
                     let (wants, permits, throttledFor) = try await applyRateLimits(
                         plan(contexts), contexts: contexts, on: connection)
@@ -225,6 +232,14 @@ public final class Worker: Sendable {
         }
     }
 
+    private func takeHolds() -> [JudgeKey: Double] {
+        state.withLock { state in
+            let holds = state.holds
+            state.holds = [:]
+            return holds
+        }
+    }
+
     /// Cuts the plan down to the permits the judges' shared rate limits grant now.
     ///
     /// Returns the wants to claim, the permits taken per limited judge (unused ones go back
@@ -282,6 +297,13 @@ public final class Worker: Sendable {
             }
             if let error = error as? JudgeError, error.code == .unauthorized || error.code == .notFound {
                 return halt(job, error: error)
+            }
+            if let error = error as? JudgeError, error.code == .rateLimited,
+                context.run.config.judges.first(where: { $0.name == job.judge })?.requestsPerMinute != nil
+            {
+                let key = JudgeKey(runID: job.runID, judge: job.judge)
+                let seconds = error.retryAfter ?? 1
+                state.withLock { $0.holds[key] = max($0.holds[key] ?? 0, seconds) }
             }
             let retry = context.retry.shouldRetry(attempt: job.attempts, error: error)
             let delay = retry ? context.retry.backoff(attempt: job.attempts, error: error) : 0
