@@ -45,9 +45,6 @@ struct RateLimitTests {
                 }
                 // 20 at once, then the other 80 at 20 a second: at least 4 seconds, however fast the judge.
                 #expect(ContinuousClock.now - started >= .seconds(3.9))
-                let spread = try await connection.query(
-                    "SELECT extract(epoch FROM max(created_at) - min(created_at))::float8 AS seconds FROM votes")[0]
-                #expect(try spread.decode("seconds", as: Double.self) >= 3.5)
                 #expect(server.requestCount == 100)
             }
         }
