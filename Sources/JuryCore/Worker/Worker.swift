@@ -146,13 +146,6 @@ public final class Worker: Sendable {
                     if requested > 0 {
                         claimed = try await WorkQueue.claim(
                             wants, owner: id, leaseSeconds: options.leaseSeconds, on: connection)
-                        for (key, taken) in permits {
-                            let used = claimed.count { $0.runID == key.runID && $0.judge == key.judge }
-                            if taken > used {
-                                try await WorkQueue.returnPermits(
-                                    runID: key.runID, judge: key.judge, count: taken - used, on: connection)
-                            }
-                        }
                         state.withLock { state in
                             for job in claimed {
                                 state.inFlight[job.id] = job
@@ -166,6 +159,14 @@ public final class Worker: Sendable {
                                 continue
                             }
                             calls.addTask { self.submit(await self.call(job, context: context)) }
+                        }
+                        // Only after the jobs are tracked: a failure here must not strand them.
+                        for (key, taken) in permits {
+                            let used = claimed.count { $0.runID == key.runID && $0.judge == key.judge }
+                            if taken > used {
+                                try await WorkQueue.returnPermits(
+                                    runID: key.runID, judge: key.judge, count: taken - used, on: connection)
+                            }
                         }
                     }
                     if let throttledFor {
