@@ -171,7 +171,8 @@ public final class Worker: Sendable {
                     }
                     if let throttledFor {
                         // A judge is at its rate limit: come back when its next permit is due.
-                        await sleep(for: .seconds(min(throttledFor, options.idlePollSeconds)), unless: { self.isStopping })
+                        await sleep(
+                            for: .seconds(min(throttledFor, options.idlePollSeconds)), unless: { self.isStopping })
                     } else if requested == 0 || claimed.count < requested {
                         _ = await wake.next()  // a slot freed, work was announced, the poll ticked, or stop
                     }

@@ -110,7 +110,8 @@ func runWorkers(
     let workerList = (0..<workers).map { _ in
         Worker(
             conninfo: url, options: options, logger: TestDatabase.logger,
-            makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+            makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment)
+            })
     }
     let reducerList = (0..<reducers).map { _ in
         Reducer(conninfo: url, run: run, batchSize: 50, idlePollSeconds: 0.2, logger: TestDatabase.logger)
