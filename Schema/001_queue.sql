@@ -166,17 +166,18 @@ LANGUAGE sql AS $$
     RETURNING j.id
 $$;
 
--- Moves the counters of examples whose jobs closed (one entry per closed job: its example,
--- and whether it failed), marks those that are now ready, and wakes the reducers.
--- Called with the examples already locked.
-CREATE FUNCTION jury_settle_examples(p_examples bigint[], p_failed boolean[]) RETURNS void
+-- Moves the counters of examples whose jobs closed (one entry per closed job: its example;
+-- p_failed says whether those jobs failed or voted), marks those that are now ready, and
+-- wakes the reducers. Called with the examples already locked.
+CREATE FUNCTION jury_settle_examples(p_examples bigint[], p_failed boolean) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     ready int;
 BEGIN
     WITH counted AS (
-        SELECT c.example_id, count(*)::int AS closed, (count(*) FILTER (WHERE c.failed))::int AS failed
-        FROM unnest(p_examples, p_failed) AS c (example_id, failed)
+        SELECT c.example_id, count(*)::int AS closed,
+               CASE WHEN p_failed THEN count(*)::int ELSE 0 END AS failed
+        FROM unnest(p_examples) AS c (example_id)
         GROUP BY c.example_id
     ), updated AS (
         UPDATE examples e
@@ -225,7 +226,7 @@ BEGIN
         FROM finished f JOIN input i ON i.job_id = f.id
     )
     SELECT array_agg(f.id), array_agg(f.example_id) INTO done_jobs, done_examples FROM finished f;
-    PERFORM jury_settle_examples(done_examples, array_fill(false, ARRAY[coalesce(cardinality(done_examples), 0)]));
+    PERFORM jury_settle_examples(done_examples, false);
     RETURN QUERY SELECT unnest(done_jobs);
 END
 $$;
@@ -259,7 +260,7 @@ BEGIN
     )
     SELECT array_agg(r.id), array_agg(r.example_id) FILTER (WHERE r.final) INTO released_jobs, failed_examples
     FROM released r;
-    PERFORM jury_settle_examples(failed_examples, array_fill(true, ARRAY[coalesce(cardinality(failed_examples), 0)]));
+    PERFORM jury_settle_examples(failed_examples, true);
     RETURN QUERY SELECT unnest(released_jobs);
 END
 $$;
@@ -295,7 +296,7 @@ BEGIN
         RETURNING j.id, j.example_id, l.final
     )
     SELECT count(*), array_agg(r.example_id) FILTER (WHERE r.final) INTO reaped, failed_examples FROM reaped_jobs r;
-    PERFORM jury_settle_examples(failed_examples, array_fill(true, ARRAY[coalesce(cardinality(failed_examples), 0)]));
+    PERFORM jury_settle_examples(failed_examples, true);
     IF reaped > 0 THEN
         PERFORM pg_notify('jury_jobs', '');
     END IF;
