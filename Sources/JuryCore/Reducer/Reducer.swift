@@ -40,9 +40,9 @@ public final class Reducer: Sendable {
         let connection = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
         let listener = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
         try await listener.listen(WorkQueue.readyChannel)
+        // The listening task also beats the heartbeat, between its waits, on the same connection.
         let id = Heartbeats.processID(role: "reducer")
-        let heartbeat = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
-        try await Heartbeats.register(id, role: "reducer", on: heartbeat)
+        try await Heartbeats.register(id, role: "reducer", on: listener)
         var runID: Int64?
         if let run { runID = try await Runs.find(run, on: connection).id }
         let filter = runID
@@ -54,7 +54,7 @@ public final class Reducer: Sendable {
                     _ = try? await listener.waitForNotifications(timeout: .seconds(self.idlePollSeconds))
                     self.wakeContinuation.yield()
                     if ContinuousClock.now - lastBeat > .seconds(10) {
-                        try? await Heartbeats.beat(id, inFlight: 0, on: heartbeat)
+                        try? await Heartbeats.beat(id, inFlight: 0, on: listener)
                         lastBeat = .now
                     }
                 }
@@ -72,7 +72,7 @@ public final class Reducer: Sendable {
                 }
             }
         }
-        await Heartbeats.stopped(id, on: heartbeat)
+        await Heartbeats.stopped(id, on: listener)
         logger.info("reducer stopped")
     }
 
