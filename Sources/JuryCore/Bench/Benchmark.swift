@@ -55,16 +55,11 @@ public enum Benchmark {
         run: StoredRun, conninfo: String, options: Options, connection: PostgresConnection, logger: Logger,
         report: @Sendable (String) -> Void
     ) async throws -> Result {
-        let stamp = Int(Date().timeIntervalSince1970)
         report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
 
         // Enqueue.
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(stamp).jsonl").path
-        try writeCorpus(to: file, count: options.examples, prefix: "w")
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        var started = ContinuousClock.now
-        let enqueued = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run.name)
-        let enqueueSeconds = seconds(since: started)
+        let (enqueued, enqueueSeconds) = try await enqueueCorpus(
+            count: options.examples, prefix: "w", run: run, connection: connection, logger: logger)
         let examplesPerSecond = Double(enqueued.new) / enqueueSeconds
         report(
             String(
@@ -79,43 +74,31 @@ public enum Benchmark {
         let worker = Worker(
             conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         let reducer = Reducer(conninfo: conninfo, run: run.name, idlePollSeconds: 0.5, logger: logger)
-        started = ContinuousClock.now
-        let votesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await worker.run() }
-            group.addTask { try await reducer.run() }
-            // Watch the reducer's own count: polling the database would take from what is measured.
-            while reducer.examplesDecided < enqueued.new {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let elapsed = seconds(since: started)
-            worker.stop()
-            reducer.stop()
-            try await group.waitForAll()
-            return Double(enqueued.jobs) / elapsed
-        }
+        // Watch the reducer's own count: polling the database would take from what is measured.
+        let votesPerSecond =
+            Double(enqueued.jobs)
+            / (try await secondsRunning(
+                { try await worker.run() }, { try await reducer.run() },
+                until: { reducer.examplesDecided >= enqueued.new },
+                then: {
+                    worker.stop()
+                    reducer.stop()
+                }))
         report(
             String(
                 format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new,
                 votesPerSecond))
 
         // The worker alone (claim, call, record), which is what pgbench's script does.
-        let second = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(stamp)-b.jsonl").path
-        try writeCorpus(to: second, count: options.examples, prefix: "v")
-        defer { try? FileManager.default.removeItem(atPath: second) }
-        let more = try await Enqueuer(connection: connection, logger: logger).enqueue(file: second, run: run.name)
+        let (more, _) = try await enqueueCorpus(
+            count: options.examples, prefix: "v", run: run, connection: connection, logger: logger)
         let soloWorker = Worker(
             conninfo: conninfo, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
-        started = ContinuousClock.now
-        let workerVotesPerSecond = try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await soloWorker.run() }
-            while soloWorker.votesRecorded < more.jobs {
-                try await Task.sleep(for: .milliseconds(20))
-            }
-            let elapsed = seconds(since: started)
-            soloWorker.stop()
-            try await group.waitForAll()
-            return Double(more.jobs) / elapsed
-        }
+        let workerVotesPerSecond =
+            Double(more.jobs)
+            / (try await secondsRunning(
+                { try await soloWorker.run() }, until: { soloWorker.votesRecorded >= more.jobs },
+                then: { soloWorker.stop() }))
         report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
 
         // The same claim and record SQL, driven by pgbench on the same database.
@@ -148,10 +131,8 @@ public enum Benchmark {
         logger: Logger, report: @Sendable (String) -> Void
     ) async throws -> Double {
         // Fresh pending jobs for pgbench to claim: as many as the worker just processed.
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).jsonl").path
-        try writeCorpus(to: file, count: options.examples, prefix: "p")
-        defer { try? FileManager.default.removeItem(atPath: file) }
-        let enqueued = try await Enqueuer(connection: connection, logger: logger).enqueue(file: file, run: run.name)
+        let (enqueued, _) = try await enqueueCorpus(
+            count: options.examples, prefix: "p", run: run, connection: connection, logger: logger)
         let judges = run.config.judges.map(\.name)
         let perJudge = options.pgbenchBatch / judges.count
         let jobsPerTransaction = perJudge * judges.count
@@ -215,35 +196,58 @@ public enum Benchmark {
                 """, file: "bench")
     }
 
-    private static func writeCorpus(to path: String, count: Int, prefix: String) throws {
+    /// Enqueues `count` generated examples into the run; returns the report and how long the enqueue took.
+    private static func enqueueCorpus(
+        count: Int, prefix: String, run: StoredRun, connection: PostgresConnection, logger: Logger
+    ) async throws -> (report: EnqueueReport, seconds: Double) {
         var text = ""
         text.reserveCapacity(count * 80)
         for index in 0..<count {
             text +=
                 #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
         }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(UUID()).jsonl").path
         try text.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let started = ContinuousClock.now
+        let report = try await Enqueuer(connection: connection, logger: logger).enqueue(file: path, run: run.name)
+        return (report, seconds(since: started))
     }
 
-    private static func pgbenchPath() -> String? {
-        var candidates = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map {
-            "\($0)/pgbench"
+    /// Runs the processes until `done` holds; returns the seconds that took, then calls `stop` and waits for them.
+    private static func secondsRunning(
+        _ processes: (@Sendable () async throws -> Void)..., until done: () -> Bool, then stop: () -> Void
+    ) async throws -> Double {
+        let started = ContinuousClock.now
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            for process in processes { group.addTask(operation: process) }
+            while !done() {
+                try await Task.sleep(for: .milliseconds(20))
+            }
+            let elapsed = seconds(since: started)
+            stop()
+            try await group.waitForAll()
+            return elapsed
         }
-        if let bindir = try? shell("pg_config", ["--bindir"]) { candidates.insert(bindir + "/pgbench", at: 0) }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    private static func shell(_ command: String, _ arguments: [String]) throws -> String {
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
+    /// pg_config's bindir first (Debian keeps pgbench off the PATH), then the PATH.
+    private static func pgbenchPath() -> String? {
+        if let pgConfig = findOnPath("pg_config"), let (status, output) = try? Subprocess.run(pgConfig, ["--bindir"]),
+            status == 0
+        {
+            let candidate = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/pgbench"
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return findOnPath("pgbench")
+    }
+
+    private static func findOnPath(_ command: String) -> String? {
+        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
             .map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-        guard let path else { throw JuryError(.io, "\(command) not found") }
-        let (status, output) = try Subprocess.run(path, arguments)
-        guard status == 0 else { throw JuryError(.io, "\(command) failed") }
-        return output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        (ContinuousClock.now - start).inSeconds
     }
 }

@@ -31,8 +31,7 @@ extension PostgresConnection {
     /// Returns the notifications received (none after a timeout). The connection must be used
     /// for nothing else meanwhile: give listening its own connection.
     public func waitForNotifications(timeout: Duration) async throws -> [PostgresNotification] {
-        let milliseconds = Int32(
-            clamping: timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = Int32(clamping: timeout.inMilliseconds)
         return try await onQueue { connection in
             var received = connection.drainNotifications()
             if !received.isEmpty { return received }
