@@ -7,7 +7,7 @@ public enum Operations {
         run: String, batch: String?, judge: String?, on connection: PostgresConnection
     ) async throws -> Int {
         let stored = try await Runs.find(run, on: connection)
-        if let judge, !stored.config.judges.contains(where: { $0.name == judge }) {
+        if let judge, stored.config.judge(named: judge) == nil {
             throw JuryError(
                 .notFound,
                 "run '\(run)' has no judge '\(judge)' (its judges: \(stored.config.judges.map(\.name).joined(separator: ", ")))"

@@ -67,6 +67,11 @@ public struct RunConfig: Codable, Sendable, Equatable {
 
     public var labels: [String] { taxonomy.map(\.label) }
 
+    /// The judge of the panel with this name.
+    public func judge(named name: String) -> JudgeConfig? {
+        judges.first { $0.name == name }
+    }
+
     /// The consensus rule this run applies.
     public var rule: ConsensusRule {
         switch consensus.rule {

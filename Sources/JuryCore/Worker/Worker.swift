@@ -253,8 +253,7 @@ public final class Worker: Sendable {
         var permits: [JudgeKey: Int] = [:]
         var throttledFor: Double?
         for want in wants {
-            let judge = contexts[want.runID]?.run.config.judges.first { $0.name == want.judge }
-            guard let perMinute = judge?.requestsPerMinute else {
+            guard let perMinute = contexts[want.runID]?.run.config.judge(named: want.judge)?.requestsPerMinute else {
                 allowed.append(want)
                 continue
             }
@@ -286,11 +285,8 @@ public final class Worker: Sendable {
             guard context.run.config.labels.contains(answer.label) else {
                 throw JudgeError(.badAnswer, "judge \(job.judge) answered a label outside the taxonomy")
             }
-            let elapsed = ContinuousClock.now - started
-            let milliseconds = Int(
-                elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)
             logger.trace("vote", metadata: ["label": "\(answer.label)"])
-            return .vote(job, answer, latencyMilliseconds: milliseconds)
+            return .vote(job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds))
         } catch {
             if Task.isCancelled || error is CancellationError {
                 return .release(
@@ -301,7 +297,7 @@ public final class Worker: Sendable {
                 return halt(job, error: error)
             }
             if let error = error as? JudgeError, error.code == .rateLimited,
-                context.run.config.judges.first(where: { $0.name == job.judge })?.requestsPerMinute != nil
+                context.run.config.judge(named: job.judge)?.requestsPerMinute != nil
             {
                 let key = JudgeKey(runID: job.runID, judge: job.judge)
                 let seconds = error.retryAfter ?? 1
@@ -312,8 +308,7 @@ public final class Worker: Sendable {
             logger.debug(
                 "judge call failed",
                 metadata: [JuryMetadata.error: "\(error)", "retry": "\(retry)", "attempt": "\(job.attempts)"])
-            let message = String(String(describing: error).prefix(500))
-            return .release(job, error: message, delaySeconds: delay, final: !retry, refund: false)
+            return .release(job, error: Self.errorText(error), delaySeconds: delay, final: !retry, refund: false)
         }
     }
 
@@ -326,7 +321,12 @@ public final class Worker: Sendable {
                 "this worker stops calling the judge: retrying cannot cure this; fix it and restart the worker",
                 metadata: [JuryMetadata.judge: "\(job.judge)", JuryMetadata.error: "\(error)"])
         }
-        return .release(job, error: String(error.description.prefix(500)), delaySeconds: 60, final: false, refund: true)
+        return .release(job, error: Self.errorText(error), delaySeconds: 60, final: false, refund: true)
+    }
+
+    /// What a job's `last_error` keeps of a failed call.
+    private static func errorText(_ error: Error) -> String {
+        String(String(describing: error).prefix(500))
     }
 
     private func submit(_ outcome: JobOutcome) {
