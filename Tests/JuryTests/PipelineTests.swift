@@ -286,9 +286,7 @@ struct PipelineTests {
                 var options = WorkerOptions()
                 options.concurrency = 16
                 options.drainSeconds = 10
-                let worker = Worker(
-                    conninfo: url, options: options, logger: TestDatabase.logger,
-                    makeJudge: { try OpenAIChatJudge(config: $0, client: testHTTPClient) })
+                let worker = testWorker(url: url, options: options)
                 let task = Task { try await worker.run() }
                 try await eventually("calls in flight") {
                     try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
@@ -315,9 +313,7 @@ extension PipelineTests {
                     .enqueue(file: try writeCorpus(count: 20), run: run.name)
                 var options = WorkerOptions()
                 options.drainSeconds = 0.5
-                let worker = Worker(
-                    conninfo: url, options: options, logger: TestDatabase.logger,
-                    makeJudge: { try OpenAIChatJudge(config: $0, client: testHTTPClient) })
+                let worker = testWorker(url: url, options: options)
                 let task = Task { try await worker.run() }
                 try await eventually("calls in flight") {
                     try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 20

@@ -95,6 +95,13 @@ let testHTTPClient: HTTPClient = {
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()
 
+/// A worker whose judges are called over HTTP with the tests' client; keys come from `environment`.
+func testWorker(url: String, options: WorkerOptions, environment: [String: String] = [:]) -> Worker {
+    Worker(
+        conninfo: url, options: options, logger: TestDatabase.logger,
+        makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+}
+
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
 func runWorkers(
     url: String, run: String? = nil, workers: Int = 1, reducers: Int = 1, concurrency: Int = 64,
@@ -107,12 +114,7 @@ func runWorkers(
     options.leaseSeconds = leaseSeconds
     options.idlePollSeconds = 0.2
     options.drainSeconds = 5
-    let workerList = (0..<workers).map { _ in
-        Worker(
-            conninfo: url, options: options, logger: TestDatabase.logger,
-            makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment)
-            })
-    }
+    let workerList = (0..<workers).map { _ in testWorker(url: url, options: options, environment: environment) }
     let reducerList = (0..<reducers).map { _ in
         Reducer(conninfo: url, run: run, batchSize: 50, idlePollSeconds: 0.2, logger: TestDatabase.logger)
     }
