@@ -10,6 +10,8 @@ public struct JuryError: Error, CustomStringConvertible, Sendable, Equatable {
         public static let conflict = Code("conflict")
         public static let schema = Code("schema")
         public static let io = Code("io")
+        /// A process stopped with work it could not finish; the message says what becomes of it.
+        public static let incomplete = Code("incomplete")
     }
 
     public let code: Code

@@ -110,8 +110,16 @@ struct WorkerCommand: AsyncParsableCommand {
         abstract: "Claim jobs, call the judges, record the votes; until SIGTERM or SIGINT.",
         discussion: """
             API keys are read from the environment variables each judge's api_key_env names. A worker that \
-            lacks a judge's key leaves that judge's jobs to other workers. On SIGTERM or SIGINT the worker \
-            stops claiming, lets calls in flight finish (up to --drain-seconds), releases the rest and exits 0.
+            lacks a judge's key leaves that judge's jobs to other workers.
+
+            Failures that waiting cures (429, 5xx, timeouts, dropped connections) are retried with backoff \
+            until the run's retry.give_up_after_seconds, without using up max_attempts, which counts wrong \
+            answers. An answer that cannot be stored costs its own job, never the worker.
+
+            On SIGTERM or SIGINT the worker stops claiming, lets calls in flight finish (up to \
+            --drain-seconds), cancels and releases the rest, and exits 0 once every outcome is recorded. If \
+            the database does not answer within 5 more seconds, it exits 1 and says how many jobs will be \
+            redone once their leases expire. A second signal exits at once.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "Only work on this run (default: every active run).") var run: String?
@@ -122,6 +130,9 @@ struct WorkerCommand: AsyncParsableCommand {
     func validate() throws {
         guard concurrency > 0 else { throw ValidationError("--concurrency must be at least 1") }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
+        guard drainSeconds >= 0 && drainSeconds < 86400 else {
+            throw ValidationError("--drain-seconds must be between 0 and 86400")
+        }
     }
 
     func run() async throws {
@@ -133,6 +144,7 @@ struct WorkerCommand: AsyncParsableCommand {
         options.concurrency = concurrency
         options.leaseSeconds = leaseSeconds
         options.drainSeconds = drainSeconds
+        options.database = db.settings
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
@@ -160,7 +172,7 @@ struct ReducerCommand: AsyncParsableCommand {
         let logger = db.makeLogger("jury.reducer")
         let connection = try await db.connect("jury reducer", logger: logger)
         if let run { _ = try await Runs.find(run, on: connection) }
-        let reducer = Reducer(conninfo: db.conninfo, run: run, logger: logger)
+        let reducer = Reducer(conninfo: db.conninfo, run: run, settings: db.settings, logger: logger)
         try await untilSignalled(onSignal: { reducer.stop() }) { try await reducer.run() }
     }
 }

@@ -39,6 +39,35 @@ struct DatabaseOptions: ParsableArguments {
     @Option(name: .long, help: "How much to log, to stderr.")
     var logLevel: Logger.Level = .info
 
+    @Option(help: "Seconds a statement may run before PostgreSQL cancels it (0: no limit).")
+    var statementTimeout = 120.0
+
+    @Option(help: "Seconds a statement may wait for a lock (0: no limit).")
+    var lockTimeout = 30.0
+
+    @Option(help: "Seconds a transaction may sit idle before PostgreSQL ends the session (0: no limit).")
+    var idleInTransactionTimeout = 120.0
+
+    /// The bounds on every wait for PostgreSQL. Connection-level ones (connect_timeout,
+    /// keepalives, tcp_user_timeout) have defaults the connection string may override.
+    var settings: PostgresSettings {
+        func bound(_ seconds: Double) -> Duration? { seconds > 0 ? .milliseconds(Int64(seconds * 1000)) : nil }
+        var settings = PostgresSettings()
+        settings.statementTimeout = bound(statementTimeout)
+        settings.lockTimeout = bound(lockTimeout)
+        settings.idleInTransactionTimeout = bound(idleInTransactionTimeout)
+        return settings
+    }
+
+    func validate() throws {
+        for (name, value) in [
+            ("--statement-timeout", statementTimeout), ("--lock-timeout", lockTimeout),
+            ("--idle-in-transaction-timeout", idleInTransactionTimeout),
+        ] where !(value >= 0 && value < 1e7) {
+            throw ValidationError("\(name) must be a number of seconds, 0 or more")
+        }
+    }
+
     var conninfo: String {
         database ?? ProcessInfo.processInfo.environment["DATABASE_URL"] ?? ""
     }
@@ -51,7 +80,8 @@ struct DatabaseOptions: ParsableArguments {
 
     /// Connects and checks that the schema is there and current.
     func connect(_ label: String, logger: Logger) async throws -> PostgresConnection {
-        let connection = try await PostgresConnection.connect(conninfo, applicationName: label, logger: logger)
+        let connection = try await PostgresConnection.connect(
+            conninfo, applicationName: label, settings: settings, logger: logger)
         let exists = try await connection.query("SELECT to_regclass('jury_schema_migrations') IS NOT NULL AS found")
         var version = 0
         if try exists[0].decode("found", as: Bool.self) {

@@ -28,8 +28,9 @@ struct PipelineTests {
                 #expect(
                     try await connection.count(
                         "SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
-                // Some calls failed with 500 or 429 and were retried.
-                #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
+                // Some calls failed with 500 or 429 and were retried, without using up attempts.
+                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE claims > 1") > 0)
+                #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
                 #expect(server.requestCount > 900)
 
                 // Every verdict is what the rule says of the votes behind it.
@@ -194,16 +195,18 @@ struct PipelineTests {
             try await TestDatabase.withFresh { url in
                 let connection = try await connect(url)
                 let run = try await createRun(
-                    runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2), on: connection)
+                    runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2, giveUpAfter: 1),
+                    on: connection)
                 _ = try await Enqueuer(connection: connection, logger: TestDatabase.logger)
                     .enqueue(file: try writeCorpus(count: 40), run: run.name, batch: "first")
                 try await runWorkers(url: url, run: run.name) {
                     try await connection.count("SELECT count(*) FROM verdicts") == 40
                 }
                 #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 40)
+                // An outage uses up no attempts: the jobs failed when retrying it had lasted give_up_after_seconds.
                 #expect(
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 2")
-                        == 40)
+                    try await connection.count(
+                        "SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 0 AND claims > 1") == 40)
                 #expect(
                     try await connection.count("SELECT count(*) FROM jury_failures WHERE last_error LIKE '%HTTP 500%'")
                         == 40)
@@ -352,7 +355,8 @@ struct MockJudgeTests {
                     .classify(JudgeRequest(system: "s", user: "u", labels: labels))
             }
             #expect(error?.code == .notFound)
-            #expect(error?.isRetryable == false)
+            let policy = CallPolicy(maxAttempts: 3, baseDelay: 1, maxDelay: 10, giveUpAfter: 60, maxRetryAfter: 60)
+            #expect(policy.decide(error!, history: .init(attempts: 1)).haltsJudge)
         }
     }
 

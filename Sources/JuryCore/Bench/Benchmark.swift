@@ -141,9 +141,10 @@ public enum Benchmark {
         let runs = "{" + judges.map { _ in String(run.id) }.joined(separator: ",") + "}"
         let judgeArray = "{" + judges.joined(separator: ",") + "}"
         let counts = "{" + judges.map { _ in String(perJudge) }.joined(separator: ",") + "}"
+        // The claim token is the claim count: a fresh job is on its first claim.
         let script = """
-            SELECT array_agg(job_id)::text AS ids FROM jury_claim_jobs('pgbench-:client_id', 60, '\(runs)'::bigint[], '\(judgeArray)'::text[], '\(counts)'::int[]) \\gset
-            SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], array_fill('\(run.config.labels[0])'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill('pgbench'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]));
+            SELECT array_agg(job_id)::text AS ids, array_agg(claim)::text AS claims FROM jury_claim_jobs('pgbench-:client_id', 60, '\(runs)'::bigint[], '\(judgeArray)'::text[], '\(counts)'::int[]) \\gset
+            SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], ':claims'::int[], array_fill('\(run.config.labels[0])'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill('pgbench'::text, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1::bigint, ARRAY[cardinality(':ids'::bigint[])]), array_fill(1::bigint, ARRAY[cardinality(':ids'::bigint[])]));
 
             """
         let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql")
@@ -154,8 +155,12 @@ public enum Benchmark {
             [
                 "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
                 "-t", String(transactions),
-            ] + (conninfo.isEmpty ? [] : [conninfo])
-        let (status, text) = try Subprocess.run(binary, arguments)
+            ]
+        // The database goes to pgbench through PG* variables: a password on its command line would
+        // be visible to every user of the machine.
+        let environment = ProcessInfo.processInfo.environment.merging(
+            try PostgresConnection.environment(for: conninfo), uniquingKeysWith: { _, ours in ours })
+        let (status, text) = try Subprocess.run(binary, arguments, environment: environment)
         guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))

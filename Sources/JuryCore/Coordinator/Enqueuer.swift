@@ -46,6 +46,8 @@ public struct Enqueuer: Sendable {
         let votesNeeded = run.config.rule.votesNeeded(judges: judges.count)
 
         let report = try await connection.transaction { connection in
+            // A corpus of millions of lines takes longer than the statement timeout workers use.
+            try await connection.execute(script: "SET LOCAL statement_timeout = 0")
             try await connection.execute(
                 script: """
                     CREATE TEMP TABLE jury_incoming (

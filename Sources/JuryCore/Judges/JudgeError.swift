@@ -19,7 +19,7 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
         public static let unauthorized = Code("unauthorized")
         /// 404: unknown model or endpoint. Retrying cannot help.
         public static let notFound = Code("not found")
-        /// Another 4xx: the request itself is wrong. Retrying cannot help.
+        /// Another 4xx: the provider refused the request; it counts as a wrong answer.
         public static let badRequest = Code("bad request")
         public var description: String { name }
     }
@@ -33,11 +33,6 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
-    }
-
-    /// False for failures that the same call cannot overcome (bad key, unknown model, bad request).
-    public var isRetryable: Bool {
-        ![Code.unauthorized, .notFound, .badRequest].contains(code)
     }
 
     public var description: String { "\(code): \(message)" }

@@ -18,9 +18,24 @@ public enum Operations {
                 "SELECT 1 FROM examples WHERE run_id = \(stored.id) AND batch = \(batch) LIMIT 1")
             if found.isEmpty { throw JuryError(.notFound, "run '\(run)' has no batch '\(batch)'") }
         }
-        return try await connection.query(
-            "SELECT jury_retry_failed(\(stored.id), \(batch), \(judge)) AS retried")[0].decode("retried")
+        // In chunks, each its own short transaction: a retry of millions of jobs never holds
+        // the locks that workers' lease renewals and reaping need for long.
+        // Jobs that fail again while this runs are left for the next retry, so that it always ends.
+        let failedNow: Int = try await connection.query(
+            "SELECT count(*) AS n FROM jobs WHERE run_id = \(stored.id) AND state = 'failed'")[0].decode("n")
+        var total = 0
+        while total < failedNow {
+            let retried: Int = try await connection.query(
+                "SELECT jury_retry_failed(\(stored.id), \(batch), \(judge), \(retryChunk)) AS retried")[0].decode(
+                    "retried")
+            total += retried
+            if retried == 0 { break }
+        }
+        return total
     }
+
+    /// Jobs put back to pending per transaction by `retryFailed`.
+    static let retryChunk = 5000
 
     /// Sets a run's state: `paused` stops claims (in-flight calls finish), `active` resumes, `cancelled` stops for good.
     public static func setState(_ state: String, run: String, on connection: PostgresConnection) async throws {

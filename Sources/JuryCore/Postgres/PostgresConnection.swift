@@ -11,6 +11,9 @@ import Logging
 ///
 /// A broken connection (the server restarted, the backend was terminated) is reset
 /// before the next call, and channels that were listened on are listened on again.
+///
+/// Every wait is bounded (`PostgresSettings`), and a task cancelled while its statement runs
+/// cancels that statement on the server.
 public final class PostgresConnection: @unchecked Sendable {
     // Everything below is touched only on `queue`: that is what makes the class Sendable.
     private let queue: DispatchQueue
@@ -19,15 +22,20 @@ public final class PostgresConnection: @unchecked Sendable {
     /// Inside `transaction`: a broken connection must then fail the transaction, not be reset
     /// under it (the rest of the transaction would run outside one).
     private var inTransaction = false
+    private let settings: PostgresSettings
     private let logger: Logger
+    /// What `PQcancel` needs, made on `queue` after each (re)connect; used from any thread.
+    private let canceller = StatementCanceller()
 
-    private init(handle: OpaquePointer, queue: DispatchQueue, logger: Logger) {
+    private init(handle: OpaquePointer, queue: DispatchQueue, settings: PostgresSettings, logger: Logger) {
         self.handle = handle
         self.queue = queue
+        self.settings = settings
         self.logger = logger
     }
 
     deinit {
+        canceller.replace(with: nil)
         // PQfinish also frees a connection that is already broken.
         PQfinish(handle)
     }
@@ -36,20 +44,20 @@ public final class PostgresConnection: @unchecked Sendable {
     ///
     /// - Parameter conninfo: a libpq connection string or `postgres://` URL; empty uses the
     ///   standard `PG*` environment variables (PGHOST, PGPORT, PGUSER, PGDATABASE, PGPASSWORD).
+    ///   Parameters it sets (timeouts, keepalives) override those of `settings`.
     public static func connect(
-        _ conninfo: String, applicationName: String = "jury", logger: Logger
+        _ conninfo: String, applicationName: String = "jury", settings: PostgresSettings = PostgresSettings(),
+        logger: Logger
     ) async throws -> PostgresConnection {
         let queue = DispatchQueue(label: "jury.postgres.connection")
+        let parameters = [("application_name", applicationName)] + settings.connectionParameters
         let box: HandleBox = try await withCheckedThrowingContinuation { continuation in
             queue.async {
-                continuation.resume(with: Result { HandleBox(try openHandle(conninfo)) })
+                continuation.resume(with: Result { HandleBox(try openHandle(conninfo, parameters: parameters)) })
             }
         }
-        let connection = PostgresConnection(handle: box.handle, queue: queue, logger: logger)
-        try await connection.onQueue { connection in
-            try connection.prepareSession()
-            _ = try connection.run(query: "SELECT set_config('application_name', \(applicationName), false)")
-        }
+        let connection = PostgresConnection(handle: box.handle, queue: queue, settings: settings, logger: logger)
+        try await connection.onQueue { try $0.prepareSession() }
         return connection
     }
 
@@ -87,6 +95,29 @@ public final class PostgresConnection: @unchecked Sendable {
         }
     }
 
+    /// The libpq environment variables (PGHOST, PGPASSWORD, ...) that stand for a connection
+    /// string: how to hand a database to a child process (pgbench, psql) without putting a
+    /// password on its command line, where every user of the machine can read it.
+    public static func environment(for conninfo: String) throws -> [String: String] {
+        var message: UnsafeMutablePointer<CChar>?
+        guard let options = PQconninfoParse(conninfo, &message) else {
+            let text = message.map { String(cString: $0) } ?? "cannot parse the connection string"
+            if let message { PQfreemem(message) }
+            throw PostgresError(code: .connectionFailed, message: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        defer { PQconninfoFree(options) }
+        var environment: [String: String] = [:]
+        var option = options
+        // The array ends with an entry whose keyword is NULL.
+        while option.pointee.keyword != nil {
+            if let variable = option.pointee.envvar, let value = option.pointee.val {
+                environment[String(cString: variable)] = String(cString: value)
+            }
+            option += 1
+        }
+        return environment
+    }
+
     /// The server process serving this connection (what `pg_terminate_backend` takes).
     public func backendPID() async throws -> Int32 {
         try await onQueue { PQbackendPID($0.handle) }
@@ -95,17 +126,27 @@ public final class PostgresConnection: @unchecked Sendable {
     // MARK: - Running on the connection's queue
 
     /// Runs `body` on the connection's queue after making sure the connection is usable.
+    ///
+    /// If the calling task is cancelled meanwhile, the statement running on the server is
+    /// cancelled too (`PQcancel`), so the call ends with the server's error instead of waiting.
     func onQueue<T: Sendable>(
         reconnect: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            queue.async {
-                continuation.resume(
-                    with: Result {
-                        if reconnect { try self.ensureConnected() }
-                        return try body(self)
-                    })
+        if Task.isCancelled { throw CancellationError() }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                queue.async {
+                    continuation.resume(
+                        with: Result {
+                            if reconnect { try self.ensureConnected() }
+                            self.canceller.running = true
+                            defer { self.canceller.running = false }
+                            return try body(self)
+                        })
+                }
             }
+        } onCancel: {
+            canceller.cancelRunningStatement()
         }
     }
 
@@ -130,10 +171,17 @@ public final class PostgresConnection: @unchecked Sendable {
     private func prepareSession() throws {
         // Print nothing on the terminal: notices such as "relation already exists, skipping" are expected.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
-        try runScript("SET TIME ZONE 'UTC'")
+        canceller.replace(with: PQgetCancel(handle))
+        try runScript("SET TIME ZONE 'UTC'; " + settings.sessionScript)
     }
 
     func run(query: PostgresQuery) throws -> PostgresRows {
+        // libpq takes parameters as C strings: a NUL would silently cut the value short.
+        if let index = query.binds.firstIndex(where: { $0?.utf8.contains(0) == true }) {
+            throw PostgresError(
+                code: .invalidParameter,
+                message: "parameter $\(index + 1) holds the NUL character (U+0000), which PostgreSQL cannot store")
+        }
         var parameters: [UnsafeMutablePointer<CChar>?] = query.binds.map { $0.flatMap { strdup($0) } }
         defer { parameters.forEach { free($0) } }
         let result = parameters.withUnsafeMutableBufferPointer { buffer in
@@ -218,8 +266,23 @@ public final class PostgresConnection: @unchecked Sendable {
         "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
-    private static func openHandle(_ conninfo: String) throws -> OpaquePointer {
-        guard let handle = PQconnectdb(conninfo) else {
+    /// Connects with `parameters` first and the user's connection string last, so that what
+    /// the user wrote wins.
+    private static func openHandle(_ conninfo: String, parameters: [(String, String)]) throws -> OpaquePointer {
+        let all = parameters + [("dbname", conninfo)]
+        let keywords = all.map { strdup($0.0) } + [nil]
+        let values = all.map { strdup($0.1) } + [nil]
+        defer {
+            keywords.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let opened = keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { keywordBuffer in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valueBuffer in
+                // expand_dbname: a dbname holding a connection string or URL is read as one.
+                PQconnectdbParams(keywordBuffer.baseAddress, valueBuffer.baseAddress, 1)
+            }
+        }
+        guard let handle = opened else {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(handle) == CONNECTION_OK else {
@@ -230,6 +293,42 @@ public final class PostgresConnection: @unchecked Sendable {
                 hint: "set --database or DATABASE_URL (or the PG* variables) to a reachable server")
         }
         return handle
+    }
+}
+
+/// Cancels the statement a connection is running, from any thread.
+///
+/// libpq's `PQcancel` is thread-safe and opens a connection of its own, so it runs on a global
+/// queue, never in the cancelling task, and without holding the lock (it may wait on the network).
+private final class StatementCanceller: @unchecked Sendable {
+    /// Owns one `PGcancel`; freed when the last user lets go of it.
+    private final class Handle: @unchecked Sendable {
+        let pointer: OpaquePointer
+        init(_ pointer: OpaquePointer) { self.pointer = pointer }
+        deinit { PQfreeCancel(pointer) }
+    }
+
+    private let lock = NSLock()
+    private var handle: Handle?
+    private var _running = false
+
+    /// Whether a statement is on the wire; a cancel outside one would hit the next statement.
+    var running: Bool {
+        get { lock.withLock { _running } }
+        set { lock.withLock { _running = newValue } }
+    }
+
+    func replace(with pointer: OpaquePointer?) {
+        let handle = pointer.map(Handle.init)
+        lock.withLock { self.handle = handle }
+    }
+
+    func cancelRunningStatement() {
+        DispatchQueue.global().async {
+            guard let handle = self.lock.withLock({ self._running ? self.handle : nil }) else { return }
+            var message = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(handle.pointer, &message, Int32(message.count))
+        }
     }
 }
 

@@ -11,6 +11,7 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
             case server = "server error"
             case copy = "COPY failed"
             case decoding = "decoding failed"
+            case invalidParameter = "invalid parameter"
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -25,6 +26,8 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         public static let copy = Code(.copy)
         /// A value in a result did not have the expected type.
         public static let decoding = Code(.decoding)
+        /// A value could not be sent as a parameter (it holds NUL); nothing was sent.
+        public static let invalidParameter = Code(.invalidParameter)
 
         public var description: String { base.rawValue }
     }
@@ -47,24 +50,54 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
         self.hint = hint
     }
 
-    /// True when the statement may succeed if tried again (lost connection, deadlock, serialization failure).
+    /// True when the statement may succeed if tried again unchanged: the connection failed, or
+    /// the server gave up for a reason of its own (deadlock, serialization, a timeout, a restart).
     public var isTransient: Bool {
         if code == .connectionLost || code == .connectionFailed { return true }
         guard let sqlState else { return false }
-        // 40001 serialization_failure, 40P01 deadlock_detected, 57P01 admin_shutdown, class 08 connection exceptions.
-        return sqlState == "40001" || sqlState == "40P01" || sqlState == "57P01" || sqlState.hasPrefix("08")
+        // 40001 serialization_failure, 40P01 deadlock_detected, 55P03 lock_not_available (lock_timeout),
+        // 57014 query_canceled (statement_timeout), class 57P operator intervention (a shutdown or restart),
+        // class 08 connection exceptions, 53300 too_many_connections.
+        return ["40001", "40P01", "55P03", "57014", "53300"].contains(sqlState) || sqlState.hasPrefix("57P")
+            || sqlState.hasPrefix("08")
+    }
+
+    /// True when the server refused a value (SQLSTATE class 22, data exception, or 23, integrity
+    /// constraint): the same statement with the same values will fail again.
+    public var isDataError: Bool {
+        sqlState?.hasPrefix("22") == true || sqlState?.hasPrefix("23") == true || code == .invalidParameter
     }
 
     public var description: String {
         var text = "PostgreSQL \(code)"
         if let sqlState { text += " [\(sqlState)]" }
-        text += ": \(message)"
+        text += ": \(redactedMessage)"
         if let hint { text += " (hint: \(hint))" }
         return text
     }
 
+    /// The message, with the values that data exceptions quote (`malformed array literal: "{...}"`)
+    /// left out: they come from rows and requests, and would carry example content into logs.
+    private var redactedMessage: String {
+        guard sqlState?.hasPrefix("22") == true else { return message }
+        var text = ""
+        var quoted = false
+        for character in message {
+            if character == "\"" {
+                if !quoted { text += "\"…\"" }
+                quoted.toggle()
+            } else if !quoted {
+                text.append(character)
+            }
+        }
+        return text
+    }
+
     public var debugDescription: String {
-        var text = description
+        var text = "PostgreSQL \(code)"
+        if let sqlState { text += " [\(sqlState)]" }
+        text += ": \(message)"
+        if let hint { text += " (hint: \(hint))" }
         if let detail { text += " detail: \(detail)" }
         return text
     }

@@ -11,15 +11,19 @@ public final class Reducer: Sendable {
     private let run: String?
     private let batchSize: Int
     private let idlePollSeconds: Double
+    private let settings: PostgresSettings
     private let logger: Logger
     private let stopping = Mutex(false)
     private let decided = Mutex(0)
     private let wake: AsyncStream<Void>
     private let wakeContinuation: AsyncStream<Void>.Continuation
 
-    public init(conninfo: String, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2, logger: Logger)
-    {
+    public init(
+        conninfo: String, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2,
+        settings: PostgresSettings = PostgresSettings(), logger: Logger
+    ) {
         self.conninfo = conninfo
+        self.settings = settings
         self.run = run
         self.batchSize = batchSize
         self.idlePollSeconds = idlePollSeconds
@@ -35,10 +39,23 @@ public final class Reducer: Sendable {
         wakeContinuation.yield()
     }
 
-    /// Decides ready examples until `stop()`, sleeping on notifications when there are none.
+    /// Decides ready examples until `stop()` or until the calling task is cancelled, sleeping on
+    /// notifications when there are none.
     public func run() async throws {
-        let connection = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
-        let listener = try await PostgresConnection.connect(conninfo, applicationName: "jury reducer", logger: logger)
+        // Cancellation reaches the work only as a stop: its waits would otherwise spin.
+        let work = Task { try await self.work() }
+        try await withTaskCancellationHandler {
+            try await work.value
+        } onCancel: {
+            self.stop()
+        }
+    }
+
+    private func work() async throws {
+        let connection = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury reducer", settings: settings, logger: logger)
+        let listener = try await PostgresConnection.connect(
+            conninfo, applicationName: "jury reducer", settings: settings, logger: logger)
         try await listener.listen(WorkQueue.readyChannel)
         // The listening task also beats the heartbeat, between its waits, on the same connection.
         let id = Heartbeats.processID(role: "reducer")

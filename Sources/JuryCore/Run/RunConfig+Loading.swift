@@ -77,6 +77,21 @@ extension RunConfig {
                 throw fail(
                     "\(field).base_url", "'\(judge.baseURL)' is not an http(s) URL (required for openai-compatible)")
             }
+            // The config is stored in the database and shown by status: a credential in the URL would leak.
+            // (The message does not repeat the URL, for the same reason.)
+            if url.user != nil || url.password != nil {
+                throw fail(
+                    "\(field).base_url", "holds a user name or password; put the key in the variable api_key_env names")
+            }
+            let secretWords = ["key", "token", "secret", "password", "sig", "auth"]
+            if let items = URLComponents(url: url, resolvingAgainstBaseURL: false)?.queryItems,
+                let item = items.first(where: { item in secretWords.contains { item.name.lowercased().contains($0) } })
+            {
+                throw fail(
+                    "\(field).base_url",
+                    "its query parameter '\(item.name)' looks like a credential; put the key in the variable api_key_env names"
+                )
+            }
             if let variable = judge.apiKeyEnv, (try? /[A-Za-z_][A-Za-z0-9_]*/.wholeMatch(in: variable)) == nil {
                 throw fail(
                     "\(field).api_key_env",
@@ -119,6 +134,8 @@ extension RunConfig {
         guard retry.maxDelaySeconds >= retry.baseDelaySeconds else {
             throw fail("retry.max_delay_seconds", "must be at least base_delay_seconds")
         }
+        guard retry.giveUpAfterSeconds > 0 else { throw fail("retry.give_up_after_seconds", "must be positive") }
+        guard retry.maxRetryAfterSeconds > 0 else { throw fail("retry.max_retry_after_seconds", "must be positive") }
     }
 
     private static let knownKeys: [String: Set<String>] = [
@@ -130,7 +147,7 @@ extension RunConfig {
         ],
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum"],
-        "retry": ["base_delay_seconds", "max_delay_seconds"],
+        "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
     ]
 
     /// A misspelt key would otherwise be ignored silently and its default used.

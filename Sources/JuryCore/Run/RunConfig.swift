@@ -12,7 +12,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var judges: [JudgeConfig]
     public var prompt: Prompt
     public var consensus: Consensus
-    /// Calls per job before it fails for good (counting the first).
+    /// Wrong answers per job (unparseable, outside the taxonomy, a refused request) before it fails for good.
     public var maxAttempts: Int
     public var retry: RetryPolicy
 
@@ -35,13 +35,46 @@ public struct RunConfig: Codable, Sendable, Equatable {
         public var quorum: Int?
     }
 
+    /// How failed calls are retried. Failures that waiting cures (429, 5xx, timeouts, dropped
+    /// connections) retry with capped exponential backoff until `giveUpAfterSeconds` have passed
+    /// since the first of them; they do not use up `max_attempts`, which counts wrong answers.
     public struct RetryPolicy: Codable, Sendable, Equatable {
         public var baseDelaySeconds: Double
         public var maxDelaySeconds: Double
+        /// How long a job keeps retrying an outage before it fails for good.
+        public var giveUpAfterSeconds: Double
+        /// The longest Retry-After honoured; a provider asking for more waits this long, and it is reported.
+        public var maxRetryAfterSeconds: Double
 
         enum CodingKeys: String, CodingKey {
             case baseDelaySeconds = "base_delay_seconds"
             case maxDelaySeconds = "max_delay_seconds"
+            case giveUpAfterSeconds = "give_up_after_seconds"
+            case maxRetryAfterSeconds = "max_retry_after_seconds"
+        }
+
+        public init(
+            baseDelaySeconds: Double, maxDelaySeconds: Double, giveUpAfterSeconds: Double = 6 * 3600,
+            maxRetryAfterSeconds: Double = 600
+        ) {
+            self.baseDelaySeconds = baseDelaySeconds
+            self.maxDelaySeconds = maxDelaySeconds
+            self.giveUpAfterSeconds = giveUpAfterSeconds
+            self.maxRetryAfterSeconds = maxRetryAfterSeconds
+        }
+
+        public init(from decoder: Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            let standard = RetryPolicy.standard
+            baseDelaySeconds =
+                try container.decodeIfPresent(Double.self, forKey: .baseDelaySeconds) ?? standard.baseDelaySeconds
+            maxDelaySeconds =
+                try container.decodeIfPresent(Double.self, forKey: .maxDelaySeconds) ?? standard.maxDelaySeconds
+            giveUpAfterSeconds =
+                try container.decodeIfPresent(Double.self, forKey: .giveUpAfterSeconds) ?? standard.giveUpAfterSeconds
+            maxRetryAfterSeconds =
+                try container.decodeIfPresent(Double.self, forKey: .maxRetryAfterSeconds)
+                ?? standard.maxRetryAfterSeconds
         }
 
         public static let standard = RetryPolicy(baseDelaySeconds: 1, maxDelaySeconds: 60)

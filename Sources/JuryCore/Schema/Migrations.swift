@@ -17,7 +17,9 @@ public enum Migrations {
     public static func apply(
         _ migrations: [Migration] = embedded, on connection: PostgresConnection, logger: Logger
     ) async throws -> [String] {
-        // A session-level lock: it must outlive the per-migration transactions below.
+        // A session-level lock: it must outlive the per-migration transactions below. Other
+        // processes migrating at once wait for it however long the first one takes.
+        try await connection.execute(script: "SET statement_timeout = 0")
         try await connection.query("SELECT pg_advisory_lock(hashtext('jury.migrate'))")
         do {
             let applied = try await applyLocked(migrations, on: connection, logger: logger)
@@ -49,6 +51,8 @@ public enum Migrations {
         for migration in migrations.sorted(by: { $0.version < $1.version }) where !done.contains(migration.version) {
             logger.info("applying migration", metadata: [JuryMetadata.migration: "\(migration.name)"])
             try await connection.transaction { connection in
+                // A migration may rewrite large tables: it must not be cut short, nor give up on a lock.
+                try await connection.execute(script: "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
                 try await connection.execute(script: migration.sql)
                 try await connection.query(
                     "INSERT INTO jury_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))"

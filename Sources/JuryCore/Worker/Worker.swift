@@ -15,8 +15,12 @@ public struct WorkerOptions: Sendable {
     public var idlePollSeconds: Double = 2
     /// On stop, how long in-flight calls may take to finish before they are cancelled and released.
     public var drainSeconds: Double = 30
+    /// After the drain time, how long the worker keeps trying to record outcomes before it gives up.
+    public static let recordingGraceSeconds: Double = 5
     /// Most jobs claimed in one statement.
     public var claimBatch: Int = 500
+    /// Bounds on every wait for PostgreSQL.
+    public var database = PostgresSettings()
 
     public init() {}
 }
@@ -26,8 +30,10 @@ public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
 
 /// A worker: claims jobs, calls judges concurrently, records votes, keeps its leases alive.
 ///
-/// `run()` returns after `stop()`: it stops claiming, lets in-flight calls finish for up to
-/// `drainSeconds`, cancels and releases the rest, records everything, and marks itself stopped.
+/// `run()` returns after `stop()`: it stops claiming, lets in-flight calls finish, cancels and
+/// releases the rest, records everything, and marks itself stopped, all within `drainSeconds`.
+/// If outcomes could still not be recorded by then (the database is gone), it throws, saying
+/// how many jobs will be redone once their leases expire.
 public final class Worker: Sendable {
     public let id: String
     private let conninfo: String
@@ -41,11 +47,23 @@ public final class Worker: Sendable {
     private let recorderWakeContinuation: AsyncStream<Void>.Continuation
 
     private struct State {
+        /// Jobs claimed and not yet recorded.
         var inFlight: [Int64: ClaimedJob] = [:]
         var perJudge: [JudgeKey: Int] = [:]
+        /// Judge calls under way.
+        var calling = 0
         var outcomes: [JobOutcome] = []
         var stopping = false
+        var stopRequestedAt: ContinuousClock.Instant?
+        /// Stopped by cancellation: no drain time for calls.
+        var drainSkipped = false
         var votesRecorded = 0
+        /// Jobs whose outcome could not be recorded before the worker stopped.
+        var unrecorded = 0
+        /// The call policy of each run served, for outcomes that cannot be stored.
+        var policies: [Int64: CallPolicy] = [:]
+        /// When a capped Retry-After was last logged, per judge: a 429 storm logs once a minute.
+        var capLoggedAt: [JudgeKey: ContinuousClock.Instant] = [:]
         /// Judges whose calls failed in a way retrying cannot cure (bad key, unknown model):
         /// this worker calls them no more, and leaves their jobs pending for a fixed worker.
         var halted: Set<JudgeKey> = []
@@ -64,7 +82,7 @@ public final class Worker: Sendable {
         let run: StoredRun
         let renderer: PromptRenderer
         let judges: [String: any Judge]
-        let retry: RetryStrategy
+        let policy: CallPolicy
     }
 
     public init(conninfo: String, options: WorkerOptions, logger: Logger, makeJudge: @escaping JudgeFactory) {
@@ -84,31 +102,61 @@ public final class Worker: Sendable {
         { config in try OpenAIChatJudge(config: config, client: client) }
     }
 
-    /// Asks the worker to stop; `run()` then drains and returns.
-    public func stop() {
-        state.withLock { $0.stopping = true }
+    /// Asks the worker to stop; `run()` then drains and returns. Without `draining`, calls under
+    /// way are cancelled at once (what cancelling `run()`'s task does); their jobs are still released.
+    public func stop(draining: Bool = true) {
+        state.withLock { state in
+            if !state.stopping { state.stopRequestedAt = .now }
+            if !draining { state.drainSkipped = true }
+            state.stopping = true
+        }
         claimerWakeContinuation.yield()
         recorderWakeContinuation.yield()
+    }
+
+    /// When calls still under way after a stop are cancelled.
+    private var callsDeadline: ContinuousClock.Instant? {
+        state.withLock { state in
+            state.stopRequestedAt.map { $0 + .seconds(state.drainSkipped ? 0 : options.drainSeconds) }
+        }
+    }
+
+    /// When recording gives up after a stop: the drain time and `WorkerOptions.recordingGraceSeconds`.
+    private var recordDeadline: ContinuousClock.Instant? {
+        callsDeadline.map { $0 + .seconds(WorkerOptions.recordingGraceSeconds) }
     }
 
     /// Votes this worker has recorded so far.
     public var votesRecorded: Int { state.withLock { $0.votesRecorded } }
 
+    /// Works until `stop()`, or until the calling task is cancelled, which stops the worker
+    /// without a drain: calls under way are cancelled, and their jobs released.
     public func run() async throws {
-        let claimConnection = try await PostgresConnection.connect(
-            conninfo, applicationName: "jury worker", logger: logger)
-        let recordConnection = try await PostgresConnection.connect(
-            conninfo, applicationName: "jury worker", logger: logger)
-        let leaseConnection = try await PostgresConnection.connect(
-            conninfo, applicationName: "jury worker", logger: logger)
-        let listenConnection = try await PostgresConnection.connect(
-            conninfo, applicationName: "jury worker", logger: logger)
+        // The work runs in a task of its own, so that cancellation reaches it only as a stop:
+        // its waits, which end at once in a cancelled task, would otherwise spin.
+        let work = Task { try await self.work() }
+        try await withTaskCancellationHandler {
+            try await work.value
+        } onCancel: {
+            self.stop(draining: false)
+        }
+    }
+
+    private func work() async throws {
+        let connect = {
+            try await PostgresConnection.connect(
+                self.conninfo, applicationName: "jury worker", settings: self.options.database, logger: self.logger)
+        }
+        let claimConnection = try await connect()
+        let recordConnection = try await connect()
+        let leaseConnection = try await connect()
+        let listenConnection = try await connect()
         try await listenConnection.listen(WorkQueue.jobsChannel)
         try await Heartbeats.register(id, role: "worker", on: leaseConnection)
         logger.info("worker started", metadata: ["concurrency": "\(options.concurrency)"])
 
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen(on: listenConnection) }
+            group.addTask { await self.listenAndReap(on: listenConnection) }
             group.addTask { await self.keepLeases(on: leaseConnection) }
             group.addTask { await self.recordOutcomes(on: recordConnection) }
             group.addTask { await self.tick() }
@@ -116,8 +164,15 @@ public final class Worker: Sendable {
             // Everything claimed has been recorded (or could not be): let the helpers end.
             self.stop()
         }
-        await Heartbeats.stopped(id, on: leaseConnection)
-        logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)"])
+        _ = try? await withDeadline(.seconds(2)) { await Heartbeats.stopped(self.id, on: leaseConnection) }
+        let unrecorded = state.withLock { $0.unrecorded }
+        logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)", "unrecorded": "\(unrecorded)"])
+        if unrecorded > 0 {
+            throw JuryError(
+                .incomplete,
+                "the worker stopped with \(unrecorded) outcomes it could not record (the database did not answer); "
+                    + "their jobs will be redone once their leases expire, within \(Int(options.leaseSeconds)) seconds")
+        }
     }
 
     private var isStopping: Bool { state.withLock { $0.stopping } }
@@ -154,11 +209,15 @@ public final class Worker: Sendable {
                         }
                         for job in claimed {
                             guard let context = contexts[job.runID] else {
-                                submit(
-                                    .release(job, error: "run not loaded", delaySeconds: 0, final: false, refund: true))
+                                submit(.returned(job, error: "run not loaded"))
                                 continue
                             }
-                            calls.addTask { self.submit(await self.call(job, context: context)) }
+                            state.withLock { $0.calling += 1 }
+                            calls.addTask {
+                                let outcome = await self.call(job, context: context)
+                                self.state.withLock { $0.calling -= 1 }
+                                self.submit(outcome)
+                            }
                         }
                         // Only after the jobs are tracked: a failure here must not strand them.
                         for (key, taken) in permits {
@@ -185,27 +244,23 @@ public final class Worker: Sendable {
         }
     }
 
-    /// After stop: wait for in-flight calls, then cancel the ones that outlast the drain time.
+    /// After stop: let calls under way finish, then cancel those that outlast the drain time.
     private func drain(calls: inout DiscardingTaskGroup, wake: inout AsyncStream<Void>.Iterator) async {
-        let deadline = ContinuousClock.now + .seconds(options.drainSeconds)
-        // Wake at the deadlines even if no call finishes by then (a hung judge).
-        let alarms = Task {
-            for instant in [deadline, deadline + .seconds(10)] {
-                try await Task.sleep(until: instant)
-                self.claimerWakeContinuation.yield()
-            }
+        guard let deadline = callsDeadline else { return }
+        // Wake at the deadline even if no call finishes by then (a hung judge).
+        let alarm = Task {
+            try await Task.sleep(until: deadline)
+            self.claimerWakeContinuation.yield()
         }
-        defer { alarms.cancel() }
-        while state.withLock({ !$0.inFlight.isEmpty }) && ContinuousClock.now < deadline {
+        defer { alarm.cancel() }
+        while state.withLock({ $0.calling > 0 }) && ContinuousClock.now < deadline {
             _ = await wake.next()
         }
-        let left = state.withLock { $0.inFlight.count }
+        let left = state.withLock { $0.calling }
         if left > 0 {
             logger.info("cancelling calls that outlasted the drain time", metadata: ["jobs": "\(left)"])
+            // Each call gives up at once when cancelled (its judge call runs under `withDeadline`).
             calls.cancelAll()
-            while state.withLock({ !$0.inFlight.isEmpty }) && ContinuousClock.now < deadline + .seconds(10) {
-                _ = await wake.next()
-            }
         }
     }
 
@@ -274,14 +329,14 @@ public final class Worker: Sendable {
         var logger = logger
         logger[metadataKey: JuryMetadata.job] = "\(job.id)"
         logger[metadataKey: JuryMetadata.judge] = "\(job.judge)"
-        guard let judge = context.judges[job.judge] else {
-            return .release(
-                job, error: "this worker has no judge \(job.judge)", delaySeconds: 0, final: false, refund: true)
+        guard let judge = context.judges[job.judge], let config = context.run.config.judge(named: job.judge) else {
+            return .returned(job, error: "this worker has no judge \(job.judge)")
         }
         let request = context.renderer.render(id: job.externalID, payload: job.payload)
         let started = ContinuousClock.now
         do {
-            let answer = try await judge.classify(request)
+            // One deadline for the whole call, head and body, whatever the judge's client does.
+            let answer = try await withDeadline(.seconds(config.timeoutSeconds)) { try await judge.classify(request) }
             guard context.run.config.labels.contains(answer.label) else {
                 throw JudgeError(.badAnswer, "judge \(job.judge) answered a label outside the taxonomy")
             }
@@ -289,39 +344,58 @@ public final class Worker: Sendable {
             return .vote(job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds))
         } catch {
             if Task.isCancelled || error is CancellationError {
-                return .release(
-                    job, error: "the worker stopped before the call finished", delaySeconds: 0, final: false,
-                    refund: true)
+                return .returned(job, error: "the worker stopped before the call finished")
             }
-            if let error = error as? JudgeError, error.code == .unauthorized || error.code == .notFound {
-                return halt(job, error: error)
-            }
-            if let error = error as? JudgeError, error.code == .rateLimited,
-                context.run.config.judge(named: job.judge)?.requestsPerMinute != nil
-            {
-                let key = JudgeKey(runID: job.runID, judge: job.judge)
-                let seconds = error.retryAfter ?? 1
+            let error =
+                error is DeadlineExceeded
+                ? JudgeError(.timeout, "judge \(job.judge): no complete answer within \(config.timeoutSeconds)s")
+                : error
+            let decision = context.policy.decide(error, history: job.history)
+            let key = JudgeKey(runID: job.runID, judge: job.judge)
+            if decision.haltsJudge { halt(key, error: error) }
+            if let seconds = decision.holdSeconds, config.requestsPerMinute != nil {
                 state.withLock { $0.holds[key] = max($0.holds[key] ?? 0, seconds) }
             }
-            let retry = context.retry.shouldRetry(attempt: job.attempts, error: error)
-            let delay = retry ? context.retry.backoff(attempt: job.attempts, error: error) : 0
+            if let asked = decision.cappedRetryAfter {
+                reportCappedRetryAfter(key, asked: asked, policy: context.policy)
+            }
             logger.debug(
                 "judge call failed",
-                metadata: [JuryMetadata.error: "\(error)", "retry": "\(retry)", "attempt": "\(job.attempts)"])
-            return .release(job, error: Self.errorText(error), delaySeconds: delay, final: !retry, refund: false)
+                metadata: [
+                    JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
+                    "attempt": "\(job.attempts)",
+                ])
+            return .release(job, error: Self.errorText(error), decision)
         }
     }
 
-    /// Stops calling a judge whose failure no retry can cure, and says so; the job goes back to
+    /// Stops calling a judge whose failure no retry can cure, and says so; its jobs go back to
     /// pending with the error, without using up an attempt, for a worker that can call the judge.
-    private func halt(_ job: ClaimedJob, error: JudgeError) -> JobOutcome {
-        let first = state.withLock { $0.halted.insert(JudgeKey(runID: job.runID, judge: job.judge)).inserted }
+    private func halt(_ key: JudgeKey, error: Error) {
+        let first = state.withLock { $0.halted.insert(key).inserted }
         if first {
             logger.error(
                 "this worker stops calling the judge: retrying cannot cure this; fix it and restart the worker",
-                metadata: [JuryMetadata.judge: "\(job.judge)", JuryMetadata.error: "\(error)"])
+                metadata: [JuryMetadata.judge: "\(key.judge)", JuryMetadata.error: "\(error)"])
         }
-        return .release(job, error: Self.errorText(error), delaySeconds: 60, final: false, refund: true)
+    }
+
+    /// Says that a provider asked to wait longer than the run allows, at most once a minute per judge.
+    private func reportCappedRetryAfter(_ key: JudgeKey, asked: Double, policy: CallPolicy) {
+        let due = state.withLock { state in
+            let now = ContinuousClock.now
+            guard state.capLoggedAt[key].map({ now - $0 > .seconds(60) }) ?? true else { return false }
+            state.capLoggedAt[key] = now
+            return true
+        }
+        if due {
+            logger.warning(
+                "the judge asked to wait longer than the run's retry.max_retry_after_seconds; waiting the cap instead",
+                metadata: [
+                    JuryMetadata.judge: "\(key.judge)", "retry_after_seconds": "\(asked)",
+                    "cap_seconds": "\(policy.maxRetryAfter)",
+                ])
+        }
     }
 
     /// What a job's `last_error` keeps of a failed call.
@@ -358,9 +432,10 @@ public final class Worker: Sendable {
                         ])
                 }
             }
+            let policy = CallPolicy(config: run.config)
             contexts[run.id] = RunContext(
-                run: run, renderer: try PromptRenderer(config: run.config), judges: judges,
-                retry: RetryStrategy(config: run.config))
+                run: run, renderer: try PromptRenderer(config: run.config), judges: judges, policy: policy)
+            state.withLock { $0.policies[run.id] = policy }
         }
         if options.run != nil, contexts.isEmpty {
             logger.debug("the run is not active; waiting", metadata: [JuryMetadata.run: "\(options.run ?? "")"])
@@ -370,76 +445,134 @@ public final class Worker: Sendable {
 
     // MARK: - Recording
 
+    /// Most outcomes recorded in one statement.
+    private static let recordBatch = 500
+
     private func recordOutcomes(on connection: PostgresConnection) async {
         var wake = recorderWake.makeAsyncIterator()
+        var failures = 0
         while true {
             let (batch, done) = state.withLock { state in
-                let batch = state.outcomes
-                state.outcomes = []
-                return (batch, state.stopping && state.inFlight.isEmpty && batch.isEmpty)
+                let batch = Array(state.outcomes.prefix(Self.recordBatch))
+                state.outcomes.removeFirst(batch.count)
+                return (batch, state.stopping && state.calling == 0 && state.inFlight.isEmpty && batch.isEmpty)
             }
             if done { return }
+            if let deadline = recordDeadline, ContinuousClock.now >= deadline {
+                giveUpRecording(putBack: batch)
+                return
+            }
             guard !batch.isEmpty else {
                 _ = await wake.next()
                 continue
             }
             do {
-                let recorded = try await WorkQueue.record(batch, owner: id, on: connection)
+                // Bounded even if the database stops answering: while stopping, by the drain time.
+                let limit = recordDeadline.map { $0 - .now } ?? .seconds(600)
+                let recorded = try await withDeadline(max(limit, .milliseconds(1))) {
+                    try await self.record(batch, on: connection)
+                }
+                failures = 0
                 let votes = batch.count { if case .vote = $0 { return true } else { return false } }
                 if recorded < batch.count {
                     logger.info(
-                        "some leases were lost before their outcome was recorded; another worker redoes those jobs",
+                        "some claims were taken back before their outcome was recorded; another worker redoes those jobs",
                         metadata: ["lost": "\(batch.count - recorded)"])
                 }
                 state.withLock { state in
                     state.votesRecorded += min(votes, recorded)
-                    for outcome in batch {
-                        let job = outcome.job
-                        state.inFlight.removeValue(forKey: job.id)
-                        state.perJudge[JudgeKey(runID: job.runID, judge: job.judge), default: 1] -= 1
-                    }
+                    for outcome in batch { Self.forget(outcome.job, in: &state) }
                 }
                 claimerWakeContinuation.yield()
             } catch {
+                // Only failures of the connection get here: data errors were dealt with in `record`.
+                failures += 1
                 logger.warning("recording outcomes failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
                 state.withLock { $0.outcomes.insert(contentsOf: batch, at: 0) }
-                try? await Task.sleep(for: .milliseconds(500))
-                if isStopping, (try? await connection.query("SELECT 1")) == nil {
-                    // The database is gone while stopping: the leases will expire and others redo the jobs.
-                    logger.error(
-                        "cannot record outcomes while stopping; their jobs will be redone after their leases expire")
-                    state.withLock {
-                        $0.inFlight.removeAll()
-                        $0.outcomes.removeAll()
-                    }
-                    claimerWakeContinuation.yield()
-                    return
-                }
+                let pause = Duration.milliseconds(min(5000, 100 << min(failures, 6)))
+                await sleep(for: pause, unless: { self.recordDeadline.map { ContinuousClock.now >= $0 } ?? false })
             }
         }
+    }
+
+    /// Records a batch; an outcome the database refuses (a data error) costs its own job only.
+    ///
+    /// The batch is split until the outcome at fault is found; the others are recorded, and
+    /// that job is released with the error as a wrong answer. Throws only for failures of the
+    /// connection, which retrying the whole batch can cure.
+    private func record(_ batch: [JobOutcome], on connection: PostgresConnection) async throws -> Int {
+        do {
+            return try await WorkQueue.record(batch, owner: id, on: connection)
+        } catch let error as PostgresError where !error.isTransient {
+            guard batch.count == 1 else {
+                let half = batch.count / 2
+                return try await record(Array(batch[..<half]), on: connection)
+                    + record(Array(batch[half...]), on: connection)
+            }
+            let job = batch[0].job
+            logger.error(
+                "an outcome could not be stored; its job is released as a wrong answer",
+                metadata: [
+                    JuryMetadata.job: "\(job.id)", JuryMetadata.judge: "\(job.judge)", JuryMetadata.error: "\(error)",
+                ])
+            if case .release = batch[0] {
+                // Even the release was refused: leave the job to its lease, which expires and is reaped.
+                return 0
+            }
+            let policy = state.withLock { $0.policies[job.runID] }
+            let reason = JudgeError(.badAnswer, "the answer could not be stored: \(error)")
+            let decision =
+                policy?.decide(reason, history: job.history)
+                ?? CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: false)
+            return try await record([.release(job, error: reason.description, decision)], on: connection)
+        }
+    }
+
+    /// The drain time is over and outcomes remain: their jobs are left to their leases.
+    private func giveUpRecording(putBack batch: [JobOutcome]) {
+        let left = state.withLock { state in
+            state.outcomes.insert(contentsOf: batch, at: 0)
+            let left = state.inFlight.count
+            state.unrecorded = left
+            state.outcomes.removeAll()
+            state.inFlight.removeAll()
+            state.perJudge.removeAll()
+            return left
+        }
+        if left > 0 {
+            logger.error(
+                "cannot record outcomes within the drain time; their jobs will be redone after their leases expire",
+                metadata: ["jobs": "\(left)"])
+        }
+        claimerWakeContinuation.yield()
+    }
+
+    private static func forget(_ job: ClaimedJob, in state: inout State) {
+        guard state.inFlight.removeValue(forKey: job.id) != nil else { return }
+        state.perJudge[JudgeKey(runID: job.runID, judge: job.judge), default: 1] -= 1
     }
 
     // MARK: - Leases, notifications, ticks
 
     private func keepLeases(on connection: PostgresConnection) async {
         let interval = Duration.seconds(max(options.leaseSeconds / 3, 0.2))
-        while !isStopping || state.withLock({ !$0.inFlight.isEmpty }) {
-            let held = state.withLock { Array($0.inFlight.keys) }
+        // Leases matter until the last job is recorded, even while stopping.
+        let done = { self.isStopping && self.state.withLock { $0.inFlight.isEmpty } }
+        while !done() {
+            let held = state.withLock { $0.inFlight.values.map { (id: $0.id, claim: $0.claim) } }
             do {
                 let renewed = try await WorkQueue.renewLeases(
                     held, owner: id, leaseSeconds: options.leaseSeconds, on: connection)
                 if renewed.count < held.count {
                     logger.debug(
-                        "leases not renewed (being recorded, or lost)",
+                        "leases not renewed (being recorded, or taken back)",
                         metadata: ["jobs": "\(held.count - renewed.count)"])
                 }
                 try await Heartbeats.beat(id, inFlight: held.count, on: connection)
-                try await WorkQueue.reapExpiredLeases(on: connection)
             } catch {
                 logger.warning("renewing leases failed", metadata: [JuryMetadata.error: "\(error)"])
             }
-            // Leases matter until the last job is recorded, even while stopping.
-            await sleep(for: interval, unless: { self.isStopping && self.state.withLock { $0.inFlight.isEmpty } })
+            await sleep(for: interval, unless: done)
         }
     }
 
@@ -451,8 +584,20 @@ public final class Worker: Sendable {
         }
     }
 
-    private func listen(on connection: PostgresConnection) async {
+    /// Wakes the claimer on notifications, and between waits takes back expired leases: on a
+    /// connection of its own, so that a reap held up by locks never delays renewals or claims.
+    private func listenAndReap(on connection: PostgresConnection) async {
+        let reapInterval = Duration.seconds(min(max(options.leaseSeconds / 3, 0.2), 10))
+        var lastReap = ContinuousClock.now - reapInterval
         while !isStopping {
+            if ContinuousClock.now - lastReap >= reapInterval {
+                lastReap = .now
+                do {
+                    try await WorkQueue.reapExpiredLeases(on: connection)
+                } catch {
+                    logger.debug("reaping expired leases failed", metadata: [JuryMetadata.error: "\(error)"])
+                }
+            }
             do {
                 let notifications = try await connection.waitForNotifications(timeout: .milliseconds(500))
                 if !notifications.isEmpty { claimerWakeContinuation.yield() }

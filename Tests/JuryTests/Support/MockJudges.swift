@@ -31,12 +31,14 @@ func mockJudge(
 /// A run config in YAML whose judges are mock models at `baseURL`.
 func runYAML(
     name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
-    maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil
+    maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil, giveUpAfter: Double = 3600,
+    maxRetryAfter: Double = 600, timeout: Double? = nil
 ) -> String {
     let judges = models.enumerated().map { index, model in
         var line = "  - { name: j\(index + 1), provider: openai-compatible, model: \(model), base_url: \"\(baseURL)\""
         if let apiKeyEnv { line += ", api_key_env: \(apiKeyEnv)" }
         if let requestsPerMinute { line += ", requests_per_minute: \(requestsPerMinute)" }
+        if let timeout { line += ", timeout_seconds: \(timeout)" }
         return line + " }"
     }.joined(separator: "\n")
     return """
@@ -56,7 +58,11 @@ func runYAML(
           rule: \(rule)
         \(quorum.map { "  quorum: \($0)" } ?? "")
         max_attempts: \(maxAttempts)
-        retry: { base_delay_seconds: 0.05, max_delay_seconds: 0.2 }
+        retry:
+          base_delay_seconds: 0.05
+          max_delay_seconds: 0.2
+          give_up_after_seconds: \(giveUpAfter)
+          max_retry_after_seconds: \(maxRetryAfter)
         """
 }
 

@@ -49,7 +49,8 @@ actor TestDatabase {
     }
 
     private func prepare() async throws -> String {
-        let server = try startServerIfNeeded()
+        // Starting a server waits on a child process: off the cooperative pool, which the tests share.
+        let server = try await startServerIfNeeded()
         let admin = try await PostgresConnection.connect(Self.url(server, database: "postgres"), logger: Self.logger)
         try await admin.execute(script: "DROP DATABASE IF EXISTS jury_test_template")
         try await admin.execute(script: "CREATE DATABASE jury_test_template")
@@ -68,7 +69,13 @@ actor TestDatabase {
         try await admin.execute(script: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
-    private func startServerIfNeeded() throws -> String {
+    private nonisolated func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+        }
+    }
+
+    private func startServerIfNeeded() async throws -> String {
         if let serverURL { return serverURL }
         if let configured = ProcessInfo.processInfo.environment["JURY_TEST_DATABASE_URL"], !configured.isEmpty {
             serverURL = configured
@@ -76,7 +83,7 @@ actor TestDatabase {
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-tests-\(getpid())").path
         let port = 40_000 + Int(getpid() % 20_000)
-        let output = try runScript(["start", directory, String(port)])
+        let output = try await offThePool { try runScript(["start", directory, String(port)]) }
         ThrowawayServer.directory = directory
         atexit { ThrowawayServer.stop() }
         serverURL = output.trimmingCharacters(in: .whitespacesAndNewlines)
