@@ -14,6 +14,16 @@ import Yams
 ///     error_rate: 0.02        # HTTP 500s
 ///     rate_limit_rate: 0.01   # HTTP 429 with Retry-After
 ///     api_key: secret-value   # optional: require this bearer token (401 otherwise)
+///     faults:                 # optional: misbehave the way real providers sometimes do
+///       error_status: 529     # the status of error_rate's failures (default 500)
+///       retry_after: "86400"  # the Retry-After header of 429s (default "1")
+///       outage_seconds: 30    # every call fails with outage_status (default 503) for this long
+///       stall_rate: 0.05      # 200, half a body, then nothing for stall_seconds (default 600)
+///       drop_rate: 0.05       # 200, half a body, then the connection is dropped
+///       garbage_rate: 0.05    # an answer that is not JSON
+///       content: '{"label":"valid","label":"ambiguous"}'   # this answer text, always
+///       rationale: "..."      # this rationale in every answer
+///       usage_tokens: 5000000000                           # this prompt token count
 /// ```
 public struct MockJudgeConfig: Codable, Sendable {
     public var judges: [Behaviour]
@@ -27,6 +37,54 @@ public struct MockJudgeConfig: Codable, Sendable {
         public var errorRate: Double?
         public var rateLimitRate: Double?
         public var apiKey: String?
+        public var faults: Faults?
+
+        /// Ways to misbehave, for tests and the chaos script.
+        public struct Faults: Codable, Sendable {
+            public var errorStatus: Int?
+            public var retryAfter: String?
+            public var outageSeconds: Double?
+            public var outageStatus: Int?
+            public var stallRate: Double?
+            public var stallSeconds: Double?
+            public var dropRate: Double?
+            public var garbageRate: Double?
+            public var content: String?
+            public var rationale: String?
+            public var usageTokens: Int64?
+
+            enum CodingKeys: String, CodingKey {
+                case errorStatus = "error_status"
+                case retryAfter = "retry_after"
+                case outageSeconds = "outage_seconds"
+                case outageStatus = "outage_status"
+                case stallRate = "stall_rate"
+                case stallSeconds = "stall_seconds"
+                case dropRate = "drop_rate"
+                case garbageRate = "garbage_rate"
+                case content, rationale
+                case usageTokens = "usage_tokens"
+            }
+
+            public init(
+                errorStatus: Int? = nil, retryAfter: String? = nil, outageSeconds: Double? = nil,
+                outageStatus: Int? = nil, stallRate: Double? = nil, stallSeconds: Double? = nil,
+                dropRate: Double? = nil, garbageRate: Double? = nil, content: String? = nil,
+                rationale: String? = nil, usageTokens: Int64? = nil
+            ) {
+                self.errorStatus = errorStatus
+                self.retryAfter = retryAfter
+                self.outageSeconds = outageSeconds
+                self.outageStatus = outageStatus
+                self.stallRate = stallRate
+                self.stallSeconds = stallSeconds
+                self.dropRate = dropRate
+                self.garbageRate = garbageRate
+                self.content = content
+                self.rationale = rationale
+                self.usageTokens = usageTokens
+            }
+        }
 
         public struct Bias: Codable, Sendable {
             public var label: String
@@ -54,12 +112,14 @@ public struct MockJudgeConfig: Codable, Sendable {
             case errorRate = "error_rate"
             case rateLimitRate = "rate_limit_rate"
             case apiKey = "api_key"
+            case faults
         }
 
         public init(
             model: String, seed: UInt64, accuracy: Double, bias: Bias? = nil, latencyMs: Latency? = nil,
-            errorRate: Double? = nil, rateLimitRate: Double? = nil, apiKey: String? = nil
+            errorRate: Double? = nil, rateLimitRate: Double? = nil, apiKey: String? = nil, faults: Faults? = nil
         ) {
+            self.faults = faults
             self.model = model
             self.seed = seed
             self.accuracy = accuracy
@@ -86,7 +146,11 @@ public struct MockJudgeConfig: Codable, Sendable {
             throw JuryError(.invalidConfig, "\(path): \(error)")
         }
         for (index, judge) in config.judges.enumerated() {
-            let rates = [judge.accuracy, judge.errorRate ?? 0, judge.rateLimitRate ?? 0, judge.bias?.weight ?? 0]
+            let faults = judge.faults
+            let rates = [
+                judge.accuracy, judge.errorRate ?? 0, judge.rateLimitRate ?? 0, judge.bias?.weight ?? 0,
+                faults?.stallRate ?? 0, faults?.dropRate ?? 0, faults?.garbageRate ?? 0,
+            ]
             guard rates.allSatisfy({ (0...1).contains($0) }) else {
                 throw JuryError(
                     .invalidConfig, "\(path): judges[\(index)]: accuracy, rates and bias weight must be within 0...1")

@@ -15,6 +15,8 @@ public final class MockJudgeServer: Sendable {
     private let logger: Logger
     private let seen = Mutex([UInt64: Int]())
     private let requests = Mutex(0)
+    /// When the first request came: outages are timed from it.
+    private let firstRequestAt = Mutex<ContinuousClock.Instant?>(nil)
 
     public init(config: MockJudgeConfig, logger: Logger) {
         self.behaviours = Dictionary(config.judges.map { ($0.model, $0) }, uniquingKeysWith: { first, _ in first })
@@ -44,6 +46,10 @@ public final class MockJudgeServer: Sendable {
 
     func respond(to body: Data, authorization: String?) async -> Response {
         requests.withLock { $0 += 1 }
+        let first = firstRequestAt.withLock { first in
+            if first == nil { first = .now }
+            return first!
+        }
         guard let request = try? JSONDecoder().decode(ChatRequest.self, from: body) else {
             return error(400, "the body is not a chat completions request", type: "invalid_request_error")
         }
@@ -74,13 +80,19 @@ public final class MockJudgeServer: Sendable {
             let normal = Self.normal(draw(1), draw(2))
             try? await Task.sleep(for: .milliseconds(latency.median * exp(sigma * normal)))
         }
+        let faults = behaviour.faults ?? .init()
+        if let outage = faults.outageSeconds, ContinuousClock.now - first < .seconds(outage) {
+            return error(faults.outageStatus ?? 503, "The service is temporarily unavailable", type: "server_error")
+        }
         if draw(3) < (behaviour.rateLimitRate ?? 0) {
             var response = error(429, "Rate limit reached for \(request.model)", type: "rate_limit_error")
-            response.headers[.retryAfter] = "1"
+            response.headers[.retryAfter] = faults.retryAfter ?? "1"
             return response
         }
         if draw(4) < (behaviour.errorRate ?? 0) {
-            return error(500, "The server had an error while processing your request", type: "server_error")
+            return error(
+                faults.errorStatus ?? 500, "The server had an error while processing your request", type: "server_error"
+            )
         }
 
         // The label depends on the text only (not the attempt): a judge is consistent.
@@ -94,12 +106,52 @@ public final class MockJudgeServer: Sendable {
                 label = others[Int(steady(7) * Double(others.count)) % others.count]
             }
         }
-        let content = #"{"label":"\#(label)","rationale":"mock judge \#(request.model) read the request"}"#
+        var content = Self.answerText(
+            label: label, rationale: faults.rationale ?? "mock judge \(request.model) read the request")
+        if let fixed = faults.content { content = fixed }
+        if draw(8) < (faults.garbageRate ?? 0) { content = "I think this request is fine, probably." }
         let answer = ChatResponse(
             id: "mock-\(textHash)", object: "chat.completion", model: request.model,
             choices: [.init(index: 0, message: .init(role: "assistant", content: content), finishReason: "stop")],
-            usage: .init(promptTokens: (text.utf8.count + 3) / 4, completionTokens: 16))
+            usage: .init(promptTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4), completionTokens: 16))
+        if draw(9) < (faults.stallRate ?? 0) {
+            return halfBody(answer, then: .stall(seconds: faults.stallSeconds ?? 600))
+        }
+        if draw(10) < (faults.dropRate ?? 0) {
+            return halfBody(answer, then: .drop)
+        }
         return json(200, answer)
+    }
+
+    /// The answer's text: JSON with the label and a rationale, escaped as JSON escapes it.
+    static func answerText(label: String, rationale: String) -> String {
+        let data = (try? JSONEncoder().encode(["label": label, "rationale": rationale])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    private enum AfterHalf {
+        case stall(seconds: Double)
+        case drop
+    }
+
+    private struct DroppedConnection: Error {}
+
+    /// A 200 whose body stops halfway: then nothing for a while, or a dropped connection.
+    private func halfBody(_ value: some Encodable, then after: AfterHalf) -> Response {
+        let data = (try? JSONEncoder().encode(value)) ?? Data()
+        let half = ByteBuffer(bytes: data.prefix(data.count / 2))
+        return Response(
+            status: .ok, headers: [.contentType: "application/json"],
+            body: .init(contentLength: data.count) { writer in
+                try await writer.write(half)
+                switch after {
+                case .stall(let seconds):
+                    try await Task.sleep(for: .seconds(seconds))
+                case .drop:
+                    break
+                }
+                throw DroppedConnection()
+            })
     }
 
     private func error(_ status: Int, _ message: String, type: String) -> Response {
@@ -185,8 +237,8 @@ private struct ChatResponse: Encodable {
         let content: String
     }
     struct Usage: Encodable {
-        let promptTokens: Int
-        let completionTokens: Int
+        let promptTokens: Int64
+        let completionTokens: Int64
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"

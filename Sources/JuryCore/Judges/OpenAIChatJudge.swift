@@ -105,10 +105,23 @@ public struct OpenAIChatJudge: Judge {
     }
 
     private func parse(_ bytes: ByteBuffer, labels: [String]) throws -> JudgeAnswer {
-        guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: Data(bytes.readableBytesView)),
-            let content = completion.choices.first?.message.content
-        else {
-            throw JudgeError(.badAnswer, "judge \(config.name): the response is not a chat completion")
+        try Self.parseAnswer(Data(bytes.readableBytesView), labels: labels, judge: config.name)
+    }
+
+    /// Reads a Chat Completions response body: the answer must be JSON with one label of the
+    /// taxonomy. Everything in it is untrusted: a repeated key, a label outside the taxonomy,
+    /// or a body that is not a completion is an error naming the judge; token counts that make
+    /// no sense are clamped or left out.
+    public static func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
+        func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)") }
+        if let key = JSONDuplicateKeys.first(in: body) {
+            throw fail("the response has the key '\(key.prefix(40))' twice")
+        }
+        guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
+            throw fail("the response is not a chat completion")
+        }
+        guard let content = completion.choices.first?.message.content else {
+            throw fail("the response has no message content")
         }
         var text = content.trimmingCharacters(in: .whitespacesAndNewlines)
         // Some servers wrap JSON in a Markdown fence even when asked for a schema.
@@ -116,16 +129,19 @@ public struct OpenAIChatJudge: Judge {
             text = text.drop(while: { $0 != "\n" }).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.hasSuffix("```") { text = String(text.dropLast(3)) }
         }
+        if let key = JSONDuplicateKeys.first(in: Array(text.utf8)) {
+            throw fail("the answer has the key '\(key.prefix(40))' twice, so its label is ambiguous")
+        }
         guard let answer = try? JSONDecoder().decode(LabelAnswer.self, from: Data(text.utf8)) else {
-            throw JudgeError(.badAnswer, "judge \(config.name): the answer is not JSON with a label")
+            throw fail("the answer is not JSON with a string label")
         }
         guard labels.contains(answer.label) else {
-            throw JudgeError(
-                .badAnswer, "judge \(config.name): answered '\(answer.label.prefix(60))', which is not in the taxonomy")
+            throw fail("answered '\(answer.label.prefix(60))', which is not in the taxonomy")
         }
         return JudgeAnswer(
             label: answer.label, rationale: answer.rationale.map { String($0.prefix(2000)) },
-            promptTokens: completion.usage?.promptTokens, completionTokens: completion.usage?.completionTokens)
+            promptTokens: completion.usage?.promptTokens?.count,
+            completionTokens: completion.usage?.completionTokens?.count)
     }
 
     private func retryAfter(_ headers: HTTPHeaders) -> Double? {
@@ -202,8 +218,8 @@ private struct ChatResponse: Decodable {
         let message: Message
     }
     struct Usage: Decodable {
-        let promptTokens: Int?
-        let completionTokens: Int?
+        let promptTokens: TokenCount?
+        let completionTokens: TokenCount?
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
@@ -211,6 +227,23 @@ private struct ChatResponse: Decodable {
     }
     let choices: [Choice]
     let usage: Usage?
+}
+
+/// A token count as a provider reports it: any JSON number, kept within 0...Int64.max; anything
+/// else reads as missing rather than failing the whole answer.
+private struct TokenCount: Decodable {
+    let count: Int?
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let whole = try? container.decode(Int64.self) {
+            count = Int(max(0, whole))
+        } else if let number = try? container.decode(Double.self), number.isFinite {
+            count = number >= 9.2e18 ? Int.max : Int(max(0, number.rounded()))
+        } else {
+            count = nil
+        }
+    }
 }
 
 private struct LabelAnswer: Decodable {

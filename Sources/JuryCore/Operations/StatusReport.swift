@@ -15,6 +15,11 @@ public struct StatusReport: Sendable {
         public let averageLatencyMilliseconds: Int?
         /// The latest error of a job of this judge that has not voted since.
         public let lastError: String?
+        /// Seconds the oldest outage still being retried has lasted (its jobs use up no attempts).
+        public let retryingSeconds: Double?
+        /// How often the provider asked for a Retry-After longer than the run's cap, and the longest.
+        public let retryAfterCapped: Int
+        public let longestRetryAfterAsked: Double?
     }
 
     public let runs: [RunLine]
@@ -35,14 +40,20 @@ public struct StatusReport: Sendable {
                 insufficient: try row.decode("insufficient"))
         }
         let judgeRows = try await connection.query(
-            "SELECT * FROM jury_judge_health WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run, judge")
+            """
+            SELECT *, extract(epoch FROM now() - retrying_since)::float8 AS retrying_seconds FROM jury_judge_health
+            WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run, judge
+            """)
         let judges = try judgeRows.map { row in
             JudgeLine(
                 run: try row.decode("run"), judge: try row.decode("judge"), pending: try row.decode("pending"),
                 running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
                 waitingToRetry: try row.decode("waiting_to_retry"),
                 averageLatencyMilliseconds: try row.decodeIfPresent("avg_latency_ms", as: Double.self).map { Int($0) },
-                lastError: row["last_error"])
+                lastError: row["last_error"],
+                retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
+                retryAfterCapped: try row.decodeIfPresent("retry_after_capped") ?? 0,
+                longestRetryAfterAsked: try row.decodeIfPresent("longest_retry_after_asked"))
         }
         let workers: Int = try await connection.query(
             "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
@@ -73,6 +84,15 @@ public struct StatusReport: Sendable {
             }
             for judge in judges where judge.run == run.name {
                 if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
+                if let seconds = judge.retryingSeconds {
+                    out += "  \(judge.judge) retrying an outage for \(Int(seconds))s (no attempts used)\n"
+                }
+                if judge.retryAfterCapped > 0 {
+                    let longest = judge.longestRetryAfterAsked.map { " (longest asked: \(Int($0))s)" } ?? ""
+                    out +=
+                        "  \(judge.judge) asked \(judge.retryAfterCapped) times to wait longer than "
+                        + "retry.max_retry_after_seconds\(longest); waited the cap instead\n"
+                }
             }
         }
         out += "live workers and reducers: \(liveWorkers)\n"

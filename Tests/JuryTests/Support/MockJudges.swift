@@ -4,28 +4,31 @@ import JuryCore
 import JuryMockJudge
 import Testing
 
-/// Runs the mock judge server on a free port for the length of `body`, which gets its base URL.
+/// Runs the mock judge server on a free port and hands `body` its base URL.
 func withMockJudges<T: Sendable>(
     _ behaviours: [MockJudgeConfig.Behaviour], _ body: @Sendable (String, MockJudgeServer) async throws -> T
 ) async throws -> T {
     let server = MockJudgeServer(config: MockJudgeConfig(judges: behaviours), logger: TestDatabase.logger)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-    let task = Task { try await server.run(port: 0) { continuation.yield($0) } }
+    // The server is left running until the test process ends. Cancelling it while clients still
+    // connect (calls cancelled by a stopping worker, stalled bodies) can trap in NIO: a connection
+    // accepted during shutdown deinits its NIOAsyncWriter unfinished ("Deinited NIOAsyncWriter
+    // without calling finish()"), which crashed the whole test process.
+    Task { try await server.run(port: 0) { continuation.yield($0) } }
     var iterator = ports.makeAsyncIterator()
     guard let port = await iterator.next() else { throw CancellationError() }
-    defer { task.cancel() }
     return try await body("http://127.0.0.1:\(port)/v1", server)
 }
 
 /// A well-behaved mock judge.
 func mockJudge(
     _ model: String, seed: UInt64 = 1, accuracy: Double = 0.9, latency: Double = 0, errorRate: Double = 0,
-    rateLimitRate: Double = 0, apiKey: String? = nil
+    rateLimitRate: Double = 0, apiKey: String? = nil, faults: MockJudgeConfig.Behaviour.Faults? = nil
 ) -> MockJudgeConfig.Behaviour {
     MockJudgeConfig.Behaviour(
         model: model, seed: seed, accuracy: accuracy,
         latencyMs: latency > 0 ? .init(median: latency, p95: latency * 2) : nil,
-        errorRate: errorRate, rateLimitRate: rateLimitRate, apiKey: apiKey)
+        errorRate: errorRate, rateLimitRate: rateLimitRate, apiKey: apiKey, faults: faults)
 }
 
 /// A run config in YAML whose judges are mock models at `baseURL`.
