@@ -85,22 +85,34 @@ struct Enqueue: AsyncParsableCommand {
         discussion: """
             Each line is a JSON object with an "id" (string or integer, unique in the run), the fields the \
             prompt uses, and optionally "human_label" and "source_label" (labels of the taxonomy). The file \
-            goes in whole or not at all: a bad line stops the load and names the line. Ids already in the \
-            run are skipped, so enqueueing a file again is a no-op.
+            goes in whole or not at all: a bad line stops the load and names the line. Ids compare by their \
+            bytes. Ids already in the run are skipped, so enqueueing a file again is a no-op; if their line \
+            changed since, the count and the first few are reported.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "The run to add the examples to.") var run: String
     @Option(help: "The batch the examples belong to (default: the file's name without extension).") var batch: String?
+    @Option(help: "The longest line accepted, in bytes.") var maxLineBytes = Enqueuer.defaultMaxLineBytes
     @Argument(help: "The JSONL file.") var file: String
+
+    func validate() throws {
+        guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be at least 1") }
+    }
 
     func run() async throws {
         let logger = db.makeLogger("jury.enqueue")
         let connection = try await db.connect("jury enqueue", logger: logger)
-        let report = try await Enqueuer(connection: connection, logger: logger).enqueue(
-            file: file, run: run, batch: batch)
+        let report = try await Enqueuer(connection: connection, logger: logger, maxLineBytes: maxLineBytes)
+            .enqueue(file: file, run: run, batch: batch)
         print(
             "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"
         )
+        if report.changed > 0 {
+            let sample = report.changedIDs.map { "\"\($0)\"" }.joined(separator: ", ")
+            print(
+                "warning: \(report.changed) ids already in the run have a different payload, batch or label in this file "
+                    + "(first: \(sample)); the run keeps what it had. Use new ids, or a new run, to label them anew.")
+        }
     }
 }
 

@@ -59,6 +59,9 @@ struct EnqueueTests {
         ),
         ("{\"id\": \"a\", \"source_label\": 3}\n", "1: source_label must be a string"),
         ("{\"id\": \"a\"}\n{\"id\": \"b\", \"request\": \"nul \\u0000 here\"}\n", "2: contains the NUL character"),
+        ("{\"id\": \"a\", \"id\": \"b\"}\n", "1: the key \"id\" appears twice in one object"),
+        ("{\"id\": \"a\", \"m\": {\"k\": 1, \"k\": 2}}\n", "1: the key \"k\" appears twice in one object"),
+        ("{\"id\": \"a\", \"request\": \"\(String(repeating: "x", count: 1 << 20))\"}\n", "1: the line is longer than"),
     ])
     func badInputNamesTheLineAndWritesNothing(content: String, message: String) async throws {
         try await TestDatabase.withFresh { url in
@@ -92,6 +95,58 @@ struct EnqueueTests {
                 try await enqueuer.enqueue(file: "/nonexistent/corpus.jsonl", run: "nope")
             }
             #expect(missing?.message.contains("cannot read /nonexistent/corpus.jsonl") == true)
+        }
+    }
+
+    @Test func idsCompareByTheirBytes() async throws {
+        try await TestDatabase.withFresh { url in
+            let connection = try await connect(url)
+            _ = try await createRun(yaml, on: connection)
+            // "é" as one code point (NFC) and as e + combining accent (NFD): equal as Swift Strings.
+            let file = try writeFile("{\"id\": \"caf\u{E9}\"}\n{\"id\": \"cafe\u{301}\"}\n")
+            let report = try await Enqueuer(connection: connection, logger: TestDatabase.logger).enqueue(
+                file: file, run: "test")
+            #expect(report.new == 2)
+            #expect(try await connection.count("SELECT count(DISTINCT external_id) FROM examples") == 2)
+        }
+    }
+
+    @Test func aReenqueuedIDWhoseLineChangedIsReported() async throws {
+        try await TestDatabase.withFresh { url in
+            let connection = try await connect(url)
+            _ = try await createRun(yaml, on: connection)
+            let enqueuer = Enqueuer(connection: connection, logger: TestDatabase.logger)
+            _ = try await enqueuer.enqueue(
+                file: try writeFile("{\"id\": \"a\", \"request\": \"x\"}\n{\"id\": \"b\", \"request\": \"y\"}\n"),
+                run: "test", batch: "one")
+            let again = try await enqueuer.enqueue(
+                file: try writeFile(
+                    """
+                    {"id": "a", "request": "x"}
+                    {"id": "b", "request": "changed"}
+                    {"id": "c", "request": "new"}
+
+                    """), run: "test", batch: "one")
+            #expect(again == EnqueueReport(examples: 3, new: 1, jobs: 3, changed: 1, changedIDs: ["b"]))
+            // A different batch for the same lines counts as a change too.
+            let moved = try await enqueuer.enqueue(
+                file: try writeFile("{\"id\": \"a\", \"request\": \"x\"}\n"), run: "test", batch: "two")
+            #expect(moved.changed == 1 && moved.new == 0)
+            #expect(
+                try await connection.count("SELECT count(*) FROM examples WHERE payload->>'request' = 'changed'") == 0)
+        }
+    }
+
+    @Test func theLineLimitCanBeRaised() async throws {
+        try await TestDatabase.withFresh { url in
+            let connection = try await connect(url)
+            _ = try await createRun(yaml, on: connection)
+            let file = try writeFile("{\"id\": \"a\", \"request\": \"\(String(repeating: "x", count: 100))\"}\n")
+            let small = Enqueuer(connection: connection, logger: TestDatabase.logger, maxLineBytes: 50)
+            let error = await #expect(throws: JuryError.self) { try await small.enqueue(file: file, run: "test") }
+            #expect(error?.message.contains(":1: the line is longer than 50 bytes") == true)
+            let large = Enqueuer(connection: connection, logger: TestDatabase.logger, maxLineBytes: 200)
+            #expect(try await large.enqueue(file: file, run: "test").new == 1)
         }
     }
 }

@@ -9,26 +9,41 @@ public struct EnqueueReport: Sendable, Equatable {
     public var new: Int
     /// Jobs created: new examples × judges.
     public var jobs: Int
+    /// Ids already in the run whose line now differs (payload, batch or labels): kept as they were.
+    public var changed: Int
+    /// The first few of those ids.
+    public var changedIDs: [String]
 
-    public init(examples: Int, new: Int, jobs: Int) {
+    public init(examples: Int, new: Int, jobs: Int, changed: Int = 0, changedIDs: [String] = []) {
         self.examples = examples
         self.new = new
         self.jobs = jobs
+        self.changed = changed
+        self.changedIDs = changedIDs
     }
 }
 
 /// The coordinator: loads a JSONL corpus into a run, one job per example and judge.
 ///
 /// The whole file goes in one transaction: a bad line (malformed JSON, no id, an id seen
-/// twice in the file, a label outside the taxonomy) aborts it, and the error names the line.
-/// Ids already in the run are skipped, so enqueueing the same file again is a no-op.
+/// twice in the file, a key repeated in an object, a label outside the taxonomy, a line
+/// longer than `maxLineBytes`) aborts it, and the error names the line. Ids compare by their
+/// bytes, as PostgreSQL compares them: two spellings of one accented letter are two ids. Ids
+/// already in the run are skipped, so enqueueing the same file again is a no-op; those whose
+/// line changed since are counted in the report.
 public struct Enqueuer: Sendable {
     public let connection: PostgresConnection
     public let logger: Logger
+    /// The longest line accepted, in bytes.
+    public var maxLineBytes: Int
 
-    public init(connection: PostgresConnection, logger: Logger) {
+    /// The default for `maxLineBytes`: 1 MiB.
+    public static let defaultMaxLineBytes = 1 << 20
+
+    public init(connection: PostgresConnection, logger: Logger, maxLineBytes: Int = Enqueuer.defaultMaxLineBytes) {
         self.connection = connection
         self.logger = logger
+        self.maxLineBytes = maxLineBytes
     }
 
     public func enqueue(file path: String, run runName: String, batch: String? = nil) async throws -> EnqueueReport {
@@ -41,7 +56,8 @@ public struct Enqueuer: Sendable {
         guard run.state == "active" || run.state == "paused" else {
             throw JuryError(.conflict, "run '\(runName)' is \(run.state); create a new run for new examples")
         }
-        var reader = JSONLReader(handle: handle, file: path, labels: Set(run.config.labels))
+        var reader = JSONLReader(
+            handle: handle, file: path, labels: Set(run.config.labels), maxLineBytes: maxLineBytes)
         let judges = run.config.judges.map(\.name)
         let votesNeeded = run.config.rule.votesNeeded(judges: judges.count)
 
@@ -76,8 +92,21 @@ public struct Enqueuer: Sendable {
                 )
                 SELECT (SELECT count(*) FROM new_examples) AS new, (SELECT count(*) FROM new_jobs) AS jobs
                 """)
+            // Ids that were in the run already but whose line says something else now: not silently ignored.
+            let changed = try await connection.query(
+                """
+                SELECT count(*) AS changed,
+                       coalesce(to_jsonb((array_agg(i.external_id ORDER BY i.line))[1:5]), '[]')::text AS sample
+                FROM jury_incoming i
+                JOIN examples e ON e.run_id = \(run.id) AND e.external_id = i.external_id
+                WHERE e.payload <> i.payload OR e.batch <> \(batch) OR e.human_label IS DISTINCT FROM i.human_label
+                   OR e.source_label IS DISTINCT FROM i.source_label
+                """)[0]
             let report = EnqueueReport(
-                examples: copied, new: try counts[0].decode("new"), jobs: try counts[0].decode("jobs"))
+                examples: copied, new: try counts[0].decode("new"), jobs: try counts[0].decode("jobs"),
+                changed: try changed.decode("changed"),
+                changedIDs: try JSONDecoder().decode(
+                    [String].self, from: Data(try changed.decode("sample", as: String.self).utf8)))
             if report.jobs > 0 {
                 try await connection.notify(WorkQueue.jobsChannel)
             }
@@ -100,17 +129,20 @@ struct JSONLReader {
     let handle: FileHandle
     let file: String
     let labels: Set<String>
+    let maxLineBytes: Int
     private var buffer: [UInt8] = []
     /// Where the unread part of `buffer` starts: lines are consumed by moving it, not by shifting bytes.
     private var start = 0
     private var atEnd = false
     private var lineNumber = 0
-    private var seenIDs = Set<String>()
+    /// By bytes: Swift's String equality would take two Unicode spellings of an id for one.
+    private var seenIDs = Set<[UInt8]>()
 
-    init(handle: FileHandle, file: String, labels: Set<String>) {
+    init(handle: FileHandle, file: String, labels: Set<String>, maxLineBytes: Int) {
         self.handle = handle
         self.file = file
         self.labels = labels
+        self.maxLineBytes = maxLineBytes
     }
 
     /// The COPY rows for the next lines of the file, about a megabyte at a time; nil at the end.
@@ -128,12 +160,17 @@ struct JSONLReader {
     }
 
     private mutating func nextLine() throws -> ArraySlice<UInt8>? {
+        var searched = start
         while true {
-            if let newline = buffer[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffer[searched...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = buffer[start..<newline]
+                try checkLength(line.count)
                 start = newline + 1
                 return line
             }
+            // Refused before it is read whole: a file without newlines must not fill the memory.
+            try checkLength(buffer.count - start)
+            searched = buffer.count
             if atEnd {
                 guard start < buffer.count else { return nil }
                 let line = buffer[start...]
@@ -144,6 +181,7 @@ struct JSONLReader {
             if data.isEmpty {
                 atEnd = true
             } else {
+                searched -= start
                 buffer.removeSubrange(..<start)  // once per megabyte read
                 start = 0
                 buffer += data
@@ -151,8 +189,19 @@ struct JSONLReader {
         }
     }
 
+    private func checkLength(_ count: Int) throws {
+        guard count <= maxLineBytes else {
+            throw JuryError.invalidInput(
+                file, line: lineNumber + 1,
+                "the line is longer than \(maxLineBytes) bytes (raise the limit with --max-line-bytes)")
+        }
+    }
+
     private mutating func copyRow(for line: ArraySlice<UInt8>) throws -> [UInt8] {
         func fail(_ reason: String) -> JuryError { .invalidInput(file, line: lineNumber, reason) }
+        if let key = JSONDuplicateKeys.first(in: line) {
+            throw fail("the key \"\(key.prefix(60))\" appears twice in one object")
+        }
         guard case .object(var object) = try? JSONValue.parse(line) else {
             throw fail((try? JSONValue.parse(line)) == nil ? "not valid JSON" : "expected a JSON object")
         }
@@ -163,7 +212,7 @@ struct JSONLReader {
         case nil: throw fail("missing \"id\"")
         default: throw fail("\"id\" must be a non-empty string or an integer")
         }
-        guard seenIDs.insert(id).inserted else { throw fail("id \"\(id)\" appears earlier in the file") }
+        guard seenIDs.insert(Array(id.utf8)).inserted else { throw fail("id \"\(id)\" appears earlier in the file") }
         var labelsFound: [String: String] = [:]
         for key in ["human_label", "source_label"] {
             switch object[key] {
