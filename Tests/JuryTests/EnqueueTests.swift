@@ -59,8 +59,11 @@ struct EnqueueTests {
         ),
         ("{\"id\": \"a\", \"source_label\": 3}\n", "1: source_label must be a string"),
         ("{\"id\": \"a\"}\n{\"id\": \"b\", \"request\": \"nul \\u0000 here\"}\n", "2: contains the NUL character"),
-        ("{\"id\": \"a\", \"id\": \"b\"}\n", "1: the key \"id\" appears twice in one object"),
-        ("{\"id\": \"a\", \"m\": {\"k\": 1, \"k\": 2}}\n", "1: the key \"k\" appears twice in one object"),
+        ("{\"id\": \"a\", \"id\": \"b\"}\n", "1: not valid JSON: the key \"id\" appears twice in one object"),
+        (
+            "{\"id\": \"a\", \"m\": {\"k\": 1, \"k\": 2}}\n",
+            "1: not valid JSON: the key \"k\" appears twice in one object"
+        ),
         ("{\"id\": \"a\", \"request\": \"\(String(repeating: "x", count: 1 << 20))\"}\n", "1: the line is longer than"),
     ])
     func badInputNamesTheLineAndWritesNothing(content: String, message: String) async throws {

@@ -33,7 +33,8 @@ struct FaultTests {
             // Its jobs failed after max_attempts, with a reason a person can read; the examples were decided.
             #expect(
                 try await connection.count(
-                    "SELECT count(*) FROM jury_failures WHERE attempts = 3 AND last_error LIKE '%''label'' twice%'")
+                    "SELECT count(*) FROM jury_failures WHERE attempts = 3 AND last_error LIKE '%key \"label\" appears twice%'"
+                )
                     == 30)
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 30)
         }

@@ -28,19 +28,31 @@ start)
         echo "postgresql://jury@127.0.0.1:$(sed -n 4p "$dir/data/postmaster.pid")/jury"
         exit 0
     fi
-    if [[ -z "$port" ]]; then
-        port=55432
-        while port_taken "$port"; do port=$((port + 1)); done
-    fi
+    chosen=$port
+    [[ -n "$port" ]] || port=55432
     mkdir -p "$dir"
     [[ $(id -u) == 0 ]] && chown postgres: "$dir"
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
         as_owner "$bindir/initdb" -D "$dir/data" -U jury --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
             || { cat "$dir/initdb.log" >&2; exit 1; }
     fi
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-        start >/dev/null || { tail -20 "$dir/server.log" >&2; exit 1; }
+    # A port that looked free can be taken before the server binds it (servers starting side
+    # by side): then try the next one, unless the caller asked for this port.
+    for attempt in 1 2 3 4 5 6 7 8; do
+        if [[ -z "$chosen" ]]; then
+            while port_taken "$port"; do port=$((port + 1)); done
+        fi
+        if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            start >/dev/null; then
+            break
+        fi
+        if [[ -n "$chosen" || $attempt == 8 ]] || ! grep -q "Address already in use" "$dir/server.log"; then
+            tail -20 "$dir/server.log" >&2
+            exit 1
+        fi
+        port=$((port + 1 + RANDOM % 16))
+    done
     as_owner "$bindir/psql" -h "$dir" -p "$port" -U jury -d postgres -qAt \
         -c "SELECT 1 FROM pg_database WHERE datname = 'jury'" | grep -q 1 \
         || as_owner "$bindir/createdb" -h "$dir" -p "$port" -U jury jury

@@ -199,9 +199,7 @@ struct JSONLReader {
 
     private mutating func copyRow(for line: ArraySlice<UInt8>) throws -> [UInt8] {
         func fail(_ reason: String) -> JuryError { .invalidInput(file, line: lineNumber, reason) }
-        if let key = JSONDuplicateKeys.first(in: line) {
-            throw fail("the key \"\(key.prefix(60))\" appears twice in one object")
-        }
+        if let problem = JSONStrictness.problem(in: line) { throw fail("not valid JSON: \(problem)") }
         guard case .object(var object) = try? JSONValue.parse(line) else {
             throw fail((try? JSONValue.parse(line)) == nil ? "not valid JSON" : "expected a JSON object")
         }

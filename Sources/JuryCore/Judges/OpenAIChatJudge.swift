@@ -114,9 +114,7 @@ public struct OpenAIChatJudge: Judge {
     /// no sense are clamped or left out.
     public static func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)") }
-        if let key = JSONDuplicateKeys.first(in: body) {
-            throw fail("the response has the key '\(key.prefix(40))' twice")
-        }
+        if let problem = JSONStrictness.problem(in: body) { throw fail("the response is not valid JSON: \(problem)") }
         guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
             throw fail("the response is not a chat completion")
         }
@@ -129,8 +127,8 @@ public struct OpenAIChatJudge: Judge {
             text = text.drop(while: { $0 != "\n" }).trimmingCharacters(in: .whitespacesAndNewlines)
             if text.hasSuffix("```") { text = String(text.dropLast(3)) }
         }
-        if let key = JSONDuplicateKeys.first(in: Array(text.utf8)) {
-            throw fail("the answer has the key '\(key.prefix(40))' twice, so its label is ambiguous")
+        if let problem = JSONStrictness.problem(in: Array(text.utf8)) {
+            throw fail("the answer is not valid JSON (\(problem)), so its label is ambiguous")
         }
         guard let answer = try? JSONDecoder().decode(LabelAnswer.self, from: Data(text.utf8)) else {
             throw fail("the answer is not JSON with a string label")
