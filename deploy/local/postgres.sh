@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
 #   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to the first free from 55432)
-#   deploy/local/postgres.sh restart DIR          (a fast restart, same port: for failure tests)
+#   deploy/local/postgres.sh restart DIR [immediate]  (a fast restart, same port: for failure tests;
+#                                                    immediate: no shutdown checkpoint, as after a crash)
 #   deploy/local/postgres.sh stop DIR
 # initdb and postgres refuse to run as root, so as root they run as the postgres user.
 set -euo pipefail
@@ -59,7 +60,9 @@ start)
     echo "postgresql://jury@127.0.0.1:$port/jury"
     ;;
 restart)
-    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m fast -w -t 60 restart >/dev/null
+    mode=fast
+    [[ "$port" == immediate ]] && mode=immediate
+    as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -m "$mode" -w -t 60 restart >/dev/null
     ;;
 stop)
     [[ -f "$dir/data/postmaster.pid" ]] && as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true

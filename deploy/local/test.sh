@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs Jury's tests: builds, then `swift test` against a real PostgreSQL.
+# Runs Jury's tests: builds, a short chaos run, then `swift test` against a real PostgreSQL
+# (scripts/chaos --short; skipped when arguments are given to swift test, as in `test.sh --filter X`).
 # Set JURY_TEST_DATABASE_URL to use a server of yours (the role needs CREATEDB); otherwise
 # the tests start a throwaway server in a temporary directory and remove it when done.
 set -euo pipefail
@@ -7,4 +8,6 @@ cd "$(dirname "$0")/../.."
 source deploy/local/setup.sh
 # The process tests run the jury binary itself.
 swift build
+# A short chaos run: processes killed, PostgreSQL restarted, faulty judges; then SQL checks.
+if [[ $# -eq 0 ]]; then scripts/chaos --short; fi
 swift test "$@"

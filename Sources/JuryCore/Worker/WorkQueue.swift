@@ -51,6 +51,12 @@ public enum WorkQueue {
         public let runID: Int64
         public let judge: String
         public let count: Int
+
+        public init(runID: Int64, judge: String, count: Int) {
+            self.runID = runID
+            self.judge = judge
+            self.count = count
+        }
     }
 
     public static func claim(
