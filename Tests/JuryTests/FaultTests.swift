@@ -69,6 +69,41 @@ struct FaultTests {
         }
     }
 
+    @Test func aWorkerThatCannotRecordWhileStoppingGivesUpAndSaysSo() async throws {
+        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
+        // A server of its own, to stop under the worker.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-gone-\(UUID())").path
+        let url = try runScript(["start", directory])
+        defer {
+            _ = try? runScript(["stop", directory])
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        try await withMockJudges([mockJudge("gone", seed: 57, latency: 400)]) { baseURL, _ in
+            let setup = try await connect(url)
+            try await Migrations.apply(on: setup, logger: TestDatabase.logger)
+            let run = try await createRun(runYAML(models: ["gone"], baseURL: baseURL), on: setup)
+            _ = try await Enqueuer(connection: setup, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 200), run: run.name)
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID()).log").path
+            let worker = try Subprocess.spawn(
+                binary, ["worker", "--run", run.name, "--drain-seconds", "1", "--log-level", "error"],
+                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: log)
+            try await eventually("calls in flight") {
+                try await setup.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 10
+            }
+            try runScript(["stop", directory])
+            let stopping = ContinuousClock.now
+            worker.kill(SIGTERM)
+            #expect(await exitStatus(of: worker) == 1)
+            // The drain time, the 5 s given to recording, and a margin for a busy machine.
+            #expect(ContinuousClock.now - stopping < .seconds(1 + 5 + 3))
+            let output = try String(contentsOfFile: log, encoding: .utf8)
+            #expect(output.contains("outcomes it could not record"), "\(output)")
+            #expect(output.contains("will be redone once their leases expire"), "\(output)")
+        }
+    }
+
     /// Runs a panel of the faulty judge and a healthy one until every example is decided, checks
     /// that the processes stop on SIGTERM within the drain time, then runs `check`.
     private func finishRun(

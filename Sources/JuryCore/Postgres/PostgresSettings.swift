@@ -8,12 +8,12 @@ public struct PostgresSettings: Sendable, Equatable {
     public var connectTimeoutSeconds: Int = 10
     /// TCP keepalives: a peer that vanished without a reset (a host that died, a dropped
     /// route) is noticed after idle + interval × count seconds instead of the kernel's hours.
-    public var keepaliveIdleSeconds: Int = 10
-    public var keepaliveIntervalSeconds: Int = 5
+    public var keepaliveIdleSeconds: Int = 5
+    public var keepaliveIntervalSeconds: Int = 2
     public var keepaliveCount: Int = 3
     /// Milliseconds that sent data may stay unacknowledged before the connection is dropped
     /// (Linux `TCP_USER_TIMEOUT`): covers a peer that vanished while a statement was on the wire.
-    public var tcpUserTimeoutMilliseconds: Int = 30_000
+    public var tcpUserTimeoutMilliseconds: Int = 15_000
     /// Longest a statement may run; nil for no limit.
     public var statementTimeout: Duration? = .seconds(120)
     /// Longest a statement may wait for a lock; nil for no limit.
