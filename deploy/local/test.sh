@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source deploy/local/setup.sh
-# The process tests run the jury binary itself.
-swift build
+# One build for all: the process tests and the chaos run use its jury binary, swift test the rest.
+swift build --build-tests
 # A short chaos run: processes killed, PostgreSQL restarted, faulty judges; then SQL checks.
-if [[ $# -eq 0 ]]; then scripts/chaos --short; fi
+if [[ $# -eq 0 ]]; then JURY_BINARY="$(swift build --show-bin-path)/jury" scripts/chaos --short; fi
 swift test "$@"

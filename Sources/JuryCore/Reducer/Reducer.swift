@@ -68,7 +68,14 @@ public final class Reducer: Sendable {
             group.addTask {
                 var lastBeat = ContinuousClock.now
                 while !self.stopping.withLock({ $0 }) {
-                    _ = try? await listener.waitForNotifications(timeout: .seconds(self.idlePollSeconds))
+                    do {
+                        _ = try await listener.waitForNotifications(timeout: .seconds(self.idlePollSeconds))
+                    } catch {
+                        // The database is unreachable: wait before trying again, or this loop
+                        // (and the reducer it wakes) would spin.
+                        self.logger.debug("listening failed", metadata: [JuryMetadata.error: "\(error)"])
+                        try? await Task.sleep(for: .seconds(1))
+                    }
                     self.wakeContinuation.yield()
                     if ContinuousClock.now - lastBeat > .seconds(10) {
                         try? await Heartbeats.beat(id, inFlight: 0, on: listener)
@@ -89,7 +96,7 @@ public final class Reducer: Sendable {
                 }
             }
         }
-        await Heartbeats.stopped(id, on: listener)
+        _ = try? await withDeadline(.seconds(2)) { await Heartbeats.stopped(id, on: listener) }
         logger.info("reducer stopped")
     }
 
