@@ -22,7 +22,8 @@ struct CancellationTests {
                 let cancelled = ContinuousClock.now
                 task.cancel()
                 _ = try? await task.value
-                #expect(ContinuousClock.now - cancelled < .seconds(1))
+                // Well under a second alone; the margin is for the tests running beside it on two cores.
+                #expect(ContinuousClock.now - cancelled < .seconds(2))
                 let claims = try await connection.count("SELECT sum(claims) FROM jobs")
                 try await Task.sleep(for: .milliseconds(600))
                 #expect(try await connection.count("SELECT sum(claims) FROM jobs") == claims)

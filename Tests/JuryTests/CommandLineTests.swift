@@ -7,9 +7,12 @@ import Testing
 struct CommandLineTests {
     let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
 
-    func jury(_ arguments: [String], database: String) throws -> (status: Int32, output: String) {
+    func jury(_ arguments: [String], database: String) async throws -> (status: Int32, output: String) {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
-        return try Subprocess.run(binary, arguments, environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"])
+        let binary = binary
+        return try await offThePool {
+            try Subprocess.run(binary, arguments, environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"])
+        }
     }
 
     @Test func badInputFailsWithTheFileLineOrFieldAndExitStatus1() async throws {
@@ -17,17 +20,17 @@ struct CommandLineTests {
             let config = try writeFile(
                 runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(
                     of: "max_attempts: 3", with: "max_attempts: 0"))
-            let created = try jury(["run", "create", "--config", config], database: url)
+            let created = try await jury(["run", "create", "--config", config], database: url)
             #expect(created.status == 1)
             #expect(created.output.contains("\(config): max_attempts: 0 is outside 1...100"), "\(created.output)")
 
             let good = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))
-            #expect(try jury(["run", "create", "--config", good], database: url).status == 0)
+            #expect(try await jury(["run", "create", "--config", good], database: url).status == 0)
             let corpus = try writeFile("{\"id\": 1}\n{\"id\": 2, \"human_label\": \"nope\"}\n")
-            let enqueued = try jury(["enqueue", "--run", "test", corpus], database: url)
+            let enqueued = try await jury(["enqueue", "--run", "test", corpus], database: url)
             #expect(enqueued.status == 1)
             #expect(enqueued.output.contains("\(corpus):2: human_label \"nope\" is not in the run's taxonomy"))
-            let unknown = try jury(["worker", "--run", "missing"], database: url)
+            let unknown = try await jury(["worker", "--run", "missing"], database: url)
             #expect(unknown.status == 1)
             #expect(unknown.output.contains("no run named 'missing'"))
         }
@@ -37,11 +40,11 @@ struct CommandLineTests {
         try await TestDatabase.withFresh { url in
             let connection = try await connect(url)
             try await connection.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-            let status = try jury(["status"], database: url)
+            let status = try await jury(["status"], database: url)
             #expect(status.status == 1)
             #expect(status.output.contains("run `jury migrate` first"), "\(status.output)")
-            #expect(try jury(["migrate"], database: url).status == 0)
-            #expect(try jury(["status"], database: url).output.contains("no runs yet"))
+            #expect(try await jury(["migrate"], database: url).status == 0)
+            #expect(try await jury(["status"], database: url).output.contains("no runs yet"))
         }
     }
 
@@ -61,7 +64,7 @@ struct CommandLineTests {
                     try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
                 }
                 worker.kill(SIGTERM)
-                #expect(worker.wait() == 0)
+                #expect(await exitStatus(of: worker) == 0)
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
                 // Released jobs did not use up an attempt.

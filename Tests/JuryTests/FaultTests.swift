@@ -74,7 +74,7 @@ struct FaultTests {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         // A server of its own, to stop under the worker.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-gone-\(UUID())").path
-        let url = try runScript(["start", directory])
+        let url = try await postgresScript(["start", directory])
         defer {
             _ = try? runScript(["stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
@@ -92,7 +92,7 @@ struct FaultTests {
             try await eventually("calls in flight") {
                 try await setup.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 10
             }
-            try runScript(["stop", directory])
+            try await postgresScript(["stop", directory])
             let stopping = ContinuousClock.now
             worker.kill(SIGTERM)
             #expect(await exitStatus(of: worker) == 1)
@@ -157,12 +157,5 @@ struct FaultTests {
                 try await check(connection)
             }
         }
-    }
-}
-
-/// Waits for a child process without blocking a thread of the cooperative pool.
-func exitStatus(of process: Subprocess) async -> Int32 {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: process.wait()) }
     }
 }

@@ -169,9 +169,11 @@ struct MalformedInputTests {
                 var config: Any = Self.baseConfig
                 Self.set(&config, mutation.path[...], mutation.value)
                 let file = try writeFile(try Self.yaml(config))
-                let result = try Subprocess.run(
-                    binary, ["run", "create", "--config", file],
-                    environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+                let result = try await offThePool {
+                    try Subprocess.run(
+                        binary, ["run", "create", "--config", file],
+                        environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+                }
                 #expect(result.status == 1, "\(mutation)")
                 #expect(result.output.contains("\(file): \(mutation.field)"), "\(mutation): \(result.output)")
             }

@@ -103,7 +103,7 @@ struct PipelineTests {
                 }
                 #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0)
                 process.kill(SIGKILL)
-                #expect(process.wait() == 128 + SIGKILL)
+                #expect(await exitStatus(of: process) == 128 + SIGKILL)
 
                 try await runWorkers(url: url, run: run.name) {
                     try await connection.count("SELECT count(*) FROM verdicts") == 400
@@ -122,7 +122,7 @@ struct PipelineTests {
     @Test func workersAndReducersCarryOnAcrossAServerRestart() async throws {
         // A server of its own, so that restarting it disturbs no other test.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-restart-\(UUID())").path
-        let url = try runScript(["start", directory])
+        let url = try await postgresScript(["start", directory])
         defer {
             _ = try? runScript(["stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
@@ -140,7 +140,7 @@ struct PipelineTests {
                 let votes = try await watcher.count("SELECT count(*) FROM votes")
                 if votes >= 200, !restarted.withLock({ $0 }) {
                     restarted.withLock { $0 = true }
-                    try runScript(["restart", directory])
+                    try await postgresScript(["restart", directory])
                     return false
                 }
                 return try await watcher.count("SELECT count(*) FROM verdicts") == 600

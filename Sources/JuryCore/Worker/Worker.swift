@@ -463,7 +463,12 @@ public final class Worker: Sendable {
                 return
             }
             guard !batch.isEmpty else {
-                _ = await wake.next()
+                if isStopping {
+                    // Look again shortly: the record deadline must be noticed even if no outcome comes.
+                    try? await Task.sleep(for: .milliseconds(50))
+                } else {
+                    _ = await wake.next()
+                }
                 continue
             }
             do {
@@ -599,7 +604,7 @@ public final class Worker: Sendable {
                 }
             }
             do {
-                let notifications = try await connection.waitForNotifications(timeout: .milliseconds(500))
+                let notifications = try await connection.waitForNotifications(timeout: .milliseconds(200))
                 if !notifications.isEmpty { claimerWakeContinuation.yield() }
             } catch {
                 logger.debug("listening failed; reconnecting", metadata: [JuryMetadata.error: "\(error)"])

@@ -69,12 +69,6 @@ actor TestDatabase {
         try await admin.execute(script: "DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
-    private nonisolated func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
-        }
-    }
-
     private func startServerIfNeeded() async throws -> String {
         if let serverURL { return serverURL }
         if let configured = ProcessInfo.processInfo.environment["JURY_TEST_DATABASE_URL"], !configured.isEmpty {
@@ -116,6 +110,27 @@ enum ThrowawayServer {
 /// The repository's root, found from this file's path.
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent()
+
+/// Runs `body`, which waits on a child process, on a thread of its own: blocking the cooperative
+/// pool (two threads on two cores) stalls every test that runs beside it.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// deploy/local/postgres.sh, off the cooperative pool.
+@discardableResult
+func postgresScript(_ arguments: [String]) async throws -> String {
+    try await offThePool { try runScript(arguments) }
+}
+
+/// Waits for a child process without blocking a thread of the cooperative pool.
+func exitStatus(of process: Subprocess) async -> Int32 {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: process.wait()) }
+    }
+}
 
 @discardableResult
 func runScript(_ arguments: [String]) throws -> String {
