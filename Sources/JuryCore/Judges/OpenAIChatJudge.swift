@@ -137,7 +137,7 @@ public struct OpenAIChatJudge: Judge {
             throw fail("answered '\(answer.label.prefix(60))', which is not in the taxonomy")
         }
         return JudgeAnswer(
-            label: answer.label, rationale: answer.rationale.map { String($0.prefix(2000)) },
+            label: answer.label, rationale: answer.rationale,
             promptTokens: completion.usage?.promptTokens?.count,
             completionTokens: completion.usage?.completionTokens?.count)
     }

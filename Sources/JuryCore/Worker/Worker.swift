@@ -365,7 +365,7 @@ public final class Worker: Sendable {
                     JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
                     "attempt": "\(job.attempts)",
                 ])
-            return .release(job, error: Self.errorText(error), decision)
+            return .release(job, error: "\(error)", decision)
         }
     }
 
@@ -396,11 +396,6 @@ public final class Worker: Sendable {
                     "cap_seconds": "\(policy.maxRetryAfter)",
                 ])
         }
-    }
-
-    /// What a job's `last_error` keeps of a failed call.
-    private static func errorText(_ error: Error) -> String {
-        String(String(describing: error).prefix(500))
     }
 
     private func submit(_ outcome: JobOutcome) {
