@@ -1,6 +1,6 @@
 import Foundation
-import Synchronization
 import JuryCore
+import Synchronization
 import Testing
 
 @Suite("Cancellation")
@@ -74,6 +74,7 @@ struct CancellationTests {
             }
             #expect(error?.code == .invalidParameter)
             #expect(error?.description.contains("$1") == true)
+            #expect(error?.isDataError == true)
         }
     }
 

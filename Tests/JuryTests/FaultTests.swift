@@ -74,7 +74,9 @@ struct FaultTests {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         // A server of its own, to stop under the worker.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-gone-\(UUID())").path
-        let url = try await postgresScript(["start", directory])
+        // A port of its own: once the server stops, another test's new server must not take its
+        // port, or the worker would reconnect to that one.
+        let url = try await postgresScript(["start", directory, String(30_000 + Int(getpid() % 10_000))])
         defer {
             _ = try? runScript(["stop", directory])
             try? FileManager.default.removeItem(atPath: directory)

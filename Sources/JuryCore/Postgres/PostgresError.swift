@@ -62,6 +62,13 @@ public struct PostgresError: Error, CustomStringConvertible, CustomDebugStringCo
             || sqlState.hasPrefix("08")
     }
 
+    /// True when the server refused a value (SQLSTATE class 22, data exception, or 23, integrity
+    /// constraint) or a value could not be sent: the same statement with the same values fails again,
+    /// and another statement without that value may succeed.
+    public var isDataError: Bool {
+        sqlState?.hasPrefix("22") == true || sqlState?.hasPrefix("23") == true || code == .invalidParameter
+    }
+
     public var description: String {
         var text = "PostgreSQL \(code)"
         if let sqlState { text += " [\(sqlState)]" }

@@ -485,7 +485,8 @@ public final class Worker: Sendable {
                 }
                 claimerWakeContinuation.yield()
             } catch {
-                // Only failures of the connection get here: data errors were dealt with in `record`.
+                // Data errors were dealt with in `record`: what gets here is the connection, or the
+                // database as a whole (a schema that does not match), which no single job is to blame for.
                 failures += 1
                 logger.warning("recording outcomes failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
                 state.withLock { $0.outcomes.insert(contentsOf: batch, at: 0) }
@@ -498,12 +499,12 @@ public final class Worker: Sendable {
     /// Records a batch; an outcome the database refuses (a data error) costs its own job only.
     ///
     /// The batch is split until the outcome at fault is found; the others are recorded, and
-    /// that job is released with the error as a wrong answer. Throws only for failures of the
-    /// connection, which retrying the whole batch can cure.
+    /// that job is released with the error as a wrong answer. Any other failure (the connection,
+    /// a schema that does not match) is thrown: it is no job's fault, and the whole batch is retried.
     private func record(_ batch: [JobOutcome], on connection: PostgresConnection) async throws -> Int {
         do {
             return try await WorkQueue.record(batch, owner: id, on: connection)
-        } catch let error as PostgresError where !error.isTransient {
+        } catch let error as PostgresError where error.isDataError {
             guard batch.count == 1 else {
                 let half = batch.count / 2
                 return try await record(Array(batch[..<half]), on: connection)
