@@ -22,7 +22,11 @@ public enum Operations {
         // the locks that workers' lease renewals and reaping need for long.
         // Jobs that fail again while this runs are left for the next retry, so that it always ends.
         let failedNow: Int = try await connection.query(
-            "SELECT count(*) AS n FROM jobs WHERE run_id = \(stored.id) AND state = 'failed'")[0].decode("n")
+            """
+            SELECT count(*) AS n FROM jobs j JOIN examples e ON e.id = j.example_id
+            WHERE j.run_id = \(stored.id) AND j.state = 'failed'
+              AND (\(batch)::text IS NULL OR e.batch = \(batch)) AND (\(judge)::text IS NULL OR j.judge = \(judge))
+            """)[0].decode("n")
         var total = 0
         while total < failedNow {
             let retried: Int = try await connection.query(
