@@ -1,40 +1,87 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-/// Our own code builds with warnings as errors; dependencies keep their warnings.
-let strict: [SwiftSetting] = [.treatAllWarnings(as: .error)]
+/// Our own code builds with warnings as errors; dependencies keep their warnings. Every file
+/// imports what it uses, and an import is internal unless marked `public`: a layer's
+/// dependencies do not leak into the layers above it.
+let strict: [SwiftSetting] = [
+    .treatAllWarnings(as: .error),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
 
 let package = Package(
     name: "jury",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "jury", targets: ["jury"]),
-        .library(name: "JuryCore", targets: ["JuryCore"]),
+        .executable(name: "jury", targets: ["jury"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
-        // libpq, through pkg-config; Debian's libpq-dev provides it.
+        // libpq, through pkg-config; Debian's libpq-dev provides it. Only JuryPostgres imports it.
         .systemLibrary(
             name: "CLibPQ",
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // Everything Jury does: the Postgres layer, the queue, the judges, the reducer.
+        // A PostgreSQL client over libpq: connections on their own queues, parameterised queries,
+        // COPY, LISTEN, errors that never echo bound values. Knows nothing of Jury.
         .target(
-            name: "JuryCore",
+            name: "JuryPostgres",
             dependencies: [
                 "CLibPQ",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // What Jury is, without I/O: run configs, taxonomy, consensus, the call policy, claim
+        // planning, prompts, the judge protocol, and the queue's states and records.
+        .target(
+            name: "JuryDomain",
+            dependencies: [
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
+            ],
+            swiftSettings: strict
+        ),
+        // Every SQL statement Jury runs, one typed method each; the migrations in Schema/.
+        .target(
+            name: "JuryStore",
+            dependencies: [
+                "JuryDomain",
+                "JuryPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        // The judge providers, over HTTP.
+        .target(
+            name: "JuryJudges",
+            dependencies: [
+                "JuryDomain",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        // The processes' work: worker, reducer, enqueuer, exporter, operations.
+        .target(
+            name: "JuryRuntime",
+            dependencies: [
+                "JuryDomain",
+                "JuryStore",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -42,10 +89,23 @@ let package = Package(
         .target(
             name: "JuryMockJudge",
             dependencies: [
-                "JuryCore",
+                "JuryDomain",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        // `jury bench`: Jury's throughput against pgbench on the same database.
+        .target(
+            name: "JuryBench",
+            dependencies: [
+                "JuryDomain",
+                "JuryStore",
+                "JuryRuntime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -53,19 +113,81 @@ let package = Package(
         .executableTarget(
             name: "jury",
             dependencies: [
-                "JuryCore",
+                "JuryDomain",
+                "JuryPostgres",
+                "JuryStore",
+                "JuryJudges",
+                "JuryRuntime",
                 "JuryMockJudge",
+                "JuryBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
-        .testTarget(
-            name: "JuryTests",
+        // What the test targets share: a throwaway PostgreSQL with a fresh database per test (as a
+        // trait), mock judges over real HTTP, helpers to run workers and processes.
+        .target(
+            name: "JuryTestSupport",
             dependencies: [
-                "JuryCore",
+                "JuryDomain",
+                "JuryPostgres",
+                "JuryStore",
+                "JuryJudges",
+                "JuryRuntime",
                 "JuryMockJudge",
+                "JuryBench",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Tests/Support",
+            swiftSettings: strict
+        ),
+        // The domain alone: no database, no network; seconds.
+        .testTarget(
+            name: "JuryDomainTests",
+            dependencies: ["JuryDomain", "JuryJudges", "JuryMockJudge", "JuryStore"],
+            swiftSettings: strict
+        ),
+        // The Postgres layer, the store and the runtime, on a real PostgreSQL and real HTTP.
+        .testTarget(
+            name: "JuryStoreTests",
+            dependencies: [
+                "JuryTestSupport",
+                "JuryDomain",
+                "JuryPostgres",
+                "JuryStore",
+                "JuryJudges",
+                "JuryRuntime",
+                "JuryMockJudge",
+                "JuryBench",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // The jury binary end to end: processes killed, servers restarted, the command line.
+        .testTarget(
+            name: "JuryEndToEndTests",
+            dependencies: [
+                "JuryTestSupport",
+                "JuryDomain",
+                "JuryPostgres",
+                "JuryStore",
+                "JuryJudges",
+                "JuryRuntime",
+                "JuryMockJudge",
+                "JuryBench",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

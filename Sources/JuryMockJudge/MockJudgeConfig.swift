@@ -1,5 +1,5 @@
 import Foundation
-import JuryCore
+import JuryDomain
 import Yams
 
 /// How each mock judge behaves, by model name: read from a YAML file.

@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
-import JuryCore
-import Logging
+import JuryDomain
+public import Logging
 import NIOCore
 import Synchronization
 

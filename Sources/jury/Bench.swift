@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import JuryCore
+import JuryBench
+import Logging
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,6 +22,6 @@ struct Bench: AsyncParsableCommand {
         options.concurrency = concurrency
         var logger = db.makeLogger("jury.bench")
         logger.logLevel = max(logger.logLevel, .warning)
-        _ = try await Benchmark.run(conninfo: db.conninfo, options: options, logger: logger) { print($0) }
+        _ = try await Benchmark.run(database: db.target, options: options, logger: logger) { print($0) }
     }
 }

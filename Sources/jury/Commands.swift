@@ -1,8 +1,12 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
-import JuryCore
+import JuryDomain
+import JuryJudges
+import JuryRuntime
+import JuryStore
 import Logging
+import NIOCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,9 +15,8 @@ struct Migrate: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.migrate")
-        let connection = try await PostgresConnection.connect(
-            db.conninfo, applicationName: "jury migrate", logger: logger)
-        let applied = try await Migrations.apply(on: connection, logger: logger)
+        let store = try await db.target.connect(applicationName: "jury migrate", logger: logger)
+        let applied = try await store.migrate(logger: logger)
         print(applied.isEmpty ? "schema up to date" : "applied \(applied.joined(separator: ", "))")
     }
 }
@@ -32,8 +35,8 @@ struct RunCommand: AsyncParsableCommand {
         func run() async throws {
             let logger = db.makeLogger("jury.run")
             let runConfig = try RunConfig.load(path: config)
-            let connection = try await db.connect("jury run", logger: logger)
-            let (run, created) = try await Runs.create(runConfig, on: connection)
+            let store = try await db.connect("jury run", logger: logger)
+            let (run, created) = try await store.createRun(runConfig)
             print(created ? "created run \(run.name)" : "run \(run.name) already exists with this config; unchanged")
         }
     }
@@ -44,9 +47,9 @@ struct RunCommand: AsyncParsableCommand {
 
         func run() async throws {
             let logger = db.makeLogger("jury.run")
-            let connection = try await db.connect("jury run", logger: logger)
-            for row in try await connection.query("SELECT name, state, created_at FROM runs ORDER BY id") {
-                print("\(row["name"] ?? "")\t\(row["state"] ?? "")\t\(row["created_at"] ?? "")")
+            let store = try await db.connect("jury run", logger: logger)
+            for run in try await store.listRuns() {
+                print("\(run.name)\t\(run.state)\t\(run.createdAt.formatted(.iso8601))")
             }
         }
     }
@@ -55,26 +58,26 @@ struct RunCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop claiming a run's jobs; calls in flight finish.")
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
-        func run() async throws { try await setState("paused", name, db) }
+        func run() async throws { try await setState(.paused, name, db) }
     }
 
     struct Resume: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Claim a paused run's jobs again.")
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
-        func run() async throws { try await setState("active", name, db) }
+        func run() async throws { try await setState(.active, name, db) }
     }
 
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop a run for good; its votes and verdicts stay.")
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
-        func run() async throws { try await setState("cancelled", name, db) }
+        func run() async throws { try await setState(.cancelled, name, db) }
     }
 
-    static func setState(_ state: String, _ name: String, _ db: DatabaseOptions) async throws {
-        let connection = try await db.connect("jury run", logger: db.makeLogger("jury.run"))
-        try await Operations.setState(state, run: name, on: connection)
+    static func setState(_ state: RunState, _ name: String, _ db: DatabaseOptions) async throws {
+        let store = try await db.connect("jury run", logger: db.makeLogger("jury.run"))
+        try await store.setRunState(state, run: name)
         print("run \(name) is \(state)")
     }
 }
@@ -101,8 +104,8 @@ struct Enqueue: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.enqueue")
-        let connection = try await db.connect("jury enqueue", logger: logger)
-        let report = try await Enqueuer(connection: connection, logger: logger, maxLineBytes: maxLineBytes)
+        let store = try await db.connect("jury enqueue", logger: logger)
+        let report = try await Enqueuer(store: store, logger: logger, maxLineBytes: maxLineBytes)
             .enqueue(file: file, run: run, batch: batch)
         print(
             "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"
@@ -131,7 +134,8 @@ struct WorkerCommand: AsyncParsableCommand {
             On SIGTERM or SIGINT the worker stops claiming, lets calls in flight finish (up to \
             --drain-seconds), cancels and releases the rest, and exits 0 once every outcome is recorded. If \
             the database does not answer within 5 more seconds, it exits 1 and says how many jobs will be \
-            redone once their leases expire. A second signal exits at once.
+            redone once their leases expire. A second signal stops it at once: calls in flight are \
+            cancelled and their jobs released.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "Only work on this run (default: every active run).") var run: String?
@@ -149,22 +153,22 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.worker")
-        let connection = try await db.connect("jury worker", logger: logger)
-        if let run { _ = try await Runs.find(run, on: connection) }
+        let store = try await db.connect("jury worker", logger: logger)
+        if let run { _ = try await store.findRun(run) }
         var options = WorkerOptions()
         options.run = run
         options.concurrency = concurrency
         options.leaseSeconds = leaseSeconds
         options.drainSeconds = drainSeconds
-        options.database = db.settings
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let worker = Worker(
-            conninfo: db.conninfo, options: options, logger: logger, makeJudge: Worker.httpJudges(client: client))
+            database: db.target, options: options, logger: logger, makeJudge: OpenAIChatJudge.factory(client: client))
         do {
-            try await untilSignalled(onSignal: { worker.stop() }) { try await worker.run() }
+            // The worker bounds its own stop; the group's limit is a backstop a little beyond it.
+            try await runUntilSignalled(worker, maximumShutdownSeconds: options.longestStopSeconds + 5, logger: logger)
         } catch {
             try? await client.shutdown()
             throw error
@@ -182,10 +186,10 @@ struct ReducerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.reducer")
-        let connection = try await db.connect("jury reducer", logger: logger)
-        if let run { _ = try await Runs.find(run, on: connection) }
-        let reducer = Reducer(conninfo: db.conninfo, run: run, settings: db.settings, logger: logger)
-        try await untilSignalled(onSignal: { reducer.stop() }) { try await reducer.run() }
+        let store = try await db.connect("jury reducer", logger: logger)
+        if let run { _ = try await store.findRun(run) }
+        let reducer = Reducer(database: db.target, run: run, logger: logger)
+        try await runUntilSignalled(reducer, maximumShutdownSeconds: 30, logger: logger)
     }
 }
 
@@ -197,8 +201,8 @@ struct Status: AsyncParsableCommand {
     @Option(help: "Only this run.") var run: String?
 
     func run() async throws {
-        let connection = try await db.connect("jury status", logger: db.makeLogger("jury.status"))
-        print(try await StatusReport.load(run: run, on: connection).text, terminator: "")
+        let store = try await db.connect("jury status", logger: db.makeLogger("jury.status"))
+        print(try await StatusReport.load(run: run, from: store).text, terminator: "")
     }
 }
 
@@ -212,8 +216,8 @@ struct Retry: AsyncParsableCommand {
     @Option(help: "Only this judge.") var judge: String?
 
     func run() async throws {
-        let connection = try await db.connect("jury retry", logger: db.makeLogger("jury.retry"))
-        let retried = try await Operations.retryFailed(run: run, batch: batch, judge: judge, on: connection)
+        let store = try await db.connect("jury retry", logger: db.makeLogger("jury.retry"))
+        let retried = try await Operations.retryFailed(run: run, batch: batch, judge: judge, in: store)
         print("\(retried) failed jobs back to pending")
     }
 }
@@ -233,9 +237,9 @@ struct Export: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let connection = try await db.connect("jury export", logger: db.makeLogger("jury.export"))
+        let store = try await db.connect("jury export", logger: db.makeLogger("jury.export"))
         let count = try await Exporter.export(
-            run: run, status: status.flatMap(Verdict.Status.init(rawValue:)), to: file, on: connection)
+            run: run, status: status.flatMap(Verdict.Status.init(rawValue:)), to: file, from: store)
         print("wrote \(count) examples to \(file)")
     }
 }

@@ -1,8 +1,11 @@
-import ArgumentParser
+public import ArgumentParser
 import Foundation
-import JuryCore
-import Logging
-import NIOConcurrencyHelpers
+import JuryDomain
+import JuryPostgres
+import JuryStore
+public import Logging
+import ServiceLifecycle
+import UnixSignals
 
 @main
 struct Jury: AsyncParsableCommand {
@@ -78,52 +81,49 @@ struct DatabaseOptions: ParsableArguments {
         return logger
     }
 
+    /// The database, with the bounds on every wait for it.
+    var target: Database { Database(conninfo: conninfo, settings: settings) }
+
     /// Connects and checks that the schema is there and current.
-    func connect(_ label: String, logger: Logger) async throws -> PostgresConnection {
-        let connection = try await PostgresConnection.connect(
-            conninfo, applicationName: label, settings: settings, logger: logger)
-        let exists = try await connection.query("SELECT to_regclass('jury_schema_migrations') IS NOT NULL AS found")
-        var version = 0
-        if try exists[0].decode("found", as: Bool.self) {
-            version = try await connection.query(
-                "SELECT coalesce(max(version), 0) AS version FROM jury_schema_migrations")[0].decode("version")
-        }
-        let expected = Migrations.embedded.map(\.version).max() ?? 0
-        guard version == expected else {
-            throw JuryError(
-                .schema,
-                version < expected
-                    ? "the database schema is at version \(version), this jury needs \(expected): run `jury migrate` first"
-                    : "the database schema (version \(version)) is newer than this jury (\(expected)): upgrade jury")
-        }
-        return connection
+    func connect(_ label: String, logger: Logger) async throws -> Store {
+        let store = try await target.connect(applicationName: label, logger: logger)
+        try await store.checkSchema()
+        return store
     }
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
 
-/// Runs `body` until it returns, calling `onSignal` on the first SIGINT or SIGTERM; a second one exits at once.
-func untilSignalled(onSignal: @escaping @Sendable () -> Void, _ body: () async throws -> Void) async throws {
-    let signals = [SIGINT, SIGTERM].map { number -> DispatchSourceSignal in
-        signal(number, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-        source.setEventHandler {
-            if SignalState.received.withLockedValue({ count in
-                count += 1
-                return count
-            }) > 1 {
-                FileHandle.standardError.write(Data("second signal: exiting now\n".utf8))
-                exit(130)
-            }
-            onSignal()
+/// Runs a service (worker, reducer, mock judge) until SIGTERM or SIGINT, which shut it down
+/// gracefully. A second signal, or a shutdown that outlasts `maximumShutdownSeconds`, cancels it:
+/// it stops at once (a worker releases its jobs without waiting for their calls).
+func runUntilSignalled(_ service: any Service, maximumShutdownSeconds: Double, logger: Logger) async throws {
+    var configuration = ServiceGroupConfiguration(
+        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(maximumShutdownSeconds * 1000))
+    let group = ServiceGroup(configuration: configuration)
+    try await withThrowingTaskGroup(of: Bool.self) { tasks in
+        tasks.addTask {
+            try await group.run()
+            return true
         }
-        source.resume()
-        return source
+        tasks.addTask {
+            // The group reacts to the first signal; this counts them, to act on the second.
+            var received = 0
+            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                received += 1
+                if received == 2 {
+                    FileHandle.standardError.write(Data("second signal: stopping now\n".utf8))
+                    return false
+                }
+            }
+            return false
+        }
+        let groupEnded = try await tasks.next() ?? true
+        tasks.cancelAll()
+        if !groupEnded {
+            // Cancelled, the group cancels the service, which stops at once; then it returns.
+            _ = try? await tasks.next()
+        }
     }
-    defer { signals.forEach { $0.cancel() } }
-    try await body()
-}
-
-enum SignalState {
-    static let received = NIOLockedValueBox(0)
 }

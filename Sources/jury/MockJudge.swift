@@ -1,8 +1,9 @@
 import ArgumentParser
 import Foundation
-import JuryCore
+import JuryDomain
 import JuryMockJudge
 import Logging
+import ServiceLifecycle
 
 struct MockJudge: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,11 +19,22 @@ struct MockJudge: AsyncParsableCommand {
         var logger = Logger(label: "jury.mock-judge")
         logger.logLevel = logLevel
         let server = MockJudgeServer(config: try MockJudgeConfig.load(path: config), logger: logger)
-        let task = Task {
+        let service = MockJudgeService(server: server, host: host, port: port)
+        try await runUntilSignalled(service, maximumShutdownSeconds: 5, logger: logger)
+    }
+}
+
+/// The mock judge server until shutdown: it has no calls of its own to drain.
+struct MockJudgeService: Service {
+    let server: MockJudgeServer
+    let host: String
+    let port: Int
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
             try await server.run(host: host, port: port) { port in
                 FileHandle.standardOutput.write(Data("mock judges listening on http://\(host):\(port)/v1\n".utf8))
             }
         }
-        try await untilSignalled(onSignal: { task.cancel() }) { try await task.value }
     }
 }

@@ -1,0 +1,60 @@
+public import Foundation
+import JuryDomain
+
+/// A child process started with posix_spawn and reaped with waitpid.
+///
+/// Foundation's `Process.waitUntilExit` can hang on Linux when called off the main thread
+/// (seen here in tests); this does the little Jury needs with the system calls themselves.
+public struct Subprocess: Sendable {
+    public let pid: pid_t
+
+    /// Starts `executable` with `arguments`; its output goes to `outputPath` (or is inherited), stdin is /dev/null.
+    public static func spawn(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil, outputPath: String? = nil
+    ) throws -> Subprocess {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if let outputPath {
+            posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+            posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        }
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { envp.forEach { free($0) } }
+        var pid: pid_t = 0
+        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        guard status == 0 else {
+            throw JuryError(.io, "cannot start \(executable): \(String(cString: strerror(status)))")
+        }
+        return Subprocess(pid: pid)
+    }
+
+    /// Waits for the process to end; returns its exit status, or 128 + the signal that ended it.
+    @discardableResult
+    public func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let signal = status & 0x7F
+        return signal == 0 ? (status >> 8) & 0xFF : 128 + signal
+    }
+
+    public func kill(_ signal: Int32) {
+        _ = Foundation.kill(pid, signal)
+    }
+
+    /// Runs a command to the end and returns its exit status and output (stdout and stderr).
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
+        -> (status: Int32, output: String)
+    {
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).out")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let status = try spawn(executable, arguments, environment: environment, outputPath: outputPath).wait()
+        let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
+        return (status, output)
+    }
+}

@@ -1,0 +1,30 @@
+/// The states a run, an example and a job go through; the schema's CHECK constraints list the same.
+
+/// A run: `active` runs have their jobs claimed; `paused` ones keep them until resumed;
+/// `cancelled` ones never again. (`done` is reserved for runs whose examples are all decided.)
+public enum RunState: String, Sendable, CaseIterable {
+    case active, paused, cancelled, done
+
+    /// Whether examples may still be added.
+    public var acceptsExamples: Bool { self == .active || self == .paused }
+}
+
+/// An example: `voting` while any job is open, `ready` once the votes it can get are in (or too
+/// few remain possible for the rule), `decided` once the reducer stored its verdict.
+public enum ExampleState: String, Sendable, CaseIterable {
+    case voting, ready, decided
+}
+
+/// A job (one example, one judge): `pending` until claimed, `running` under a lease, `done`
+/// with a vote, `failed` when its attempts or its outage time ran out.
+public enum JobState: String, Sendable, CaseIterable {
+    case pending, running, done, failed
+}
+
+/// The channels the queue's functions notify, and workers and reducers listen on.
+public enum Channel: String, Sendable {
+    /// Jobs became claimable (enqueue, retry, an expired lease, a run resumed).
+    case jobs = "jury_jobs"
+    /// Examples became ready for the reducer.
+    case ready = "jury_ready"
+}

@@ -1,0 +1,80 @@
+public import Foundation
+
+/// Any JSON value, decoded without losing the difference between `true`, `1` and `"1"`.
+public enum JSONValue: Codable, Sendable, Equatable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        // Each failed attempt throws, which is slow: try the kinds in the order corpora use them most.
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([String: JSONValue].self) {
+            self = .object(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else {
+            self = .array(try container.decode([JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Parses JSON text.
+    public static func parse(_ data: some DataProtocol) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(data))
+    }
+
+    /// Compact JSON text with sorted keys.
+    public var jsonText: String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: (try? encoder.encode(self)) ?? Data("null".utf8), as: UTF8.self)
+    }
+
+    /// Whether a string or key anywhere inside holds U+0000, which PostgreSQL cannot store.
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let value): return value.utf8.contains(0)
+        case .array(let values): return values.contains { $0.containsNUL }
+        case .object(let fields): return fields.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: return false
+        }
+    }
+
+    /// The value as plain Foundation objects, for template rendering.
+    public var plain: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let value): return value
+        case .integer(let value): return value
+        case .number(let value): return value
+        case .string(let value): return value
+        case .array(let value): return value.map(\.plain)
+        case .object(let value): return value.mapValues(\.plain)
+        }
+    }
+}

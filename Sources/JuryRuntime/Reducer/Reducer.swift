@@ -1,0 +1,106 @@
+import JuryDomain
+public import JuryStore
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// The reducer: turns the votes of ready examples into verdicts, each exactly once.
+///
+/// Ready examples are claimed with `FOR UPDATE SKIP LOCKED`, so several reducers share the
+/// work; the verdict and the example's move to `decided` commit together. It runs as a
+/// `Service` until graceful shutdown or cancellation, sleeping on notifications when idle.
+public final class Reducer: Service, Sendable {
+    private let database: Database
+    private let run: String?
+    private let batchSize: Int
+    private let idlePollSeconds: Double
+    private let logger: Logger
+    private let stopping = Mutex(false)
+    private let decided = Mutex(0)
+    private let wakeup = Wakeup()
+
+    public init(
+        database: Database, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2, logger: Logger
+    ) {
+        self.database = database
+        self.run = run
+        self.batchSize = batchSize
+        self.idlePollSeconds = idlePollSeconds
+        self.logger = logger
+    }
+
+    /// Examples this reducer has decided so far.
+    public var examplesDecided: Int { decided.withLock { $0 } }
+
+    public func run() async throws {
+        // Cancellation reaches the work only as a stop, so that a batch under way commits.
+        let work = Task { try await self.work() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await work.value
+            } onGracefulShutdown: {
+                self.stop()
+            }
+        } onCancel: {
+            self.stop()
+        }
+    }
+
+    private func stop() {
+        stopping.withLock { $0 = true }
+        wakeup.raise()
+    }
+
+    private var isStopping: Bool { stopping.withLock { $0 } }
+
+    private func work() async throws {
+        let store = try await database.connect(applicationName: "jury reducer", logger: logger)
+        let listener = try await database.connect(applicationName: "jury reducer", logger: logger)
+        try await listener.listen(.ready)
+        // The listening task also beats the heartbeat, between its waits, on the same connection.
+        let id = Store.processID(role: "reducer")
+        try await listener.registerProcess(id, role: "reducer")
+        var runID: Int64?
+        if let run { runID = try await store.findRun(run).id }
+        logger.info("reducer started")
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.listen(on: listener, id: id) }
+            while !isStopping {
+                do {
+                    let count = try await store.decideReady(runID: runID, limit: batchSize) { example, config in
+                        config.rule.decide(votes: example.votes, judges: config.judges.count)
+                    }
+                    decided.withLock { $0 += count }
+                    logger.debug("decided", metadata: ["examples": "\(count)"])
+                    if count < batchSize { await wakeup.wait(timeout: .seconds(idlePollSeconds)) }
+                } catch {
+                    logger.warning("reducing failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
+                    await wakeup.wait(timeout: .seconds(idlePollSeconds))
+                }
+            }
+            group.cancelAll()
+        }
+        _ = try? await withDeadline(.seconds(2)) { await listener.processStopped(id) }
+        logger.info("reducer stopped")
+    }
+
+    /// Wakes the reducer on notifications, and beats its heartbeat, until cancelled.
+    private func listen(on listener: Store, id: String) async {
+        var lastBeat = ContinuousClock.now
+        while !Task.isCancelled {
+            do {
+                for try await received in listener.notifications(idle: .milliseconds(200)) {
+                    if !received.isEmpty { wakeup.raise() }
+                    if ContinuousClock.now - lastBeat > .seconds(10) {
+                        try? await listener.heartbeat(id, inFlight: 0)
+                        lastBeat = .now
+                    }
+                }
+            } catch {
+                // The database is unreachable: wait before trying again, or this loop would spin.
+                logger.debug("listening failed", metadata: [JuryMetadata.error: "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+import Synchronization
+
+/// A signal one task waits on and others raise: a wait ends when the signal is raised (or was
+/// raised since the last wait), when its timeout passes, or when the waiting task is cancelled.
+///
+/// Spurious wake-ups are possible (a timer that fires as a raise comes); waiters re-check what they wait for.
+final class Wakeup: Sendable {
+    private struct State {
+        var raised = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func raise() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            guard let waiter = state.waiter else {
+                state.raised = true
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits for a raise, at most `timeout` when given. One waiter at a time.
+    func wait(timeout: Duration? = nil) async {
+        let timer = timeout.map { timeout in
+            Task {
+                try await Task.sleep(for: timeout)
+                self.raise()
+            }
+        }
+        defer { timer?.cancel() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.raised || Task.isCancelled {
+                        state.raised = false
+                        return true
+                    }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            raise()
+        }
+    }
+}

@@ -1,0 +1,134 @@
+import JuryDomain
+import JuryStore
+import Logging
+import Synchronization
+
+/// Claims jobs as slots and rate limits allow and starts their calls; on stop, drains them.
+struct Claimer: Sendable {
+    let id: String
+    let store: Store
+    let options: WorkerOptions
+    let ledger: WorkerLedger
+    let caller: JudgeCaller
+    let makeJudge: JudgeFactory
+    let logger: Logger
+
+    func run() async {
+        let planner = ClaimPlanner(concurrency: options.concurrency, batch: options.claimBatch)
+        var contexts: [Int64: RunContext] = [:]
+        var contextsLoadedAt = ContinuousClock.now - .seconds(3600)
+        await withDiscardingTaskGroup { calls in
+            while !ledger.isStopping {
+                do {
+                    if ContinuousClock.now - contextsLoadedAt > .seconds(5) {
+                        contexts = try await loadRuns(previous: contexts)
+                        contextsLoadedAt = .now
+                    }
+                    for (key, seconds) in ledger.takeHolds() {
+                        try await store.holdPermits(runID: key.runID, judge: key.judge, seconds: seconds)
+                    }
+                    let judges = Self.judges(of: contexts)
+                    let (inFlight, halted) = ledger.state.withLock { ($0.perJudge, $0.halted) }
+                    let planned = planner.plan(judges: judges, inFlight: inFlight, halted: halted)
+                    // Judges under a shared rate limit take permits first; unused ones go back after the claim.
+                    let limited = Set(judges.filter { $0.requestsPerMinute != nil }.map(\.key))
+                    var granted: [JudgeKey: Int] = [:]
+                    for request in planned {
+                        let key = JudgeKey(runID: request.runID, judge: request.judge)
+                        guard limited.contains(key) else { continue }
+                        granted[key] = try await store.takePermits(
+                            runID: request.runID, judge: request.judge, count: request.count)
+                    }
+                    let (requests, throttledFor) = planner.limit(planned, granted: granted, judges: judges)
+                    let requested = requests.reduce(0) { $0 + $1.count }
+                    var claimed: [ClaimedJob] = []
+                    if requested > 0 {
+                        claimed = try await store.claim(requests, owner: id, leaseSeconds: options.leaseSeconds)
+                        ledger.track(claimed)
+                        for job in claimed {
+                            guard let context = contexts[job.runID] else {
+                                ledger.submit(.returned(job, error: "run not loaded"))
+                                continue
+                            }
+                            ledger.callStarted()
+                            calls.addTask { ledger.callEnded(with: await caller.call(job, context: context)) }
+                        }
+                    }
+                    // Only after the jobs are tracked: a failure here must not strand them.
+                    for (key, count) in planner.unusedPermits(granted: granted, claimed: claimed) {
+                        try await store.returnPermits(runID: key.runID, judge: key.judge, count: count)
+                    }
+                    if let throttledFor {
+                        // A judge is at its rate limit: come back when its next permit is due.
+                        await ledger.claimerWakeup.wait(timeout: .seconds(min(throttledFor, options.idlePollSeconds)))
+                    } else if requested == 0 || claimed.count < requested {
+                        // Until a slot frees, work is announced, the poll interval passes, or a stop.
+                        await ledger.claimerWakeup.wait(timeout: .seconds(options.idlePollSeconds))
+                    }
+                } catch {
+                    logger.warning("claiming failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
+                    await ledger.claimerWakeup.wait(timeout: .seconds(options.idlePollSeconds))
+                }
+            }
+            await drain(&calls)
+        }
+    }
+
+    /// After stop: let calls under way finish, then cancel those that outlast the drain time.
+    private func drain(_ calls: inout DiscardingTaskGroup) async {
+        guard let deadline = ledger.callsDeadline else { return }
+        while ledger.state.withLock({ $0.calling > 0 }) && ContinuousClock.now < deadline {
+            await ledger.claimerWakeup.wait(timeout: deadline - .now)
+        }
+        let left = ledger.state.withLock { $0.calling }
+        if left > 0 {
+            logger.info("cancelling calls that outlasted the drain time", metadata: ["jobs": "\(left)"])
+            // Each call gives up at once when cancelled (its judge call runs under `withDeadline`).
+            calls.cancelAll()
+        }
+    }
+
+    /// The judges this worker can call, run by run, in a stable order.
+    private static func judges(of contexts: [Int64: RunContext]) -> [ClaimPlanner.Judge] {
+        contexts.values.sorted { $0.run.id < $1.run.id }.flatMap { context in
+            context.run.config.judges.filter { context.judges[$0.name] != nil }.map { judge in
+                ClaimPlanner.Judge(
+                    key: JudgeKey(runID: context.run.id, judge: judge.name), concurrency: judge.concurrency,
+                    requestsPerMinute: judge.requestsPerMinute)
+            }
+        }
+    }
+
+    /// Loads the runs this worker serves and builds their judges; keeps what is already built.
+    private func loadRuns(previous: [Int64: RunContext]) async throws -> [Int64: RunContext] {
+        var contexts: [Int64: RunContext] = [:]
+        for run in try await store.activeRuns(named: options.run) {
+            if let known = previous[run.id] {
+                contexts[run.id] = known
+                continue
+            }
+            var judges: [String: any Judge] = [:]
+            for judge in run.config.judges {
+                do {
+                    judges[judge.name] = try makeJudge(judge)
+                } catch {
+                    // Leave this judge's jobs to workers that can call it, instead of failing them.
+                    logger.error(
+                        "cannot call this judge from this worker; its jobs are left to others",
+                        metadata: [
+                            JuryMetadata.run: "\(run.name)", JuryMetadata.judge: "\(judge.name)",
+                            JuryMetadata.error: "\(error)",
+                        ])
+                }
+            }
+            let policy = CallPolicy(config: run.config)
+            contexts[run.id] = RunContext(
+                run: run, renderer: try PromptRenderer(config: run.config), judges: judges, policy: policy)
+            ledger.state.withLock { $0.policies[run.id] = policy }
+        }
+        if options.run != nil, contexts.isEmpty {
+            logger.debug("the run is not active; waiting", metadata: [JuryMetadata.run: "\(options.run ?? "")"])
+        }
+        return contexts
+    }
+}

@@ -1,0 +1,91 @@
+import JuryDomain
+import Logging
+import Synchronization
+
+/// What the worker needs to serve one run: its judges, prompt and call policy.
+struct RunContext: Sendable {
+    let run: StoredRun
+    let renderer: PromptRenderer
+    let judges: [String: any Judge]
+    let policy: CallPolicy
+}
+
+/// Calls a judge for one job and turns what happened into an outcome, as the call policy says:
+/// a vote, or a release to retry, hold the judge's shared limit, halt the judge, or refund.
+final class JudgeCaller: Sendable {
+    let ledger: WorkerLedger
+    let logger: Logger
+    /// When a capped Retry-After was last logged, per judge: a 429 storm logs once a minute.
+    private let capLoggedAt = Mutex<[JudgeKey: ContinuousClock.Instant]>([:])
+
+    init(ledger: WorkerLedger, logger: Logger) {
+        self.ledger = ledger
+        self.logger = logger
+    }
+
+    func call(_ job: ClaimedJob, context: RunContext) async -> JobOutcome {
+        var logger = logger
+        logger[metadataKey: JuryMetadata.job] = "\(job.id)"
+        logger[metadataKey: JuryMetadata.judge] = "\(job.judge)"
+        guard let judge = context.judges[job.judge], let config = context.run.config.judge(named: job.judge) else {
+            return .returned(job, error: "this worker has no judge \(job.judge)")
+        }
+        let request = context.renderer.render(id: job.externalID, payload: job.payload)
+        let started = ContinuousClock.now
+        do {
+            // One deadline for the whole call, head and body, whatever the judge's client does.
+            let answer = try await withDeadline(.seconds(config.timeoutSeconds)) { try await judge.classify(request) }
+            guard context.run.config.labels.contains(answer.label) else {
+                throw JudgeError(.badAnswer, "judge \(job.judge) answered a label outside the taxonomy")
+            }
+            logger.trace("vote", metadata: ["label": "\(answer.label)"])
+            return .vote(job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds))
+        } catch {
+            if Task.isCancelled || error is CancellationError {
+                return .returned(job, error: "the worker stopped before the call finished")
+            }
+            let error =
+                error is DeadlineExceeded
+                ? JudgeError(.timeout, "judge \(job.judge): no complete answer within \(config.timeoutSeconds)s")
+                : error
+            let decision = context.policy.decide(error, history: job.history)
+            let key = JudgeKey(runID: job.runID, judge: job.judge)
+            if decision.haltsJudge, ledger.halt(key) {
+                logger.error(
+                    "this worker stops calling the judge: retrying cannot cure this; fix it and restart the worker",
+                    metadata: [JuryMetadata.error: "\(error)"])
+            }
+            if let seconds = decision.holdSeconds, config.requestsPerMinute != nil {
+                ledger.hold(key, seconds: seconds)
+            }
+            if let asked = decision.cappedRetryAfter {
+                reportCappedRetryAfter(key, asked: asked, policy: context.policy)
+            }
+            logger.debug(
+                "judge call failed",
+                metadata: [
+                    JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
+                    "attempt": "\(job.attempts)",
+                ])
+            return .release(job, error: "\(error)", decision)
+        }
+    }
+
+    /// Says that a provider asked to wait longer than the run allows, at most once a minute per judge.
+    private func reportCappedRetryAfter(_ key: JudgeKey, asked: Double, policy: CallPolicy) {
+        let due = capLoggedAt.withLock { loggedAt in
+            let now = ContinuousClock.now
+            guard loggedAt[key].map({ now - $0 > .seconds(60) }) ?? true else { return false }
+            loggedAt[key] = now
+            return true
+        }
+        if due {
+            logger.warning(
+                "the judge asked to wait longer than the run's retry.max_retry_after_seconds; waiting the cap instead",
+                metadata: [
+                    JuryMetadata.judge: "\(key.judge)", "retry_after_seconds": "\(asked)",
+                    "cap_seconds": "\(policy.maxRetryAfter)",
+                ])
+        }
+    }
+}

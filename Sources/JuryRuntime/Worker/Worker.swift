@@ -1,0 +1,100 @@
+public import JuryDomain
+public import JuryStore
+public import Logging
+public import ServiceLifecycle
+import Synchronization
+
+/// Builds the judge that answers for a judge of a run's panel.
+public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
+
+/// A worker: claims jobs, calls judges concurrently, records votes, keeps its leases alive.
+///
+/// It runs as a `Service` until graceful shutdown or cancellation. On graceful shutdown it stops
+/// claiming, lets calls in flight finish for up to `drainSeconds`, cancels and releases the rest,
+/// and returns once every outcome is recorded. Cancellation does the same without the drain.
+/// If outcomes could still not be recorded `WorkerOptions.recordingGraceSeconds` after that (the
+/// database is gone), it throws, saying how many jobs will be redone once their leases expire.
+///
+/// Its parts each do one thing: the `Claimer` (with the pure `ClaimPlanner`) claims and starts
+/// calls, the `JudgeCaller` (with the pure `CallPolicy`) turns a call into an outcome, the
+/// `OutcomeRecorder` stores outcomes, the `LeaseKeeper` renews leases, the `Listener` wakes the
+/// claimer and lets the `Reaper` take back expired leases. They share the `WorkerLedger`.
+public final class Worker: Service, Sendable {
+    public let id: String
+    private let database: Database
+    private let options: WorkerOptions
+    private let makeJudge: JudgeFactory
+    private let logger: Logger
+    private let ledger: WorkerLedger
+
+    public init(database: Database, options: WorkerOptions, logger: Logger, makeJudge: @escaping JudgeFactory) {
+        self.id = Store.processID(role: "worker")
+        self.database = database
+        self.options = options
+        self.makeJudge = makeJudge
+        var logger = logger
+        logger[metadataKey: JuryMetadata.worker] = "\(id)"
+        self.logger = logger
+        self.ledger = WorkerLedger(drainSeconds: options.drainSeconds)
+    }
+
+    /// Votes this worker has recorded so far.
+    public var votesRecorded: Int { ledger.state.withLock { $0.votesRecorded } }
+
+    public func run() async throws {
+        // The work runs in a task of its own, so that cancellation reaches it only as a stop:
+        // outcomes must still be recorded, and a cancelled task's statements would be cancelled.
+        let work = Task { try await self.work() }
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await work.value
+            } onGracefulShutdown: {
+                self.ledger.requestStop(draining: true)
+            }
+        } onCancel: {
+            self.ledger.requestStop(draining: false)
+        }
+    }
+
+    private func work() async throws {
+        let connect = { try await self.database.connect(applicationName: "jury worker", logger: self.logger) }
+        let claimStore = try await connect()
+        let recordStore = try await connect()
+        let leaseStore = try await connect()
+        let listenStore = try await connect()
+        try await listenStore.listen(.jobs)
+        try await leaseStore.registerProcess(id, role: "worker")
+        logger.info("worker started", metadata: ["concurrency": "\(options.concurrency)"])
+
+        let claimer = Claimer(
+            id: id, store: claimStore, options: options, ledger: ledger,
+            caller: JudgeCaller(ledger: ledger, logger: logger), makeJudge: makeJudge, logger: logger)
+        let recorder = OutcomeRecorder(
+            id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
+        let leaseKeeper = LeaseKeeper(
+            id: id, store: leaseStore, ledger: ledger, leaseSeconds: options.leaseSeconds, logger: logger)
+        let listener = Listener(
+            store: listenStore, ledger: ledger,
+            reaper: Reaper(store: listenStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
+
+        await withDiscardingTaskGroup { helpers in
+            helpers.addTask { await listener.run() }
+            helpers.addTask { await leaseKeeper.run() }
+            await withDiscardingTaskGroup { main in
+                main.addTask { await recorder.run() }
+                await claimer.run()
+            }
+            // Everything claimed is recorded (or could not be): leases and wake-ups are done with.
+            helpers.cancelAll()
+        }
+        _ = try? await withDeadline(.seconds(2)) { await leaseStore.processStopped(self.id) }
+        let unrecorded = ledger.state.withLock { $0.unrecorded }
+        logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)", "unrecorded": "\(unrecorded)"])
+        if unrecorded > 0 {
+            throw JuryError(
+                .incomplete,
+                "the worker stopped with \(unrecorded) outcomes it could not record (the database did not answer); "
+                    + "their jobs will be redone once their leases expire, within \(Int(options.leaseSeconds)) seconds")
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import JuryDomain
+import Synchronization
+
+/// What a worker's parts share: the jobs it holds, the outcomes waiting to be recorded, the
+/// judges it stopped calling, and whether it is stopping. Every change goes through here.
+final class WorkerLedger: Sendable {
+    struct State {
+        /// Jobs claimed and not yet recorded.
+        var inFlight: [Int64: ClaimedJob] = [:]
+        var perJudge: [JudgeKey: Int] = [:]
+        /// Judge calls under way.
+        var calling = 0
+        var outcomes: [JobOutcome] = []
+        var stopRequestedAt: ContinuousClock.Instant?
+        /// Stopped by cancellation: no drain time for calls.
+        var drainSkipped = false
+        var votesRecorded = 0
+        /// Jobs whose outcome could not be recorded before the worker stopped.
+        var unrecorded = 0
+        /// The call policy of each run served, for outcomes that cannot be stored.
+        var policies: [Int64: CallPolicy] = [:]
+        /// Judges whose calls failed in a way retrying cannot cure (bad key, unknown model):
+        /// this worker calls them no more, and leaves their jobs pending for a fixed worker.
+        var halted: Set<JudgeKey> = []
+        /// Judges that answered 429, with the longest Retry-After seen: applied to their shared
+        /// rate limit before the next claim, so that every worker backs off.
+        var holds: [JudgeKey: Double] = [:]
+    }
+
+    let state = Mutex(State())
+    /// Raised when the claimer may have something to do: a slot freed, work announced, a stop.
+    let claimerWakeup = Wakeup()
+    /// Raised when outcomes are waiting, or on a stop.
+    let recorderWakeup = Wakeup()
+    private let drainSeconds: Double
+
+    init(drainSeconds: Double) {
+        self.drainSeconds = drainSeconds
+    }
+
+    // MARK: - Stopping
+
+    /// Asks every part to stop; without `draining`, calls under way are cancelled at once.
+    func requestStop(draining: Bool) {
+        state.withLock { state in
+            if state.stopRequestedAt == nil { state.stopRequestedAt = .now }
+            if !draining { state.drainSkipped = true }
+        }
+        claimerWakeup.raise()
+        recorderWakeup.raise()
+    }
+
+    var isStopping: Bool { state.withLock { $0.stopRequestedAt != nil } }
+
+    /// When calls still under way after a stop are cancelled.
+    var callsDeadline: ContinuousClock.Instant? {
+        state.withLock { state in
+            state.stopRequestedAt.map { $0 + .seconds(state.drainSkipped ? 0 : drainSeconds) }
+        }
+    }
+
+    /// When recording gives up after a stop: the drain time and `WorkerOptions.recordingGraceSeconds`.
+    var recordDeadline: ContinuousClock.Instant? {
+        callsDeadline.map { $0 + .seconds(WorkerOptions.recordingGraceSeconds) }
+    }
+
+    // MARK: - Jobs
+
+    func track(_ jobs: [ClaimedJob]) {
+        state.withLock { state in
+            for job in jobs {
+                state.inFlight[job.id] = job
+                state.perJudge[JudgeKey(runID: job.runID, judge: job.judge), default: 0] += 1
+            }
+        }
+    }
+
+    func callStarted() { state.withLock { $0.calling += 1 } }
+
+    /// A call ended with this outcome: it waits for the recorder.
+    func callEnded(with outcome: JobOutcome) {
+        state.withLock { state in
+            state.calling -= 1
+            state.outcomes.append(outcome)
+        }
+        recorderWakeup.raise()
+    }
+
+    /// An outcome without a call (the job could not be called here).
+    func submit(_ outcome: JobOutcome) {
+        state.withLock { $0.outcomes.append(outcome) }
+        recorderWakeup.raise()
+    }
+
+    /// The recorder is done with these jobs: their slots are free again.
+    func recorded(_ batch: [JobOutcome], votes: Int) {
+        state.withLock { state in
+            state.votesRecorded += votes
+            for outcome in batch {
+                let job = outcome.job
+                guard state.inFlight.removeValue(forKey: job.id) != nil else { continue }
+                state.perJudge[JudgeKey(runID: job.runID, judge: job.judge), default: 1] -= 1
+            }
+        }
+        claimerWakeup.raise()
+    }
+
+    // MARK: - Judges
+
+    /// Stops calling a judge; true the first time, so that it is said once.
+    func halt(_ key: JudgeKey) -> Bool {
+        state.withLock { $0.halted.insert(key).inserted }
+    }
+
+    func hold(_ key: JudgeKey, seconds: Double) {
+        state.withLock { $0.holds[key] = max($0.holds[key] ?? 0, seconds) }
+    }
+
+    func takeHolds() -> [JudgeKey: Double] {
+        state.withLock { state in
+            defer { state.holds = [:] }
+            return state.holds
+        }
+    }
+}

@@ -1,0 +1,24 @@
+/// How a worker process behaves.
+public struct WorkerOptions: Sendable {
+    /// Only claim jobs of this run; nil claims from every active run.
+    public var run: String?
+    /// Most judge calls in flight in this process, all judges together.
+    public var concurrency: Int = 128
+    /// How long a claimed job stays ours without renewal; renewed every third of it.
+    public var leaseSeconds: Double = 60
+    /// How often an idle worker looks for work when no notification wakes it.
+    public var idlePollSeconds: Double = 2
+    /// On stop, how long in-flight calls may take to finish before they are cancelled and released.
+    public var drainSeconds: Double = 30
+    /// After the drain time, how long the worker keeps trying to record outcomes before it gives up.
+    public static let recordingGraceSeconds: Double = 5
+    /// Most jobs claimed in one statement.
+    public var claimBatch: Int = 500
+    /// Most outcomes recorded in one statement.
+    public var recordBatch: Int = 500
+
+    public init() {}
+
+    /// The longest a stop can take: the drain, then the grace for recording.
+    public var longestStopSeconds: Double { drainSeconds + Self.recordingGraceSeconds }
+}

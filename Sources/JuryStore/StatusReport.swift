@@ -1,0 +1,113 @@
+import Foundation
+public import JuryDomain
+import JuryPostgres
+
+/// What `jury status` prints: progress of runs, their judges and verdicts, from the views in Schema/.
+public struct StatusReport: Sendable {
+    public struct RunLine: Sendable {
+        public let name: String
+        public let state: RunState
+        public let examples: Int, voting: Int, ready: Int, decided: Int
+        public let pending: Int, running: Int, done: Int, failed: Int
+        public let agreed: Int, disagreed: Int, insufficient: Int
+    }
+
+    public struct JudgeLine: Sendable {
+        public let run: String
+        public let judge: String
+        public let pending: Int, running: Int, done: Int, failed: Int, waitingToRetry: Int
+        public let averageLatencyMilliseconds: Int?
+        /// The latest error of a job of this judge that has not voted since.
+        public let lastError: String?
+        /// Seconds the oldest outage still being retried has lasted (its jobs use up no attempts).
+        public let retryingSeconds: Double?
+        /// How often the provider asked for a Retry-After longer than the run's cap, and the longest.
+        public let retryAfterCapped: Int
+        public let longestRetryAfterAsked: Double?
+    }
+
+    public let runs: [RunLine]
+    public let judges: [JudgeLine]
+    public let liveWorkers: Int
+
+    /// Reads the report from the views, for every run or only `run`.
+    public static func load(run: String?, from store: Store) async throws -> StatusReport {
+        if let run { _ = try await store.findRun(run) }
+        let connection = store.connection
+        let runRows = try await connection.query(
+            "SELECT * FROM jury_run_progress WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run")
+        let runs = try runRows.map { row in
+            RunLine(
+                name: try row.decode("run"), state: try row.decode("state"),
+                examples: try row.decode("examples"), voting: try row.decode("voting"), ready: try row.decode("ready"),
+                decided: try row.decode("decided"), pending: try row.decode("pending"),
+                running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
+                agreed: try row.decode("agreed"), disagreed: try row.decode("disagreed"),
+                insufficient: try row.decode("insufficient"))
+        }
+        let judgeRows = try await connection.query(
+            """
+            SELECT *, extract(epoch FROM now() - retrying_since)::float8 AS retrying_seconds FROM jury_judge_health
+            WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run, judge
+            """)
+        let judges = try judgeRows.map { row in
+            JudgeLine(
+                run: try row.decode("run"), judge: try row.decode("judge"), pending: try row.decode("pending"),
+                running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
+                waitingToRetry: try row.decode("waiting_to_retry"),
+                averageLatencyMilliseconds: try row.decodeIfPresent("avg_latency_ms", as: Double.self).map { Int($0) },
+                lastError: row["last_error"],
+                retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
+                retryAfterCapped: try row.decodeIfPresent("retry_after_capped") ?? 0,
+                longestRetryAfterAsked: try row.decodeIfPresent("longest_retry_after_asked"))
+        }
+        let workers: Int = try await connection.query(
+            "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
+        return StatusReport(runs: runs, judges: judges, liveWorkers: workers)
+    }
+
+    /// The report as aligned text for a terminal.
+    public var text: String {
+        if runs.isEmpty { return "no runs yet; create one with `jury run create --config FILE`\n" }
+        var out = ""
+        for run in runs {
+            let percent = run.examples == 0 ? 0 : run.decided * 100 / run.examples
+            out += "run \(run.name) (\(run.state)): \(run.decided)/\(run.examples) examples decided (\(percent)%)\n"
+            out += "  examples  voting \(run.voting)  ready \(run.ready)  decided \(run.decided)\n"
+            out +=
+                "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)\n"
+            out += "  verdicts  agreed \(run.agreed)  disagreed \(run.disagreed)  insufficient \(run.insufficient)\n"
+            let width = max(5, judges.filter { $0.run == run.name }.map(\.judge.count).max() ?? 5)
+            out +=
+                "  " + "judge".padding(toLength: width, withPad: " ", startingAt: 0)
+                + "   pending   running      done    failed  retrying  avg ms\n"
+            for judge in judges where judge.run == run.name {
+                out += "  " + judge.judge.padding(toLength: width, withPad: " ", startingAt: 0)
+                for value in [judge.pending, judge.running, judge.done, judge.failed, judge.waitingToRetry] {
+                    out += String(value).leftPadded(10)
+                }
+                out += (judge.averageLatencyMilliseconds.map(String.init) ?? "-").leftPadded(8) + "\n"
+            }
+            for judge in judges where judge.run == run.name {
+                if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
+                if let seconds = judge.retryingSeconds {
+                    out += "  \(judge.judge) retrying an outage for \(Int(seconds))s (no attempts used)\n"
+                }
+                if judge.retryAfterCapped > 0 {
+                    let longest = judge.longestRetryAfterAsked.map { " (longest asked: \(Int($0))s)" } ?? ""
+                    out +=
+                        "  \(judge.judge) asked \(judge.retryAfterCapped) times to wait longer than "
+                        + "retry.max_retry_after_seconds\(longest); waited the cap instead\n"
+                }
+            }
+        }
+        out += "live workers and reducers: \(liveWorkers)\n"
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
+    }
+}

@@ -1,0 +1,129 @@
+public import JuryDomain
+import JuryPostgres
+
+/// The queue's transitions for workers: claim, record, renew, reap, and the shared rate limits.
+extension Store {
+    /// Claims pending jobs of the runs and judges asked, leased to `owner` for `leaseSeconds`.
+    public func claim(_ requests: [ClaimRequest], owner: String, leaseSeconds: Double) async throws -> [ClaimedJob] {
+        let rows = try await connection.query(
+            """
+            SELECT job_id, run_id, example_id, judge, attempts, claim, transient_failures,
+                   extract(epoch FROM now() - retrying_since)::float8 AS retrying_seconds, external_id, payload
+            FROM jury_claim_jobs(\(owner), \(leaseSeconds), \(requests.map(\.runID))::bigint[],
+                                 \(requests.map(\.judge))::text[], \(requests.map(\.count))::int[])
+            """)
+        return try rows.map { row in
+            let payload: String = try row.decode("payload")
+            return ClaimedJob(
+                id: try row.decode("job_id"), runID: try row.decode("run_id"), exampleID: try row.decode("example_id"),
+                judge: try row.decode("judge"), attempts: try row.decode("attempts"), claim: try row.decode("claim"),
+                transientFailures: try row.decode("transient_failures"),
+                retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
+                externalID: try row.decode("external_id"), payload: try JSONValue.parse(Array(payload.utf8)))
+        }
+    }
+
+    /// Records votes and releases jobs; returns how many of the outcomes' claims still held.
+    ///
+    /// Text is made storable first (no NUL, bounded length), so that what a judge answered can
+    /// never make the statement fail.
+    @discardableResult
+    public func record(_ outcomes: [JobOutcome], owner: String) async throws -> Int {
+        var recorded = 0
+        var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int)] = []
+        var releases: [(job: ClaimedJob, error: String, decision: CallPolicy.Decision)] = []
+        for outcome in outcomes {
+            switch outcome {
+            case .vote(let job, let answer, let latency): votes.append((job, answer, latency))
+            case .release(let job, let error, let decision): releases.append((job, error, decision))
+            }
+        }
+        if !votes.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT jury_record_votes(\(owner), \(votes.map(\.job.id))::bigint[], \(votes.map(\.job.claim))::int[],
+                    \(votes.map { Self.storable($0.answer.label, limit: 200) })::text[],
+                    \(votes.map { $0.answer.rationale.map { Self.storable($0, limit: 2000) } })::text[],
+                    \(votes.map { Int(clamping: Int32(clamping: $0.latency)) })::int[],
+                    \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[])
+                """)
+            recorded += rows.count
+        }
+        if !releases.isEmpty {
+            let rows = try await connection.query(
+                """
+                SELECT jury_release_jobs(\(owner), \(releases.map(\.job.id))::bigint[],
+                    \(releases.map(\.job.claim))::int[], \(releases.map(\.decision.kind.rawValue))::text[],
+                    \(releases.map { Self.storable($0.error, limit: 500) })::text[],
+                    \(releases.map(\.decision.delaySeconds))::float8[], \(releases.map(\.decision.final))::boolean[],
+                    \(releases.map(\.decision.cappedRetryAfter))::float8[])
+                """)
+            recorded += rows.count
+        }
+        return recorded
+    }
+
+    /// Text PostgreSQL can store: without NUL, and at most `limit` characters.
+    static func storable(_ text: String, limit: Int) -> String {
+        let clean = text.utf8.contains(0) ? text.replacing("\u{0}", with: "") : text
+        return clean.count > limit ? String(clean.prefix(limit)) : clean
+    }
+
+    /// Takes up to `count` permits to call a judge under its shared rate limit; returns how many it got.
+    public func takePermits(runID: Int64, judge: String, count: Int) async throws -> Int {
+        try await connection.query("SELECT jury_take_permits(\(runID), \(judge), \(count)) AS granted")[0]
+            .decode("granted")
+    }
+
+    /// Gives back permits that were taken but not used.
+    public func returnPermits(runID: Int64, judge: String, count: Int) async throws {
+        try await connection.query("SELECT jury_return_permits(\(runID), \(judge), \(count))")
+    }
+
+    /// Stops every worker from calling a judge for `seconds`, after the provider answered 429.
+    public func holdPermits(runID: Int64, judge: String, seconds: Double) async throws {
+        try await connection.query("SELECT jury_hold_permits(\(runID), \(judge), \(seconds))")
+    }
+
+    /// Extends the leases of these claims; returns the jobs whose claim still holds.
+    public func renewLeases(_ jobs: [(id: Int64, claim: Int)], owner: String, leaseSeconds: Double) async throws
+        -> Set<Int64>
+    {
+        guard !jobs.isEmpty else { return [] }
+        let rows = try await connection.query(
+            """
+            SELECT jury_renew_leases(\(owner), \(leaseSeconds), \(jobs.map(\.id))::bigint[],
+                                     \(jobs.map(\.claim))::int[]) AS id
+            """)
+        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
+    }
+
+    /// Takes back jobs whose lease expired; returns how many.
+    ///
+    /// It waits at most `lockTimeout` for the examples it must lock, so that a long transaction
+    /// elsewhere (a large retry) delays the reaping, never the process that reaps.
+    @discardableResult
+    public func reapExpiredLeases(lockTimeout: Duration = .seconds(2)) async throws -> Int {
+        try await connection.transaction { connection in
+            try await connection.query("SELECT set_config('lock_timeout', \(String(lockTimeout.inMilliseconds)), true)")
+            return try await connection.query("SELECT jury_reap_expired_leases() AS reaped")[0].decode("reaped")
+        }
+    }
+
+    /// The failed jobs of a run, of one batch or judge when given.
+    public func failedJobs(runID: Int64, batch: String?, judge: String?) async throws -> Int {
+        try await connection.query(
+            """
+            SELECT count(*) AS n FROM jobs j JOIN examples e ON e.id = j.example_id
+            WHERE j.run_id = \(runID) AND j.state = \(JobState.failed)
+              AND (\(batch)::text IS NULL OR e.batch = \(batch)) AND (\(judge)::text IS NULL OR j.judge = \(judge))
+            """)[0].decode("n")
+    }
+
+    /// Puts up to `limit` failed jobs back to pending with fresh attempts, in one short
+    /// transaction; their examples' verdicts are withdrawn. Returns how many.
+    public func retryFailed(runID: Int64, batch: String?, judge: String?, limit: Int) async throws -> Int {
+        try await connection.query(
+            "SELECT jury_retry_failed(\(runID), \(batch), \(judge), \(limit)) AS retried")[0].decode("retried")
+    }
+}

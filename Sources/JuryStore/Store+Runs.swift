@@ -1,0 +1,83 @@
+public import Foundation
+public import JuryDomain
+import JuryPostgres
+
+/// Runs: created from their config, found by name, paused, resumed, cancelled, removed.
+extension Store {
+    /// Stores a run. Storing the same config again is a no-op; a different config under an
+    /// existing name is an error (a run's judges and rule must not change under its votes).
+    public func createRun(_ config: RunConfig) async throws -> (run: StoredRun, created: Bool) {
+        let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+        let limited = config.judges.compactMap { judge in
+            judge.requestsPerMinute.map { (name: judge.name, perSecond: Double($0) / 60) }
+        }
+        let id: Int64? = try await connection.query(
+            """
+            SELECT jury_create_run(\(config.name), \(json)::jsonb, \(limited.map(\.name))::text[],
+                                   \(limited.map(\.perSecond))::float8[]) AS id
+            """)[0].decodeIfPresent("id")
+        if let id {
+            return (StoredRun(id: id, name: config.name, config: config, state: .active), true)
+        }
+        let existing = try await findRun(config.name)
+        guard existing.config == config else {
+            throw JuryError(
+                .conflict,
+                "a run named '\(config.name)' already exists with a different config; give the new run another name")
+        }
+        return (existing, false)
+    }
+
+    /// The run with this name, or an error that says how to create it.
+    public func findRun(_ name: String) async throws -> StoredRun {
+        let rows = try await connection.query("SELECT id, name, config, state FROM runs WHERE name = \(name)")
+        guard let row = rows.first else { throw JuryError.unknownRun(name) }
+        return try Self.decodeRun(row)
+    }
+
+    /// Runs whose jobs workers should claim: the active ones, or only `name`.
+    public func activeRuns(named name: String?) async throws -> [StoredRun] {
+        let rows = try await connection.query(
+            """
+            SELECT id, name, config, state FROM runs
+            WHERE state = \(RunState.active) AND (\(name)::text IS NULL OR name = \(name)) ORDER BY id
+            """)
+        return try rows.map(Self.decodeRun)
+    }
+
+    /// Every run, oldest first, with its state and when it was created.
+    public func listRuns() async throws -> [(name: String, state: RunState, createdAt: Date)] {
+        try await connection.query("SELECT name, state, created_at FROM runs ORDER BY id").map { row in
+            (try row.decode("name"), try row.decode("state"), try row.decode("created_at"))
+        }
+    }
+
+    /// Sets a run's state: `paused` stops claims (calls in flight finish), `active` resumes and
+    /// wakes the workers, `cancelled` stops for good. A cancelled run cannot be resumed.
+    public func setRunState(_ state: RunState, run name: String) async throws {
+        let run = try await findRun(name)
+        let before: RunState? = try await connection.query(
+            "SELECT jury_set_run_state(\(run.id), \(state)) AS before")[0].decodeIfPresent("before")
+        if before == .cancelled && state != .cancelled {
+            throw JuryError(.conflict, "run '\(name)' was cancelled; it cannot be resumed")
+        }
+    }
+
+    /// Removes a run and everything it holds.
+    public func deleteRun(id: Int64) async throws {
+        try await connection.query("SELECT jury_delete_run(\(id))")
+    }
+
+    /// Whether the run has examples in this batch.
+    public func batchExists(_ batch: String, runID: Int64) async throws -> Bool {
+        try await !connection.query("SELECT 1 FROM examples WHERE run_id = \(runID) AND batch = \(batch) LIMIT 1")
+            .isEmpty
+    }
+
+    static func decodeRun(_ row: PostgresRow) throws -> StoredRun {
+        let json: String = try row.decode("config")
+        let config = try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8))
+        return StoredRun(
+            id: try row.decode("id"), name: try row.decode("name"), config: config, state: try row.decode("state"))
+    }
+}

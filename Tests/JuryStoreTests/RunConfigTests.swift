@@ -1,0 +1,113 @@
+import Foundation
+import JuryBench
+import JuryDomain
+import JuryJudges
+import JuryMockJudge
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+@Suite("Run configs")
+struct RunConfigTests {
+    let valid = runYAML(models: ["a", "b", "c", "d"], baseURL: "http://127.0.0.1:8089/v1")
+
+    @Test func theShippedConfigsAreValid() throws {
+        for name in ["deploy/demo/run.yaml", "deploy/demo/four-providers.yaml"] {
+            let config = try RunConfig.load(path: repositoryRoot.appendingPathComponent(name).path)
+            #expect(config.judges.count == 4)
+            #expect(config.rule == .unanimous)
+        }
+        let providers = try RunConfig.load(
+            path: repositoryRoot.appendingPathComponent("deploy/demo/four-providers.yaml").path)
+        #expect(providers.judges[0].baseURL == "https://api.openai.com/v1")
+        #expect(providers.judges[1].apiKeyEnv == "ANTHROPIC_API_KEY")
+    }
+
+    @Test func aValidConfigParses() throws {
+        let config = try RunConfig.parse(yaml: valid, file: "run.yaml")
+        #expect(config.labels.count == 5)
+        #expect(config.maxAttempts == 3)
+        #expect(config.rule.votesNeeded(judges: 4) == 4)
+    }
+
+    @Test(arguments: [
+        ("judges:", "judges:\n  - { name: x }\nignored:", "run.yaml: ignored: unknown key"),
+        ("max_attempts: 3", "max_attempt: 3", "max_attempt: unknown key"),
+        ("rule: unanimous", "rule: majority", "consensus.rule: 'majority' is not one of"),
+        ("rule: unanimous", "rule: quorum\n  quorum: 2", "consensus.quorum: 2 must be more than half"),
+        ("model: b,", "model: b, api_key: sk-123,", "judges[1].api_key: API keys never go in the config"),
+        ("- { label: wrong_skill,", "- { label: valid,", "taxonomy[3].label: 'valid' appears twice"),
+        ("name: j2,", "name: j1,", "judges[1].name: 'j1' appears twice"),
+        (
+            "provider: openai-compatible, model: c", "provider: openia, model: c",
+            "judges[2].provider: 'openia' is not one of"
+        ),
+        (
+            "base_url: \"http://127.0.0.1:8089/v1\" }\n  - { name: j4", "base_url: \"ftp://x\" }\n  - { name: j4",
+            "judges[2].base_url"
+        ),
+        ("user: \"Request: {{request}}\"", "user: \"{{#open}}\"", "prompt.user: is not a valid Mustache template"),
+        ("max_attempts: 3", "max_attempts: many", "max_attempts: expected a whole number"),
+    ])
+    func invalidConfigsNameTheField(replacing: String, with replacement: String, message: String) throws {
+        let yaml = valid.replacingOccurrences(of: replacing, with: replacement)
+        #expect(yaml != valid, "the test's replacement did not apply")
+        let error = #expect(throws: JuryError.self) { try RunConfig.parse(yaml: yaml, file: "run.yaml") }
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "no error")")
+    }
+
+    @Test func missingSectionsAreNamed() {
+        let error = #expect(throws: JuryError.self) {
+            try RunConfig.parse(yaml: "name: x\ntaxonomy: []\n", file: "run.yaml")
+        }
+        #expect(error?.message.contains("judges: is missing") == true, "\(error?.message ?? "")")
+    }
+
+    @Test func storingADifferentConfigUnderAnExistingNameIsRefused() async throws {
+        try await TestDatabase.withFresh { url in
+            let jury = try await store(url)
+            let config = try RunConfig.parse(yaml: valid, file: "run.yaml")
+            #expect(try await jury.createRun(config).created)
+            #expect(try await jury.createRun(config).created == false)
+            var changed = config
+            changed.maxAttempts = 9
+            await #expect(throws: JuryError.self) { try await jury.createRun(changed) }
+        }
+    }
+
+    @Test func promptsRenderExampleFieldsAndTheTaxonomyWithoutEscaping() throws {
+        let config = try RunConfig.parse(yaml: valid, file: "run.yaml")
+        let request = try PromptRenderer(config: config).render(
+            id: "1", payload: .object(["request": .string("Customers <from> \"Paris\" & Lyon")]))
+        #expect(request.user == "Request: Customers <from> \"Paris\" & Lyon")
+        #expect(request.system.contains("needs_more_context"))
+        #expect(request.labels == config.labels)
+    }
+}
+
+@Suite("Consensus")
+struct ConsensusTests {
+    @Test func unanimousNeedsEveryJudgeToAgree() {
+        let rule = ConsensusRule.unanimous
+        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 3).status == .agreed)
+        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 3).label == "x")
+        let split = rule.decide(votes: ["a": "x", "b": "x", "c": "y"], judges: 3)
+        #expect(split.status == .disagreed)
+        #expect(split.label == nil)
+        #expect(abs(split.agreement - 2.0 / 3) < 1e-9)
+        #expect(rule.decide(votes: ["a": "x", "b": "x"], judges: 3).status == .insufficient)
+    }
+
+    @Test func quorumNeedsThatManyOnOneLabel() {
+        let rule = ConsensusRule.quorum(3)
+        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x", "d": "y"], judges: 4).label == "x")
+        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 4).status == .agreed)
+        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "y", "d": "y"], judges: 4).status == .disagreed)
+        #expect(rule.decide(votes: ["a": "x", "b": "x"], judges: 4).status == .insufficient)
+    }
+}
