@@ -149,10 +149,10 @@ let package = Package(
             path: "Tests/Support",
             swiftSettings: strict
         ),
-        // The domain alone: no database, no network; seconds.
+        // The domain alone: no database, no network; seconds. (The support target lends it helpers only.)
         .testTarget(
             name: "JuryDomainTests",
-            dependencies: ["JuryDomain", "JuryJudges", "JuryMockJudge", "JuryStore"],
+            dependencies: ["JuryDomain", "JuryTestSupport"],
             swiftSettings: strict
         ),
         // The Postgres layer, the store and the runtime, on a real PostgreSQL and real HTTP.

@@ -25,65 +25,62 @@ struct CommandLineTests {
         }
     }
 
-    @Test func badInputFailsWithTheFileLineOrFieldAndExitStatus1() async throws {
-        try await TestDatabase.withFresh { url in
-            let config = try writeFile(
-                runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(
-                    of: "max_attempts: 3", with: "max_attempts: 0"))
-            let created = try await jury(["run", "create", "--config", config], database: url)
-            #expect(created.status == 1)
-            #expect(created.output.contains("\(config): max_attempts: 0 is outside 1...100"), "\(created.output)")
+    @Test(.freshDatabase) func badInputFailsWithTheFileLineOrFieldAndExitStatus1() async throws {
+        let url = try TestDatabase.url
+        let config = try writeFile(
+            runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(
+                of: "max_attempts: 3", with: "max_attempts: 0"))
+        let created = try await jury(["run", "create", "--config", config], database: url)
+        #expect(created.status == 1)
+        #expect(created.output.contains("\(config): max_attempts: 0 is outside 1...100"), "\(created.output)")
 
-            let good = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))
-            #expect(try await jury(["run", "create", "--config", good], database: url).status == 0)
-            let corpus = try writeFile("{\"id\": 1}\n{\"id\": 2, \"human_label\": \"nope\"}\n")
-            let enqueued = try await jury(["enqueue", "--run", "test", corpus], database: url)
-            #expect(enqueued.status == 1)
-            #expect(enqueued.output.contains("\(corpus):2: human_label \"nope\" is not in the run's taxonomy"))
-            let unknown = try await jury(["worker", "--run", "missing"], database: url)
-            #expect(unknown.status == 1)
-            #expect(unknown.output.contains("no run named 'missing'"))
-        }
+        let good = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))
+        #expect(try await jury(["run", "create", "--config", good], database: url).status == 0)
+        let corpus = try writeFile("{\"id\": 1}\n{\"id\": 2, \"human_label\": \"nope\"}\n")
+        let enqueued = try await jury(["enqueue", "--run", "test", corpus], database: url)
+        #expect(enqueued.status == 1)
+        #expect(enqueued.output.contains("\(corpus):2: human_label \"nope\" is not in the run's taxonomy"))
+        let unknown = try await jury(["worker", "--run", "missing"], database: url)
+        #expect(unknown.status == 1)
+        #expect(unknown.output.contains("no run named 'missing'"))
     }
 
-    @Test func anUnmigratedDatabaseIsNamedAsSuch() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            try await connection.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-            let status = try await jury(["status"], database: url)
-            #expect(status.status == 1)
-            #expect(status.output.contains("run `jury migrate` first"), "\(status.output)")
-            #expect(try await jury(["migrate"], database: url).status == 0)
-            #expect(try await jury(["status"], database: url).output.contains("no runs yet"))
-        }
+    @Test(.freshDatabase) func anUnmigratedDatabaseIsNamedAsSuch() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try await connection.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        let status = try await jury(["status"], database: url)
+        #expect(status.status == 1)
+        #expect(status.output.contains("run `jury migrate` first"), "\(status.output)")
+        #expect(try await jury(["migrate"], database: url).status == 0)
+        #expect(try await jury(["status"], database: url).output.contains("no runs yet"))
     }
 
-    @Test func aWorkerStopsOnSIGTERMReleasesItsJobsAndExits0() async throws {
+    @Test(.freshDatabase) func aWorkerStopsOnSIGTERMReleasesItsJobsAndExits0() async throws {
         try await withMockJudges([mockJudge("t-a", seed: 13, latency: 300)]) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let db = try await store(url)
-                let run = try await createRun(runYAML(models: ["t-a"], baseURL: baseURL), in: db)
-                _ = try await Enqueuer(store: db, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 200), run: run.name)
-                try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
-                // A drain shorter than the calls: some finish, the others are cancelled and released.
-                let worker = try Subprocess.spawn(
-                    binary, ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"],
-                    environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
-                try await eventually("calls in flight") {
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
-                }
-                worker.kill(SIGTERM)
-                #expect(await exitStatus(of: worker) == 0)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
-                // Released jobs did not use up an attempt.
-                #expect(
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
-                        == 0)
-                #expect(try await connection.count("SELECT count(*) FROM jury_workers WHERE alive") == 0)
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let db = try await store(url)
+            let run = try await createRun(runYAML(models: ["t-a"], baseURL: baseURL), in: db)
+            _ = try await Enqueuer(store: db, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 200), run: run.name)
+            try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
+            // A drain shorter than the calls: some finish, the others are cancelled and released.
+            let worker = try Subprocess.spawn(
+                binary, ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"],
+                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+            try await eventually("calls in flight") {
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
             }
+            worker.kill(SIGTERM)
+            #expect(await exitStatus(of: worker) == 0)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
+            // Released jobs did not use up an attempt.
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts > 0")
+                    == 0)
+            #expect(try await connection.count("SELECT count(*) FROM jury_workers WHERE alive") == 0)
         }
     }
 }

@@ -14,90 +14,85 @@ import Testing
 
 @Suite("Cancellation")
 struct CancellationTests {
-    @Test func aCancelledWorkerStopsWithinASecondAndClaimsNoMore() async throws {
+    @Test(.freshDatabase) func aCancelledWorkerStopsWithinASecondAndClaimsNoMore() async throws {
         try await withMockJudges([mockJudge("c-a", seed: 31, latency: 200)]) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(runYAML(models: ["c-a"], baseURL: baseURL), in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 400), run: run.name)
-                var options = WorkerOptions()
-                options.concurrency = 16
-                options.idlePollSeconds = 0.2
-                let worker = testWorker(url: url, options: options)
-                let task = Task { try await worker.run() }
-                try await eventually("calls in flight") {
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
-                }
-                let cancelled = ContinuousClock.now
-                task.cancel()
-                _ = try? await task.value
-                // Well under a second alone; the margin is for the tests running beside it on two cores.
-                #expect(ContinuousClock.now - cancelled < .seconds(2))
-                let claims = try await connection.count("SELECT sum(claims) FROM jobs")
-                try await Task.sleep(for: .milliseconds(600))
-                #expect(try await connection.count("SELECT sum(claims) FROM jobs") == claims)
-            }
-        }
-    }
-
-    @Test func aCancelledTaskCancelsItsStatementOnTheServer() async throws {
-        try await TestDatabase.withFresh { url in
+            let url = try TestDatabase.url
             let connection = try await connect(url)
-            let started = ContinuousClock.now
-            let task = Task { try await connection.query("SELECT pg_sleep(30)") }
-            try await Task.sleep(for: .milliseconds(300))
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["c-a"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 400), run: run.name)
+            var options = WorkerOptions()
+            options.concurrency = 16
+            options.idlePollSeconds = 0.2
+            let worker = testWorker(url: url, options: options)
+            let task = Task { try await worker.run() }
+            try await eventually("calls in flight") {
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
+            }
+            let cancelled = ContinuousClock.now
             task.cancel()
-            let error = await #expect(throws: PostgresError.self) { try await task.value }
-            #expect(error?.sqlState == "57014")
-            #expect(ContinuousClock.now - started < .seconds(5))
-            // The connection is usable again at once.
-            #expect(try await connection.count("SELECT 1") == 1)
+            _ = try? await task.value
+            // Well under a second alone; the margin is for the tests running beside it on two cores.
+            #expect(ContinuousClock.now - cancelled < .seconds(2))
+            let claims = try await connection.count("SELECT sum(claims) FROM jobs")
+            try await Task.sleep(for: .milliseconds(600))
+            #expect(try await connection.count("SELECT sum(claims) FROM jobs") == claims)
         }
     }
 
-    @Test func sessionsBoundTheirWaits() async throws {
-        try await TestDatabase.withFresh { url in
-            var settings = PostgresSettings()
-            settings.statementTimeout = .milliseconds(300)
-            let connection = try await PostgresConnection.connect(url, settings: settings, logger: TestDatabase.logger)
-            let row = try await connection.query(
-                """
-                SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock,
-                       current_setting('idle_in_transaction_session_timeout') AS idle
-                """)[0]
-            #expect(row["statement"] == "300ms")
-            #expect(row["lock"] == "30s")
-            #expect(row["idle"] == "2min")
-            let error = await #expect(throws: PostgresError.self) { try await connection.query("SELECT pg_sleep(5)") }
-            #expect(error?.sqlState == "57014")
-            #expect(error?.isTransient == true)
-        }
+    @Test(.freshDatabase) func aCancelledTaskCancelsItsStatementOnTheServer() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let started = ContinuousClock.now
+        let task = Task { try await connection.query("SELECT pg_sleep(30)") }
+        try await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        let error = await #expect(throws: PostgresError.self) { try await task.value }
+        #expect(error?.sqlState == "57014")
+        #expect(ContinuousClock.now - started < .seconds(5))
+        // The connection is usable again at once.
+        #expect(try await connection.count("SELECT 1") == 1)
     }
 
-    @Test func aValueHoldingNULIsRefusedBeforeItIsSent() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let error = await #expect(throws: PostgresError.self) {
-                try await connection.query("SELECT \("a\u{0}b")::text, \(["x", "y\u{0}"])::text[]")
-            }
-            #expect(error?.code == .invalidParameter)
-            #expect(error?.description.contains("$1") == true)
-            #expect(error?.isDataError == true)
-        }
+    @Test(.freshDatabase) func sessionsBoundTheirWaits() async throws {
+        let url = try TestDatabase.url
+        var settings = PostgresSettings()
+        settings.statementTimeout = .milliseconds(300)
+        let connection = try await PostgresConnection.connect(url, settings: settings, logger: TestDatabase.logger)
+        let row = try await connection.query(
+            """
+            SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock,
+                   current_setting('idle_in_transaction_session_timeout') AS idle
+            """)[0]
+        #expect(row["statement"] == "300ms")
+        #expect(row["lock"] == "30s")
+        #expect(row["idle"] == "2min")
+        let error = await #expect(throws: PostgresError.self) { try await connection.query("SELECT pg_sleep(5)") }
+        #expect(error?.sqlState == "57014")
+        #expect(error?.isTransient == true)
     }
 
-    @Test func dataErrorsKeepQuotedValuesOutOfTheDescription() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let error = await #expect(throws: PostgresError.self) {
-                try await connection.query("SELECT \("private-words 5000000000")::int")
-            }
-            #expect(error?.sqlState == "22P02")
-            #expect(error?.description.contains("private-words") == false)
-            #expect(error?.debugDescription.contains("private-words") == true)
+    @Test(.freshDatabase) func aValueHoldingNULIsRefusedBeforeItIsSent() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.query("SELECT \("a\u{0}b")::text, \(["x", "y\u{0}"])::text[]")
         }
+        #expect(error?.code == .invalidParameter)
+        #expect(error?.description.contains("$1") == true)
+        #expect(error?.isDataError == true)
+    }
+
+    @Test(.freshDatabase) func dataErrorsKeepQuotedValuesOutOfTheDescription() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let error = await #expect(throws: PostgresError.self) {
+            try await connection.query("SELECT \("private-words 5000000000")::int")
+        }
+        #expect(error?.sqlState == "22P02")
+        #expect(error?.description.contains("private-words") == false)
+        #expect(error?.debugDescription.contains("private-words") == true)
     }
 
     @Test func aDeadlineReturnsEvenWhenTheWorkIgnoresCancellation() async throws {

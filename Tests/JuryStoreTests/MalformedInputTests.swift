@@ -42,28 +42,27 @@ struct MalformedInputTests {
         return lines
     }()
 
-    @Test func everyBadCorpusLineIsNamedAndNothingIsEnqueued() async throws {
+    @Test(.freshDatabase) func everyBadCorpusLineIsNamedAndNothingIsEnqueued() async throws {
         #expect(Self.badLines.count >= 90)
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let jury = try await store(url)
-            _ = try await createRun(runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-            let enqueuer = Enqueuer(store: jury, logger: TestDatabase.logger)
-            for bad in Self.badLines {
-                let good = (1...3).map { #"{"id": "g\#($0)", "request": "fine"}"# }
-                let file = try writeFile(
-                    (good + [bad, #"{"id": "after", "request": "fine"}"#]).joined(separator: "\n"))
-                let error = await #expect(throws: JuryError.self, "line: \(bad)") {
-                    try await enqueuer.enqueue(file: file, run: "test")
-                }
-                #expect(error?.code == .invalidInput, "\(bad)")
-                #expect(error?.message.hasPrefix("\(file):4: ") == true, "\(bad): \(error?.message ?? "")")
-                #expect(error?.message.hasSuffix("nothing was enqueued") == true, "\(bad)")
-                try FileManager.default.removeItem(atPath: file)
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        _ = try await createRun(runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+        let enqueuer = Enqueuer(store: jury, logger: TestDatabase.logger)
+        for bad in Self.badLines {
+            let good = (1...3).map { #"{"id": "g\#($0)", "request": "fine"}"# }
+            let file = try writeFile(
+                (good + [bad, #"{"id": "after", "request": "fine"}"#]).joined(separator: "\n"))
+            let error = await #expect(throws: JuryError.self, "line: \(bad)") {
+                try await enqueuer.enqueue(file: file, run: "test")
             }
-            #expect(try await connection.count("SELECT count(*) FROM examples") == 0)
-            #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+            #expect(error?.code == .invalidInput, "\(bad)")
+            #expect(error?.message.hasPrefix("\(file):4: ") == true, "\(bad): \(error?.message ?? "")")
+            #expect(error?.message.hasSuffix("nothing was enqueued") == true, "\(bad)")
+            try FileManager.default.removeItem(atPath: file)
         }
+        #expect(try await connection.count("SELECT count(*) FROM examples") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
     }
 
     // MARK: - Run configs
@@ -171,25 +170,24 @@ struct MalformedInputTests {
         }
     }
 
-    @Test func aRefusedConfigWritesNoRun() async throws {
+    @Test(.freshDatabase) func aRefusedConfigWritesNoRun() async throws {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            for mutation in Self.mutations.prefix(10) {
-                var config: Any = Self.baseConfig
-                Self.set(&config, mutation.path[...], mutation.value)
-                let file = try writeFile(try Self.yaml(config))
-                let result = try await offThePool {
-                    try Subprocess.run(
-                        binary, ["run", "create", "--config", file],
-                        environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
-                }
-                #expect(result.status == 1, "\(mutation)")
-                #expect(result.output.contains("\(file): \(mutation.field)"), "\(mutation): \(result.output)")
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        for mutation in Self.mutations.prefix(10) {
+            var config: Any = Self.baseConfig
+            Self.set(&config, mutation.path[...], mutation.value)
+            let file = try writeFile(try Self.yaml(config))
+            let result = try await offThePool {
+                try Subprocess.run(
+                    binary, ["run", "create", "--config", file],
+                    environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
             }
-            #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
+            #expect(result.status == 1, "\(mutation)")
+            #expect(result.output.contains("\(file): \(mutation.field)"), "\(mutation): \(result.output)")
         }
+        #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
     }
 
     /// JSON is YAML: the configs are written as JSON so that any value can go anywhere.

@@ -14,66 +14,65 @@ import Testing
 
 @Suite("Pipeline")
 struct PipelineTests {
-    @Test func aCorpusBecomesVerdictsThroughRealHTTPJudges() async throws {
+    @Test(.freshDatabase) func aCorpusBecomesVerdictsThroughRealHTTPJudges() async throws {
         let judges = [
             mockJudge("m-a", seed: 1, accuracy: 0.95, latency: 5, errorRate: 0.05),
             mockJudge("m-b", seed: 2, accuracy: 0.9, latency: 5, rateLimitRate: 0.05),
             mockJudge("m-c", seed: 3, accuracy: 0.85, latency: 5),
         ]
         try await withMockJudges(judges) { baseURL, server in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(
-                    runYAML(models: ["m-a", "m-b", "m-c"], baseURL: baseURL, maxAttempts: 8), in: jury)
-                let file = try writeCorpus(count: 300)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger).enqueue(
-                    file: file, run: run.name)
-                try await runWorkers(url: url, run: run.name) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 300
-                }
-                #expect(try await connection.count("SELECT count(*) FROM votes") == 900)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
-                #expect(
-                    try await connection.count(
-                        "SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
-                // Some calls failed with 500 or 429 and were retried, without using up attempts.
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE claims > 1") > 0)
-                #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
-                #expect(server.requestCount > 900)
-
-                // Every verdict is what the rule says of the votes behind it.
-                let rows = try await connection.query(
-                    """
-                    SELECT v.example_id, v.label, v.status, jsonb_object_agg(x.judge, x.label)::text AS votes
-                    FROM verdicts v JOIN votes x ON x.example_id = v.example_id GROUP BY v.example_id, v.label, v.status
-                    """)
-                var statuses: [String: Int] = [:]
-                for row in rows {
-                    let votes = try JSONDecoder().decode([String: String].self, from: Data(row["votes"]!.utf8))
-                    let expected = ConsensusRule.unanimous.decide(votes: votes, judges: 3)
-                    #expect(row["status"] == expected.status.rawValue)
-                    #expect(row["label"] == expected.label)
-                    statuses[row["status"]!, default: 0] += 1
-                }
-                #expect(statuses["agreed", default: 0] > 0)
-                #expect(statuses["disagreed", default: 0] > 0)
-
-                let report = try await StatusReport.load(run: run.name, from: jury)
-                #expect(report.runs[0].decided == 300)
-                #expect(report.judges.map(\.done) == [300, 300, 300])
-
-                let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl")
-                    .path
-                let written = try await Exporter.export(run: run.name, status: .agreed, to: export, from: jury)
-                #expect(written == statuses["agreed"])
-                let lines = try String(contentsOfFile: export, encoding: .utf8).split(separator: "\n")
-                #expect(lines.count == written)
-                let first = try JSONDecoder().decode(ExportLine.self, from: Data(lines[0].utf8))
-                #expect(first.verdict.status == "agreed")
-                #expect(first.votes.count == 3)
-                #expect(first.request.hasPrefix("Customers") || !first.request.isEmpty)
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["m-a", "m-b", "m-c"], baseURL: baseURL, maxAttempts: 8), in: jury)
+            let file = try writeCorpus(count: 300)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger).enqueue(
+                file: file, run: run.name)
+            try await runWorkers(url: url, run: run.name) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 300
             }
+            #expect(try await connection.count("SELECT count(*) FROM votes") == 900)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
+            // Some calls failed with 500 or 429 and were retried, without using up attempts.
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE claims > 1") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
+            #expect(server.requestCount > 900)
+
+            // Every verdict is what the rule says of the votes behind it.
+            let rows = try await connection.query(
+                """
+                SELECT v.example_id, v.label, v.status, jsonb_object_agg(x.judge, x.label)::text AS votes
+                FROM verdicts v JOIN votes x ON x.example_id = v.example_id GROUP BY v.example_id, v.label, v.status
+                """)
+            var statuses: [String: Int] = [:]
+            for row in rows {
+                let votes = try JSONDecoder().decode([String: String].self, from: Data(row["votes"]!.utf8))
+                let expected = ConsensusRule.unanimous.decide(votes: votes, judges: 3)
+                #expect(row["status"] == expected.status.rawValue)
+                #expect(row["label"] == expected.label)
+                statuses[row["status"]!, default: 0] += 1
+            }
+            #expect(statuses["agreed", default: 0] > 0)
+            #expect(statuses["disagreed", default: 0] > 0)
+
+            let report = try await StatusReport.load(run: run.name, from: jury)
+            #expect(report.runs[0].decided == 300)
+            #expect(report.judges.map(\.done) == [300, 300, 300])
+
+            let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl")
+                .path
+            let written = try await Exporter.export(run: run.name, status: .agreed, to: export, from: jury)
+            #expect(written == statuses["agreed"])
+            let lines = try String(contentsOfFile: export, encoding: .utf8).split(separator: "\n")
+            #expect(lines.count == written)
+            let first = try JSONDecoder().decode(ExportLine.self, from: Data(lines[0].utf8))
+            #expect(first.verdict.status == "agreed")
+            #expect(first.votes.count == 3)
+            #expect(first.request.hasPrefix("Customers") || !first.request.isEmpty)
         }
     }
 
@@ -88,44 +87,43 @@ struct PipelineTests {
         let votes: [String: [String: String]]
     }
 
-    @Test func aWorkerKilledWithSIGKILLLosesNothingAndDuplicatesNothing() async throws {
+    @Test(.freshDatabase) func aWorkerKilledWithSIGKILLLosesNothingAndDuplicatesNothing() async throws {
         let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         let judges = [mockJudge("k-a", seed: 4, latency: 40), mockJudge("k-b", seed: 5, latency: 40)]
         try await withMockJudges(judges) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(runYAML(models: ["k-a", "k-b"], baseURL: baseURL), in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 400), run: run.name)
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["k-a", "k-b"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 400), run: run.name)
 
-                let process = try Subprocess.spawn(
-                    binary,
-                    [
-                        "worker", "--run", run.name, "--concurrency", "32", "--lease-seconds", "2", "--log-level",
-                        "error",
-                    ],
-                    environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
-                // Kill it in the middle: some votes recorded, some calls in flight.
-                try await eventually("the worker process to record votes") {
-                    try await connection.count("SELECT count(*) FROM votes") >= 100
-                }
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0)
-                process.kill(SIGKILL)
-                #expect(await exitStatus(of: process) == 128 + SIGKILL)
-
-                try await runWorkers(url: url, run: run.name) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 400
-                }
-                #expect(try await connection.count("SELECT count(*) FROM votes") == 800)
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 800)
-                // The killed worker's jobs were taken back after their leases expired, not lost.
-                #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
-                #expect(
-                    try await connection.count(
-                        "SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
+            let process = try Subprocess.spawn(
+                binary,
+                [
+                    "worker", "--run", run.name, "--concurrency", "32", "--lease-seconds", "2", "--log-level",
+                    "error",
+                ],
+                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+            // Kill it in the middle: some votes recorded, some calls in flight.
+            try await eventually("the worker process to record votes") {
+                try await connection.count("SELECT count(*) FROM votes") >= 100
             }
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0)
+            process.kill(SIGKILL)
+            #expect(await exitStatus(of: process) == 128 + SIGKILL)
+
+            try await runWorkers(url: url, run: run.name) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 400
+            }
+            #expect(try await connection.count("SELECT count(*) FROM votes") == 800)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 800)
+            // The killed worker's jobs were taken back after their leases expired, not lost.
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") > 0)
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM examples WHERE jobs_open <> 0 OR state <> 'decided'") == 0)
         }
     }
 
@@ -164,184 +162,179 @@ struct PipelineTests {
         }
     }
 
-    @Test func twoReducersDecideEachExampleExactlyOnce() async throws {
+    @Test(.freshDatabase) func twoReducersDecideEachExampleExactlyOnce() async throws {
         try await withMockJudges([mockJudge("r-a", seed: 6), mockJudge("r-b", seed: 7)]) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(runYAML(models: ["r-a", "r-b"], baseURL: baseURL), in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 500), run: run.name)
-                // Votes first, no reducer: every example ends up ready.
-                try await runWorkers(url: url, run: run.name, reducers: 0) {
-                    try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready'") == 500
-                }
-                let decided = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for _ in 0..<2 {
-                        group.addTask {
-                            let own = try await store(url)
-                            var total = 0
-                            while true {
-                                let count = try await own.decideReady(runID: nil, limit: 7) { example, config in
-                                    config.rule.decide(votes: example.votes, judges: config.judges.count)
-                                }
-                                if count == 0 { return total }
-                                total += count
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["r-a", "r-b"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 500), run: run.name)
+            // Votes first, no reducer: every example ends up ready.
+            try await runWorkers(url: url, run: run.name, reducers: 0) {
+                try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready'") == 500
+            }
+            let decided = try await withThrowingTaskGroup(of: Int.self) { group in
+                for _ in 0..<2 {
+                    group.addTask {
+                        let own = try await store(url)
+                        var total = 0
+                        while true {
+                            let count = try await own.decideReady(runID: nil, limit: 7) { example, config in
+                                config.rule.decide(votes: example.votes, judges: config.judges.count)
                             }
+                            if count == 0 { return total }
+                            total += count
                         }
                     }
-                    return try await group.reduce(0, +)
                 }
-                #expect(decided == 500)
-                #expect(try await connection.count("SELECT count(*) FROM verdicts") == 500)
-                #expect(try await connection.count("SELECT count(*) FROM examples WHERE state = 'decided'") == 500)
+                return try await group.reduce(0, +)
             }
+            #expect(decided == 500)
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 500)
+            #expect(try await connection.count("SELECT count(*) FROM examples WHERE state = 'decided'") == 500)
         }
     }
 
-    @Test func failedJobsAreRetriedByOneCommandAndTheExampleIsDecidedAnew() async throws {
+    @Test(.freshDatabase) func failedJobsAreRetriedByOneCommandAndTheExampleIsDecidedAnew() async throws {
         let judges = [
             mockJudge("f-good", seed: 8), mockJudge("f-broken", seed: 9, errorRate: 1), mockJudge("f-fixed", seed: 10),
         ]
         try await withMockJudges(judges) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(
-                    runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2, giveUpAfter: 1),
-                    in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 40), run: run.name, batch: "first")
-                try await runWorkers(url: url, run: run.name) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 40
-                }
-                #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 40)
-                // An outage uses up no attempts: the jobs failed when retrying it had lasted give_up_after_seconds.
-                #expect(
-                    try await connection.count(
-                        "SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 0 AND claims > 1") == 40)
-                #expect(
-                    try await connection.count("SELECT count(*) FROM jury_failures WHERE last_error LIKE '%HTTP 500%'")
-                        == 40)
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2, giveUpAfter: 1),
+                in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 40), run: run.name, batch: "first")
+            try await runWorkers(url: url, run: run.name) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 40
+            }
+            #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 40)
+            // An outage uses up no attempts: the jobs failed when retrying it had lasted give_up_after_seconds.
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM jobs WHERE state = 'failed' AND attempts = 0 AND claims > 1") == 40)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jury_failures WHERE last_error LIKE '%HTTP 500%'")
+                    == 40)
 
-                // The provider is fixed (here: the judge now points at a healthy model); one command retries.
-                try await connection.query(
-                    "UPDATE runs SET config = jsonb_set(config, '{judges,1,model}', '\"f-fixed\"') WHERE id = \(run.id)"
-                )
-                #expect(
-                    try await Operations.retryFailed(run: run.name, batch: "first", judge: nil, in: jury) == 40)
-                #expect(try await connection.count("SELECT count(*) FROM verdicts") == 0)
-                #expect(
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
-                        == 40)
-                try await runWorkers(url: url, run: run.name) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 40
-                }
-                #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 0)
-                #expect(try await connection.count("SELECT count(*) FROM votes") == 80)
-                #expect(try await Operations.retryFailed(run: run.name, batch: nil, judge: nil, in: jury) == 0)
-                await #expect(throws: JuryError.self) {
-                    try await Operations.retryFailed(run: run.name, batch: nil, judge: "nobody", in: jury)
-                }
+            // The provider is fixed (here: the judge now points at a healthy model); one command retries.
+            try await connection.query(
+                "UPDATE runs SET config = jsonb_set(config, '{judges,1,model}', '\"f-fixed\"') WHERE id = \(run.id)"
+            )
+            #expect(
+                try await Operations.retryFailed(run: run.name, batch: "first", judge: nil, in: jury) == 40)
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 0)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                    == 40)
+            try await runWorkers(url: url, run: run.name) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 40
+            }
+            #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes") == 80)
+            #expect(try await Operations.retryFailed(run: run.name, batch: nil, judge: nil, in: jury) == 0)
+            await #expect(throws: JuryError.self) {
+                try await Operations.retryFailed(run: run.name, batch: nil, judge: "nobody", in: jury)
             }
         }
     }
 
-    @Test func aBadKeyStopsThatJudgesCallsAndTheKeyIsNeverStored() async throws {
+    @Test(.freshDatabase) func aBadKeyStopsThatJudgesCallsAndTheKeyIsNeverStored() async throws {
         let key = "sk-test-\(UUID().uuidString)"
         let judges = [mockJudge("s-a", seed: 11, apiKey: key)]
         try await withMockJudges(judges) { baseURL, server in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(
-                    runYAML(models: ["s-a"], baseURL: baseURL, maxAttempts: 5, apiKeyEnv: "JURY_TEST_KEY"),
-                    in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 10), run: run.name)
-                // The right key: votes.
-                try await runWorkers(url: url, run: run.name, environment: ["JURY_TEST_KEY": key]) {
-                    try await connection.count("SELECT count(*) FROM verdicts") == 10
-                }
-                #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'agreed'") == 10)
-                // A wrong key: the worker stops calling the judge after the first refusals, instead of
-                // burning through the queue; the jobs stay pending, with the error, for a fixed worker.
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 10, prefix: "second"), run: run.name)
-                let requestsBefore = server.requestCount
-                let wrong = key + "-wrong"
-                try await runWorkers(url: url, run: run.name, concurrency: 2, environment: ["JURY_TEST_KEY": wrong]) {
-                    try await connection.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%JURY_TEST_KEY%'") == 2
-                }
-                #expect(server.requestCount - requestsBefore == 2)
-                #expect(
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
-                        == 10)
-                #expect(try await connection.count("SELECT count(*) FROM verdicts") == 10)
-                let health =
-                    try await connection.query("SELECT last_error FROM jury_judge_health")[0]["last_error"] ?? ""
-                #expect(health.contains("HTTP 401; check the key in JURY_TEST_KEY"))
-                // Neither key appears anywhere in the database.
-                let dump =
-                    try await connection.query(
-                        """
-                        SELECT (SELECT string_agg(config::text, ' ') FROM runs) || (SELECT coalesce(string_agg(last_error, ' '), '') FROM jobs)
-                               || (SELECT string_agg(coalesce(rationale, ''), ' ') FROM votes) AS everything
-                        """)[0]["everything"] ?? ""
-                #expect(!dump.contains(key))
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["s-a"], baseURL: baseURL, maxAttempts: 5, apiKeyEnv: "JURY_TEST_KEY"),
+                in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 10), run: run.name)
+            // The right key: votes.
+            try await runWorkers(url: url, run: run.name, environment: ["JURY_TEST_KEY": key]) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 10
             }
+            #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'agreed'") == 10)
+            // A wrong key: the worker stops calling the judge after the first refusals, instead of
+            // burning through the queue; the jobs stay pending, with the error, for a fixed worker.
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 10, prefix: "second"), run: run.name)
+            let requestsBefore = server.requestCount
+            let wrong = key + "-wrong"
+            try await runWorkers(url: url, run: run.name, concurrency: 2, environment: ["JURY_TEST_KEY": wrong]) {
+                try await connection.count("SELECT count(*) FROM jobs WHERE last_error LIKE '%JURY_TEST_KEY%'") == 2
+            }
+            #expect(server.requestCount - requestsBefore == 2)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                    == 10)
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 10)
+            let health =
+                try await connection.query("SELECT last_error FROM jury_judge_health")[0]["last_error"] ?? ""
+            #expect(health.contains("HTTP 401; check the key in JURY_TEST_KEY"))
+            // Neither key appears anywhere in the database.
+            let dump =
+                try await connection.query(
+                    """
+                    SELECT (SELECT string_agg(config::text, ' ') FROM runs) || (SELECT coalesce(string_agg(last_error, ' '), '') FROM jobs)
+                           || (SELECT string_agg(coalesce(rationale, ''), ' ') FROM votes) AS everything
+                    """)[0]["everything"] ?? ""
+            #expect(!dump.contains(key))
         }
     }
 
-    @Test func aStoppedWorkerDrainsAndLeavesNoJobRunning() async throws {
+    @Test(.freshDatabase) func aStoppedWorkerDrainsAndLeavesNoJobRunning() async throws {
         try await withMockJudges([mockJudge("d-a", seed: 12, latency: 200)]) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(runYAML(models: ["d-a"], baseURL: baseURL), in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 300), run: run.name)
-                var options = WorkerOptions()
-                options.concurrency = 16
-                options.drainSeconds = 10
-                try await untilShutdown([testWorker(url: url, options: options)]) {
-                    try await eventually("calls in flight") {
-                        try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
-                    }
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["d-a"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 300), run: run.name)
+            var options = WorkerOptions()
+            options.concurrency = 16
+            options.drainSeconds = 10
+            try await untilShutdown([testWorker(url: url, options: options)]) {
+                try await eventually("calls in flight") {
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
                 }
-                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
-                let done = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'done'")
-                #expect(done == (try await connection.count("SELECT count(*) FROM votes")))
-                #expect(done < 300)
-                #expect(try await connection.count("SELECT count(*) FROM workers WHERE stopped_at IS NOT NULL") == 1)
             }
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
+            let done = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'done'")
+            #expect(done == (try await connection.count("SELECT count(*) FROM votes")))
+            #expect(done < 300)
+            #expect(try await connection.count("SELECT count(*) FROM workers WHERE stopped_at IS NOT NULL") == 1)
         }
     }
 }
 
 extension PipelineTests {
-    @Test func aStopCancelsCallsToAHungJudgeAfterTheDrainTime() async throws {
+    @Test(.freshDatabase) func aStopCancelsCallsToAHungJudgeAfterTheDrainTime() async throws {
         try await withMockJudges([mockJudge("h-a", seed: 16, latency: 60_000)]) { baseURL, _ in
-            try await TestDatabase.withFresh { url in
-                let connection = try await connect(url)
-                let jury = try await store(url)
-                let run = try await createRun(runYAML(models: ["h-a"], baseURL: baseURL), in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: 20), run: run.name)
-                var options = WorkerOptions()
-                options.drainSeconds = 0.5
-                let stopped = try await untilShutdown([testWorker(url: url, options: options)]) {
-                    try await eventually("calls in flight") {
-                        try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 20
-                    }
-                    return ContinuousClock.now
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["h-a"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 20), run: run.name)
+            var options = WorkerOptions()
+            options.drainSeconds = 0.5
+            let stopped = try await untilShutdown([testWorker(url: url, options: options)]) {
+                try await eventually("calls in flight") {
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 20
                 }
-                // The calls would take a minute; the worker gave up on them after the drain time.
-                #expect(ContinuousClock.now - stopped < .seconds(15))
-                #expect(
-                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
-                        == 20)
+                return ContinuousClock.now
             }
+            // The calls would take a minute; the worker gave up on them after the drain time.
+            #expect(ContinuousClock.now - stopped < .seconds(15))
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                    == 20)
         }
     }
 }

@@ -14,54 +14,51 @@ import Testing
 
 @Suite("PostgreSQL layer")
 struct PostgresTests {
-    @Test func bindsAndDecodesValuesOfEveryKind() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let text = "it's \"quoted\", back\\slash, tab\t, newline\n, ünïcødé, {braces}"
-            let row = try await connection.query(
-                """
-                SELECT \(text)::text AS text, \(Int64(9_000_000_000))::bigint AS big, \(2.5)::float8 AS double,
-                       \(true)::boolean AS flag, \(nil as String?)::text AS missing,
-                       (\([text, "b", nil])::text[])[1] AS first, cardinality(\([1, 2, 3])::int[]) AS items,
-                       \(Date(timeIntervalSince1970: 1_700_000_000.25))::timestamptz AS at
-                """
-            )[0]
-            #expect(try row.decode("text", as: String.self) == text)
-            #expect(try row.decode("big", as: Int64.self) == 9_000_000_000)
-            #expect(try row.decode("double", as: Double.self) == 2.5)
-            #expect(try row.decode("flag", as: Bool.self) == true)
-            #expect(try row.decodeIfPresent("missing", as: String.self) == nil)
-            #expect(try row.decode("first", as: String.self) == text)
-            #expect(try row.decode("items", as: Int.self) == 3)
-            let at = try row.decode("at", as: Date.self)
-            #expect(abs(at.timeIntervalSince1970 - 1_700_000_000.25) < 0.001)
-            #expect(throws: PostgresError.self) { try row.decode("text", as: Int.self) }
-        }
+    @Test(.freshDatabase) func bindsAndDecodesValuesOfEveryKind() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let text = "it's \"quoted\", back\\slash, tab\t, newline\n, ünïcødé, {braces}"
+        let row = try await connection.query(
+            """
+            SELECT \(text)::text AS text, \(Int64(9_000_000_000))::bigint AS big, \(2.5)::float8 AS double,
+                   \(true)::boolean AS flag, \(nil as String?)::text AS missing,
+                   (\([text, "b", nil])::text[])[1] AS first, cardinality(\([1, 2, 3])::int[]) AS items,
+                   \(Date(timeIntervalSince1970: 1_700_000_000.25))::timestamptz AS at
+            """
+        )[0]
+        #expect(try row.decode("text", as: String.self) == text)
+        #expect(try row.decode("big", as: Int64.self) == 9_000_000_000)
+        #expect(try row.decode("double", as: Double.self) == 2.5)
+        #expect(try row.decode("flag", as: Bool.self) == true)
+        #expect(try row.decodeIfPresent("missing", as: String.self) == nil)
+        #expect(try row.decode("first", as: String.self) == text)
+        #expect(try row.decode("items", as: Int.self) == 3)
+        let at = try row.decode("at", as: Date.self)
+        #expect(abs(at.timeIntervalSince1970 - 1_700_000_000.25) < 0.001)
+        #expect(throws: PostgresError.self) { try row.decode("text", as: Int.self) }
     }
 
-    @Test func interpolatedValuesCannotInjectSQL() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let hostile = "x'; DROP TABLE runs; --"
-            let rows = try await connection.query("SELECT \(hostile) AS value")
-            #expect(rows[0]["value"] == hostile)
-            #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
-        }
+    @Test(.freshDatabase) func interpolatedValuesCannotInjectSQL() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let hostile = "x'; DROP TABLE runs; --"
+        let rows = try await connection.query("SELECT \(hostile) AS value")
+        #expect(rows[0]["value"] == hostile)
+        #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
     }
 
-    @Test func serverErrorsCarrySQLStateAndKeepRowValuesOutOfTheDescription() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            try await connection.execute(script: "CREATE TABLE t (k text PRIMARY KEY)")
+    @Test(.freshDatabase) func serverErrorsCarrySQLStateAndKeepRowValuesOutOfTheDescription() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try await connection.execute(script: "CREATE TABLE t (k text PRIMARY KEY)")
+        try await connection.query("INSERT INTO t VALUES (\("secret-value"))")
+        let error = await #expect(throws: PostgresError.self) {
             try await connection.query("INSERT INTO t VALUES (\("secret-value"))")
-            let error = await #expect(throws: PostgresError.self) {
-                try await connection.query("INSERT INTO t VALUES (\("secret-value"))")
-            }
-            #expect(error?.sqlState == "23505")
-            #expect(error?.code == .server)
-            #expect(error?.description.contains("secret-value") == false)
-            #expect(error?.debugDescription.contains("secret-value") == true)
         }
+        #expect(error?.sqlState == "23505")
+        #expect(error?.code == .server)
+        #expect(error?.description.contains("secret-value") == false)
+        #expect(error?.debugDescription.contains("secret-value") == true)
     }
 
     @Test func unreachableServerGivesAnErrorThatSaysWhatToSet() async throws {
@@ -73,92 +70,87 @@ struct PostgresTests {
         #expect(error?.description.contains("DATABASE_URL") == true)
     }
 
-    @Test func transactionsRollBackOnError() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            try await connection.execute(script: "CREATE TABLE t (k int)")
-            await #expect(throws: PostgresError.self) {
-                try await connection.transaction { connection in
-                    try await connection.query("INSERT INTO t VALUES (1)")
-                    try await connection.query("SELECT 1/0")
-                }
+    @Test(.freshDatabase) func transactionsRollBackOnError() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try await connection.execute(script: "CREATE TABLE t (k int)")
+        await #expect(throws: PostgresError.self) {
+            try await connection.transaction { connection in
+                try await connection.query("INSERT INTO t VALUES (1)")
+                try await connection.query("SELECT 1/0")
             }
-            #expect(try await connection.count("SELECT count(*) FROM t") == 0)
         }
+        #expect(try await connection.count("SELECT count(*) FROM t") == 0)
     }
 
-    @Test func notificationsWakeAWaiterWithoutPolling() async throws {
-        try await TestDatabase.withFresh { url in
-            let listener = try await connect(url)
-            let sender = try await connect(url)
-            try await listener.listen("jury_test_channel")
-            async let received = listener.waitForNotifications(timeout: .seconds(20))
-            try await Task.sleep(for: .milliseconds(100))
-            let started = ContinuousClock.now
-            try await sender.notify("jury_test_channel", payload: "hello")
-            let notifications = try await received
-            #expect(notifications == [PostgresNotification(channel: "jury_test_channel", payload: "hello")])
-            // It woke on the socket, long before its 20 s timeout.
-            #expect(ContinuousClock.now - started < .seconds(5))
-        }
+    @Test(.freshDatabase) func notificationsWakeAWaiterWithoutPolling() async throws {
+        let url = try TestDatabase.url
+        let listener = try await connect(url)
+        let sender = try await connect(url)
+        try await listener.listen("jury_test_channel")
+        async let received = listener.waitForNotifications(timeout: .seconds(20))
+        try await Task.sleep(for: .milliseconds(100))
+        let started = ContinuousClock.now
+        try await sender.notify("jury_test_channel", payload: "hello")
+        let notifications = try await received
+        #expect(notifications == [PostgresNotification(channel: "jury_test_channel", payload: "hello")])
+        // It woke on the socket, long before its 20 s timeout.
+        #expect(ContinuousClock.now - started < .seconds(5))
     }
 
-    @Test func copyLoadsRowsAndAnAbortedCopyLeavesNothing() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            try await connection.execute(script: "CREATE TABLE t (a text, b int)")
-            var chunks = [Array("x\t1\ny\\ty\t2\n".utf8)]
-            let copied = try await connection.copyIn("COPY t (a, b) FROM STDIN") { chunks.popLast() }
-            #expect(copied == 2)
-            #expect(try await connection.query("SELECT a FROM t WHERE b = 2")[0]["a"] == "y\ty")
+    @Test(.freshDatabase) func copyLoadsRowsAndAnAbortedCopyLeavesNothing() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try await connection.execute(script: "CREATE TABLE t (a text, b int)")
+        var chunks = [Array("x\t1\ny\\ty\t2\n".utf8)]
+        let copied = try await connection.copyIn("COPY t (a, b) FROM STDIN") { chunks.popLast() }
+        #expect(copied == 2)
+        #expect(try await connection.query("SELECT a FROM t WHERE b = 2")[0]["a"] == "y\ty")
 
-            struct Stop: Error {}
-            var sent = false
-            await #expect(throws: Stop.self) {
-                try await connection.copyIn("COPY t (a, b) FROM STDIN") {
-                    if sent { throw Stop() }
-                    sent = true
-                    return Array("z\t3\n".utf8)
-                }
+        struct Stop: Error {}
+        var sent = false
+        await #expect(throws: Stop.self) {
+            try await connection.copyIn("COPY t (a, b) FROM STDIN") {
+                if sent { throw Stop() }
+                sent = true
+                return Array("z\t3\n".utf8)
             }
-            #expect(try await connection.count("SELECT count(*) FROM t") == 2)
         }
+        #expect(try await connection.count("SELECT count(*) FROM t") == 2)
     }
 
-    @Test func aConnectionLostInATransactionFailsItInsteadOfReconnectingUnderIt() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let killer = try await connect(url)
-            try await connection.execute(script: "CREATE TABLE t (k int)")
-            let pid = try await connection.backendPID()
-            await #expect(throws: PostgresError.self) {
-                try await connection.transaction { connection in
-                    try await connection.query("INSERT INTO t VALUES (1)")
-                    try await killer.query("SELECT pg_terminate_backend(\(pid))")
-                    // Neither this statement nor the one after may run outside the transaction.
-                    _ = try? await connection.query("INSERT INTO t VALUES (2)")
-                    try await connection.query("INSERT INTO t VALUES (3)")
-                }
+    @Test(.freshDatabase) func aConnectionLostInATransactionFailsItInsteadOfReconnectingUnderIt() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let killer = try await connect(url)
+        try await connection.execute(script: "CREATE TABLE t (k int)")
+        let pid = try await connection.backendPID()
+        await #expect(throws: PostgresError.self) {
+            try await connection.transaction { connection in
+                try await connection.query("INSERT INTO t VALUES (1)")
+                try await killer.query("SELECT pg_terminate_backend(\(pid))")
+                // Neither this statement nor the one after may run outside the transaction.
+                _ = try? await connection.query("INSERT INTO t VALUES (2)")
+                try await connection.query("INSERT INTO t VALUES (3)")
             }
-            #expect(try await connection.count("SELECT count(*) FROM t") == 0)
         }
+        #expect(try await connection.count("SELECT count(*) FROM t") == 0)
     }
 
-    @Test func reconnectsAfterItsBackendIsTerminated() async throws {
-        try await TestDatabase.withFresh { url in
-            let connection = try await connect(url)
-            let killer = try await connect(url)
-            try await connection.listen("jury_test_reconnect")
-            let pid = try await connection.backendPID()
-            try await killer.query("SELECT pg_terminate_backend(\(pid))")
-            // The first call may see the broken connection; the next one runs on a new backend.
-            _ = try? await connection.query("SELECT 1")
-            #expect(try await connection.count("SELECT 41 + 1") == 42)
-            #expect(try await connection.backendPID() != pid)
-            // LISTEN survived the reconnect.
-            try await killer.notify("jury_test_reconnect")
-            let notifications = try await connection.waitForNotifications(timeout: .seconds(10))
-            #expect(notifications.count == 1)
-        }
+    @Test(.freshDatabase) func reconnectsAfterItsBackendIsTerminated() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let killer = try await connect(url)
+        try await connection.listen("jury_test_reconnect")
+        let pid = try await connection.backendPID()
+        try await killer.query("SELECT pg_terminate_backend(\(pid))")
+        // The first call may see the broken connection; the next one runs on a new backend.
+        _ = try? await connection.query("SELECT 1")
+        #expect(try await connection.count("SELECT 41 + 1") == 42)
+        #expect(try await connection.backendPID() != pid)
+        // LISTEN survived the reconnect.
+        try await killer.notify("jury_test_reconnect")
+        let notifications = try await connection.waitForNotifications(timeout: .seconds(10))
+        #expect(notifications.count == 1)
     }
 }

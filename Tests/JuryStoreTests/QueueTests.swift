@@ -23,69 +23,66 @@ struct QueueTests {
         return (try await connect(url), jury, run)
     }
 
-    @Test func aLateOutcomeOfAnEarlierClaimTouchesNothing() async throws {
-        try await TestDatabase.withFresh { url in
-            let (connection, jury, run) = try await setUp(url, examples: 1)
-            let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
-            let first = try await jury.claim(want, owner: "w", leaseSeconds: 60)
-            #expect(first.count == 1 && first[0].claim == 1)
-            // The lease runs out (the worker stalled) and the job is claimed again, by the same process even.
-            try await connection.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
-            #expect(try await jury.reapExpiredLeases() == 1)
-            let second = try await jury.claim(want, owner: "w", leaseSeconds: 60)
-            #expect(second.count == 1 && second[0].claim == 2)
+    @Test(.freshDatabase) func aLateOutcomeOfAnEarlierClaimTouchesNothing() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 1)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
+        let first = try await jury.claim(want, owner: "w", leaseSeconds: 60)
+        #expect(first.count == 1 && first[0].claim == 1)
+        // The lease runs out (the worker stalled) and the job is claimed again, by the same process even.
+        try await connection.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
+        #expect(try await jury.reapExpiredLeases() == 1)
+        let second = try await jury.claim(want, owner: "w", leaseSeconds: 60)
+        #expect(second.count == 1 && second[0].claim == 2)
 
-            let answer = JudgeAnswer(label: "valid", rationale: "late")
-            #expect(
-                try await jury.renewLeases(
-                    [(first[0].id, first[0].claim)], owner: "w", leaseSeconds: 60
-                ).isEmpty)
-            #expect(
-                try await jury.record(
-                    [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w") == 0)
-            #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w") == 0)
-            #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 1)
+        let answer = JudgeAnswer(label: "valid", rationale: "late")
+        #expect(
+            try await jury.renewLeases(
+                [(first[0].id, first[0].claim)], owner: "w", leaseSeconds: 60
+            ).isEmpty)
+        #expect(
+            try await jury.record(
+                [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w") == 0)
+        #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 1)
 
-            let current = JudgeAnswer(label: "ambiguous", rationale: "current")
-            #expect(
-                try await jury.record(
-                    [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w") == 1)
-            #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
-        }
+        let current = JudgeAnswer(label: "ambiguous", rationale: "current")
+        #expect(
+            try await jury.record(
+                [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w") == 1)
+        #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
     }
 
-    @Test func pausedRunsAndExamplesNoLongerVotingAreNotClaimed() async throws {
-        try await TestDatabase.withFresh { url in
-            let (connection, jury, run) = try await setUp(url)
-            let want = [ClaimRequest(runID: run.id, judge: "j1", count: 10)]
-            try await jury.setRunState(.paused, run: run.name)
-            #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).isEmpty)
-            try await jury.setRunState(.active, run: run.name)
-            try await connection.query("UPDATE examples SET state = 'decided' WHERE external_id = 'ex-0'")
-            let claimed = try await jury.claim(want, owner: "w", leaseSeconds: 60)
-            #expect(Set(claimed.map(\.externalID)) == ["ex-1", "ex-2"])
-            try await jury.setRunState(.cancelled, run: run.name)
-            try await connection.query("UPDATE jobs SET state = 'pending'")
-            #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).isEmpty)
-        }
+    @Test(.freshDatabase) func pausedRunsAndExamplesNoLongerVotingAreNotClaimed() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 10)]
+        try await jury.setRunState(.paused, run: run.name)
+        #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).isEmpty)
+        try await jury.setRunState(.active, run: run.name)
+        try await connection.query("UPDATE examples SET state = 'decided' WHERE external_id = 'ex-0'")
+        let claimed = try await jury.claim(want, owner: "w", leaseSeconds: 60)
+        #expect(Set(claimed.map(\.externalID)) == ["ex-1", "ex-2"])
+        try await jury.setRunState(.cancelled, run: run.name)
+        try await connection.query("UPDATE jobs SET state = 'pending'")
+        #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).isEmpty)
     }
 
-    @Test func outagesRefundAttemptsAndWrongAnswersCountThem() async throws {
-        try await TestDatabase.withFresh { url in
-            let (_, jury, run) = try await setUp(url, examples: 1)
-            let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
-            let policy = CallPolicy(config: run.config)
-            var job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
-            let outage = policy.decide(JudgeError(.server, "HTTP 503"), history: job.history, random: 0)
-            try await jury.record([.release(job, error: "HTTP 503", outage)], owner: "w")
-            job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
-            #expect(job.attempts == 1 && job.transientFailures == 1 && job.retryingSeconds != nil)
-            let wrong = policy.decide(JudgeError(.badAnswer, "not JSON"), history: job.history, random: 0)
-            #expect(wrong.kind == .answer && !wrong.final)
-            try await jury.record([.release(job, error: "not JSON", wrong)], owner: "w")
-            job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
-            #expect(job.attempts == 2 && job.transientFailures == 0 && job.retryingSeconds == nil && job.claim == 3)
-        }
+    @Test(.freshDatabase) func outagesRefundAttemptsAndWrongAnswersCountThem() async throws {
+        let url = try TestDatabase.url
+        let (_, jury, run) = try await setUp(url, examples: 1)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
+        let policy = CallPolicy(config: run.config)
+        var job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
+        let outage = policy.decide(JudgeError(.server, "HTTP 503"), history: job.history, random: 0)
+        try await jury.record([.release(job, error: "HTTP 503", outage)], owner: "w")
+        job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
+        #expect(job.attempts == 1 && job.transientFailures == 1 && job.retryingSeconds != nil)
+        let wrong = policy.decide(JudgeError(.badAnswer, "not JSON"), history: job.history, random: 0)
+        #expect(wrong.kind == .answer && !wrong.final)
+        try await jury.record([.release(job, error: "not JSON", wrong)], owner: "w")
+        job = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
+        #expect(job.attempts == 2 && job.transientFailures == 0 && job.retryingSeconds == nil && job.claim == 3)
     }
 }

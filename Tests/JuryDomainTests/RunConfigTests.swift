@@ -1,15 +1,6 @@
 import Foundation
-import JuryBench
 import JuryDomain
-import JuryJudges
-import JuryMockJudge
-import JuryPostgres
-import JuryRuntime
-import JuryStore
 import JuryTestSupport
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 @Suite("Run configs")
@@ -18,12 +9,15 @@ struct RunConfigTests {
 
     @Test func theShippedConfigsAreValid() throws {
         for name in ["deploy/demo/run.yaml", "deploy/demo/four-providers.yaml"] {
-            let config = try RunConfig.load(path: repositoryRoot.appendingPathComponent(name).path)
+            let config = try RunConfig.parse(
+                yaml: try String(contentsOfFile: repositoryRoot.appendingPathComponent(name).path, encoding: .utf8),
+                file: name)
             #expect(config.judges.count == 4)
             #expect(config.rule == .unanimous)
         }
-        let providers = try RunConfig.load(
-            path: repositoryRoot.appendingPathComponent("deploy/demo/four-providers.yaml").path)
+        let providersFile = repositoryRoot.appendingPathComponent("deploy/demo/four-providers.yaml").path
+        let providers = try RunConfig.parse(
+            yaml: try String(contentsOfFile: providersFile, encoding: .utf8), file: providersFile)
         #expect(providers.judges[0].baseURL == "https://api.openai.com/v1")
         #expect(providers.judges[1].apiKeyEnv == "ANTHROPIC_API_KEY")
     }
@@ -66,18 +60,6 @@ struct RunConfigTests {
             try RunConfig.parse(yaml: "name: x\ntaxonomy: []\n", file: "run.yaml")
         }
         #expect(error?.message.contains("judges: is missing") == true, "\(error?.message ?? "")")
-    }
-
-    @Test func storingADifferentConfigUnderAnExistingNameIsRefused() async throws {
-        try await TestDatabase.withFresh { url in
-            let jury = try await store(url)
-            let config = try RunConfig.parse(yaml: valid, file: "run.yaml")
-            #expect(try await jury.createRun(config).created)
-            #expect(try await jury.createRun(config).created == false)
-            var changed = config
-            changed.maxAttempts = 9
-            await #expect(throws: JuryError.self) { try await jury.createRun(changed) }
-        }
     }
 
     @Test func promptsRenderExampleFieldsAndTheTaxonomyWithoutEscaping() throws {
