@@ -1,0 +1,39 @@
+import Foundation
+import JuryBench
+import JuryDomain
+import JuryJudges
+import JuryMockJudge
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+extension PipelineTests {
+    @Test(.freshDatabase) func aStopCancelsCallsToAHungJudgeAfterTheDrainTime() async throws {
+        try await withMockJudges([mockJudge("h-a", seed: 16, latency: 60_000)]) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["h-a"], baseURL: baseURL), in: jury)
+            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 20), run: run.name)
+            var options = WorkerOptions()
+            options.drainSeconds = 0.5
+            let stopped = try await untilShutdown([testWorker(url: url, options: options)]) {
+                try await eventually("calls in flight") {
+                    try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 20
+                }
+                return ContinuousClock.now
+            }
+            // The calls would take a minute; the worker gave up on them after the drain time.
+            #expect(ContinuousClock.now - stopped < .seconds(15))
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
+                    == 20)
+        }
+    }
+}
