@@ -32,18 +32,27 @@ extension PostgresConnection {
     /// for nothing else meanwhile: give listening its own connection.
     public func waitForNotifications(timeout: Duration) async throws -> [PostgresNotification] {
         let milliseconds = Int32(clamping: timeout.wholeMilliseconds)
-        return try await onQueue { connection in
-            var received = connection.drainNotifications()
-            if !received.isEmpty { return received }
-            var descriptor = pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, milliseconds)
-            if ready > 0 {
-                if PQconsumeInput(connection.rawHandle) == 0 {
-                    throw connection.connectionError()
+        // Cancellation ends the wait at once: a listener must not hold up its process's stop.
+        return try await withTaskCancellationHandler {
+            try await onQueue { connection in
+                var received = connection.drainNotifications()
+                if !received.isEmpty { return received }
+                var descriptors = [
+                    pollfd(fd: connection.socket, events: Int16(POLLIN), revents: 0),
+                    pollfd(fd: connection.interrupter.readDescriptor, events: Int16(POLLIN), revents: 0),
+                ]
+                let ready = poll(&descriptors, descriptors[1].fd >= 0 ? 2 : 1, milliseconds)
+                connection.interrupter.reset()
+                if ready > 0 && descriptors[0].revents != 0 {
+                    if PQconsumeInput(connection.rawHandle) == 0 {
+                        throw connection.connectionError()
+                    }
+                    received = connection.drainNotifications()
                 }
-                received = connection.drainNotifications()
+                return received
             }
-            return received
+        } onCancel: {
+            interrupter.interrupt()
         }
     }
 
@@ -57,5 +66,37 @@ extension PostgresConnection {
             PQfreemem(notification)
         }
         return received
+    }
+}
+
+extension PostgresConnection {
+    /// The notifications on the channels listened to, as they come: each element is the batch
+    /// that arrived, or an empty batch when `idle` passed without any (a tick for pollers). It
+    /// ends when the iterating task is cancelled; a failed connection throws, and the next
+    /// iteration tries again on a reset connection.
+    public func notifications(idle: Duration) -> PostgresNotificationSequence {
+        PostgresNotificationSequence(connection: self, idle: idle)
+    }
+}
+
+/// See `PostgresConnection.notifications(idle:)`.
+public struct PostgresNotificationSequence: AsyncSequence, Sendable {
+    public typealias Element = [PostgresNotification]
+    let connection: PostgresConnection
+    let idle: Duration
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(connection: connection, idle: idle)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let connection: PostgresConnection
+        let idle: Duration
+
+        public mutating func next() async throws -> [PostgresNotification]? {
+            if Task.isCancelled { return nil }
+            let received = try await connection.waitForNotifications(timeout: idle)
+            return Task.isCancelled ? nil : received
+        }
     }
 }

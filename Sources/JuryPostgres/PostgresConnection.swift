@@ -26,6 +26,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private let logger: Logger
     /// What `PQcancel` needs, made on `queue` after each (re)connect; used from any thread.
     private let canceller = StatementCanceller()
+    /// Ends a wait for notifications early when its task is cancelled; used from any thread.
+    let interrupter = WaitInterrupter()
 
     private init(handle: OpaquePointer, queue: DispatchQueue, settings: PostgresSettings, logger: Logger) {
         self.handle = handle

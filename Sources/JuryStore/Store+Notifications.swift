@@ -8,34 +8,9 @@ extension Store {
         try await connection.listen(channel.rawValue)
     }
 
-    /// Notifications on the channels listened to, as they come: each element is the batch that
-    /// arrived, or an empty batch when `idle` passed without any (a tick for pollers).
-    public func notifications(idle: Duration) -> Notifications {
-        Notifications(connection: connection, idle: idle)
-    }
-
-    /// An endless sequence of wake-ups; it ends when the task iterating it is cancelled.
-    public struct Notifications: AsyncSequence, Sendable {
-        public typealias Element = [Channel]
-        let connection: PostgresConnection
-        let idle: Duration
-
-        public func makeAsyncIterator() -> Iterator {
-            Iterator(connection: connection, idle: idle)
-        }
-
-        public struct Iterator: AsyncIteratorProtocol {
-            let connection: PostgresConnection
-            let idle: Duration
-
-            /// The next batch (empty after `idle`), nil once cancelled. A connection that fails
-            /// throws; the next call tries again on a reset connection.
-            public mutating func next() async throws -> [Channel]? {
-                if Task.isCancelled { return nil }
-                let received = try await connection.waitForNotifications(timeout: idle)
-                if Task.isCancelled { return nil }
-                return received.compactMap { Channel(rawValue: $0.channel) }
-            }
-        }
+    /// The channels notified, batch by batch as they come; an empty batch each time `idle`
+    /// passes without any. Ends when the iterating task is cancelled.
+    public func notifications(idle: Duration) -> some AsyncSequence<[Channel], any Error> {
+        connection.notifications(idle: idle).map { batch in batch.compactMap { Channel(rawValue: $0.channel) } }
     }
 }

@@ -55,9 +55,9 @@ extension Store {
             return try await connection.query(
                 """
                 SELECT jury_record_verdicts(\(examples.map(\.id))::bigint[], \(examples.map(\.runID))::bigint[],
-                    \(verdicts.map(\.label))::text[], \(verdicts.map(\.status.rawValue))::text[],
+                    \(verdicts.map(\.label))::text[], \(verdicts.map(\.status))::text[],
                     \(verdicts.map(\.agreement))::float8[], \(verdicts.map(\.votes))::int[],
-                    \(verdicts.map(\.rule.description))::text[], \(conflicts)::boolean[]) AS decided
+                    \(verdicts.map(\.rule))::text[], \(conflicts)::boolean[]) AS decided
                 """)[0].decode("decided")
         }
     }

@@ -69,7 +69,12 @@ public struct Store: Sendable {
     }
 }
 
-extension RunState: PostgresEncodable, PostgresDecodable {}
-extension ExampleState: PostgresEncodable, PostgresDecodable {}
-extension JobState: PostgresEncodable, PostgresDecodable {}
-extension Verdict.Status: PostgresEncodable, PostgresDecodable {}
+extension RunState: PostgresArrayElement, PostgresDecodable {}
+extension ExampleState: PostgresArrayElement, PostgresDecodable {}
+extension JobState: PostgresArrayElement, PostgresDecodable {}
+extension Verdict.Status: PostgresArrayElement, PostgresDecodable {}
+
+extension ConsensusRule: PostgresArrayElement, PostgresDecodable {
+    public var postgresText: String? { description }
+    public init?(postgresText: String) { self.init(description: postgresText) }
+}

@@ -93,9 +93,17 @@ public struct RunConfig: Codable, Sendable, Equatable {
         taxonomy = try container.decode([Label].self, forKey: .taxonomy)
         judges = try container.decode([JudgeConfig].self, forKey: .judges)
         prompt = try container.decode(Prompt.self, forKey: .prompt)
-        consensus = try container.decodeIfPresent(Consensus.self, forKey: .consensus) ?? Consensus(rule: "unanimous")
-        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? 5
+        consensus = try container.decodeIfPresent(Consensus.self, forKey: .consensus) ?? Consensus(rule: Defaults.rule)
+        maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? Defaults.maxAttempts
         retry = try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .standard
+    }
+
+    /// The values a config gets for what it leaves out: defined here only.
+    public enum Defaults {
+        public static let maxAttempts = 5
+        public static let rule = "unanimous"
+        public static let judgeConcurrency = 64
+        public static let judgeTimeoutSeconds: Double = 120
     }
 
     public var labels: [String] { taxonomy.map(\.label) }
@@ -142,7 +150,8 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
 
     public init(
         name: String, provider: String, model: String, baseURL: String, apiKeyEnv: String? = nil,
-        concurrency: Int = 64, timeoutSeconds: Double = 120, requestsPerMinute: Int? = nil
+        concurrency: Int = RunConfig.Defaults.judgeConcurrency,
+        timeoutSeconds: Double = RunConfig.Defaults.judgeTimeoutSeconds, requestsPerMinute: Int? = nil
     ) {
         self.name = name
         self.provider = provider
@@ -162,8 +171,11 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         let defaults = JudgeConfig.providerDefaults[provider]
         baseURL = try container.decodeIfPresent(String.self, forKey: .baseURL) ?? defaults?.baseURL ?? ""
         apiKeyEnv = try container.decodeIfPresent(String.self, forKey: .apiKeyEnv) ?? defaults?.apiKeyEnv
-        concurrency = try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? 64
-        timeoutSeconds = try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds) ?? 120
+        concurrency =
+            try container.decodeIfPresent(Int.self, forKey: .concurrency) ?? RunConfig.Defaults.judgeConcurrency
+        timeoutSeconds =
+            try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
+            ?? RunConfig.Defaults.judgeTimeoutSeconds
         requestsPerMinute = try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
     }
 

@@ -12,6 +12,17 @@ public enum ConsensusRule: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Reads the form `description` gives (`unanimous`, `quorum:3`), as verdicts store it.
+    public init?(description: String) {
+        if description == "unanimous" {
+            self = .unanimous
+        } else if description.hasPrefix("quorum:"), let count = Int(description.dropFirst(7)), count > 0 {
+            self = .quorum(count)
+        } else {
+            return nil
+        }
+    }
+
     /// The fewest votes with which this rule can agree, for a panel of `judges`.
     public func votesNeeded(judges: Int) -> Int {
         switch self {
