@@ -1,14 +1,10 @@
 import Foundation
 import JuryBench
 import JuryDomain
-import JuryJudges
-import JuryMockJudge
 import JuryPostgres
 import JuryRuntime
 import JuryStore
 import JuryTestSupport
-import Logging
-import ServiceLifecycle
 import Synchronization
 import Testing
 

@@ -2,14 +2,10 @@ import Foundation
 import JuryBench
 import JuryDomain
 import JuryJudges
-import JuryMockJudge
 import JuryPostgres
 import JuryRuntime
 import JuryStore
 import JuryTestSupport
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// Generated malformed input of the three kinds Jury reads from outside: corpus lines, run

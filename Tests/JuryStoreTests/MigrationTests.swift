@@ -1,15 +1,8 @@
 import Foundation
-import JuryBench
 import JuryDomain
-import JuryJudges
-import JuryMockJudge
 import JuryPostgres
-import JuryRuntime
 import JuryStore
 import JuryTestSupport
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 @Suite("Migrations")

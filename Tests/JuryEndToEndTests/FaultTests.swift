@@ -1,15 +1,11 @@
 import Foundation
 import JuryBench
 import JuryDomain
-import JuryJudges
 import JuryMockJudge
 import JuryPostgres
 import JuryRuntime
 import JuryStore
 import JuryTestSupport
-import Logging
-import ServiceLifecycle
-import Synchronization
 import Testing
 
 /// Judges that misbehave the way real providers and real data sometimes do. Each test runs
