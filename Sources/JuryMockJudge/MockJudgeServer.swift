@@ -3,6 +3,7 @@ import Hummingbird
 import JuryDomain
 public import Logging
 import NIOCore
+public import ServiceLifecycle
 import Synchronization
 
 /// A real HTTP server speaking the OpenAI Chat Completions format, for demos, tests and benchmarks.
@@ -30,18 +31,26 @@ public final class MockJudgeServer: Sendable {
     public func run(host: String = "127.0.0.1", port: Int, onStart: @escaping @Sendable (Int) -> Void = { _ in })
         async throws
     {
+        let service = application(host: host, port: port, onStart: onStart)
+        try await ServiceGroup(services: [service], logger: logger).run()
+    }
+
+    /// The server as a service: in a `ServiceGroup`, graceful shutdown stops it accepting and
+    /// lets the requests under way finish.
+    public func application(
+        host: String = "127.0.0.1", port: Int, onStart: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> some Service {
         let router = Router()
         router.post("v1/chat/completions") { request, _ in
             let body = try await request.body.collect(upTo: 4 << 20)
             return await self.respond(to: Data(body.readableBytesView), authorization: request.headers[.authorization])
         }
         router.get("health") { _, _ in "ok" }
-        let app = Application(
+        return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "jury-mock-judge", backlog: 1024),
             onServerRunning: { channel in onStart(channel.localAddress?.port ?? port) },
             logger: logger)
-        try await app.runService(gracefulShutdownSignals: [])
     }
 
     func respond(to body: Data, authorization: String?) async -> Response {

@@ -102,28 +102,23 @@ func runUntilSignalled(_ service: any Service, maximumShutdownSeconds: Double, l
         services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(maximumShutdownSeconds * 1000))
     let group = ServiceGroup(configuration: configuration)
-    try await withThrowingTaskGroup(of: Bool.self) { tasks in
-        tasks.addTask {
-            try await group.run()
-            return true
-        }
-        tasks.addTask {
-            // The group reacts to the first signal; this counts them, to act on the second.
-            var received = 0
-            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                received += 1
-                if received == 2 {
-                    FileHandle.standardError.write(Data("second signal: stopping now\n".utf8))
-                    return false
-                }
+    let running = Task { try await group.run() }
+    // The group reacts to the first signal; this counts them, and cancels the group on the second.
+    let watcher = Task {
+        var received = 0
+        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+            received += 1
+            if received == 2 {
+                FileHandle.standardError.write(Data("second signal: stopping now\n".utf8))
+                running.cancel()
+                return
             }
-            return false
         }
-        let groupEnded = try await tasks.next() ?? true
-        tasks.cancelAll()
-        if !groupEnded {
-            // Cancelled, the group cancels the service, which stops at once; then it returns.
-            _ = try? await tasks.next()
-        }
+    }
+    defer { watcher.cancel() }
+    do {
+        try await running.value
+    } catch is CancellationError {
+        // Cancelled by the second signal: the service stopped at once, as asked.
     }
 }

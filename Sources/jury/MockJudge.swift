@@ -1,6 +1,5 @@
 import ArgumentParser
 import Foundation
-import JuryDomain
 import JuryMockJudge
 import Logging
 import ServiceLifecycle
@@ -19,22 +18,9 @@ struct MockJudge: AsyncParsableCommand {
         var logger = Logger(label: "jury.mock-judge")
         logger.logLevel = logLevel
         let server = MockJudgeServer(config: try MockJudgeConfig.load(path: config), logger: logger)
-        let service = MockJudgeService(server: server, host: host, port: port)
-        try await runUntilSignalled(service, maximumShutdownSeconds: 5, logger: logger)
-    }
-}
-
-/// The mock judge server until shutdown: it has no calls of its own to drain.
-struct MockJudgeService: Service {
-    let server: MockJudgeServer
-    let host: String
-    let port: Int
-
-    func run() async throws {
-        try await cancelWhenGracefulShutdown {
-            try await server.run(host: host, port: port) { port in
-                FileHandle.standardOutput.write(Data("mock judges listening on http://\(host):\(port)/v1\n".utf8))
-            }
+        let application = server.application(host: host, port: port) { port in
+            FileHandle.standardOutput.write(Data("mock judges listening on http://\(host):\(port)/v1\n".utf8))
         }
+        try await runUntilSignalled(application, maximumShutdownSeconds: 5, logger: logger)
     }
 }

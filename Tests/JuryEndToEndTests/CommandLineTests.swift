@@ -78,4 +78,32 @@ struct CommandLineTests {
             #expect(try await connection.count("SELECT count(*) FROM jury_workers WHERE alive") == 0)
         }
     }
+
+    @Test(.freshDatabase) func aSecondSignalStopsAWorkerAtOnceDuringItsDrain() async throws {
+        try await withMockJudges([mockJudge("t-hung", seed: 17, latency: 60_000)]) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let db = try await store(url)
+            let run = try await createRun(runYAML(models: ["t-hung"], baseURL: baseURL), in: db)
+            _ = try await Enqueuer(store: db, logger: TestDatabase.logger)
+                .enqueue(file: try writeCorpus(count: 10), run: run.name)
+            try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
+            // The calls would take a minute and the drain allows a minute: only the second signal ends it.
+            let worker = try Subprocess.spawn(
+                binary, ["worker", "--drain-seconds", "60", "--log-level", "error"],
+                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+            try await eventually("calls in flight") {
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 10
+            }
+            worker.kill(SIGTERM)
+            try await Task.sleep(for: .milliseconds(500))
+            let second = ContinuousClock.now
+            worker.kill(SIGTERM)
+            #expect(await exitStatus(of: worker) == 0)
+            #expect(ContinuousClock.now - second < .seconds(5))
+            // Its jobs went back at once, without using up an attempt.
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 10)
+        }
+    }
 }

@@ -76,13 +76,15 @@ struct Claimer: Sendable {
 
     /// After stop: let calls under way finish, then cancel those that outlast the drain time.
     private func drain(_ calls: inout DiscardingTaskGroup) async {
-        guard let deadline = ledger.callsDeadline else { return }
-        while ledger.state.withLock({ $0.calling > 0 }) && ContinuousClock.now < deadline {
+        // The deadline is read again after each wake-up: a cancellation during the drain ends it.
+        while ledger.state.withLock({ $0.calling > 0 }), let deadline = ledger.callsDeadline,
+            ContinuousClock.now < deadline
+        {
             await ledger.claimerWakeup.wait(timeout: deadline - .now)
         }
         let left = ledger.state.withLock { $0.calling }
         if left > 0 {
-            logger.info("cancelling calls that outlasted the drain time", metadata: ["jobs": "\(left)"])
+            logger.info("cancelling the calls still in flight", metadata: ["jobs": "\(left)"])
             // Each call gives up at once when cancelled (its judge call runs under `withDeadline`).
             calls.cancelAll()
         }
