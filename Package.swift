@@ -10,6 +10,15 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// What the database and end-to-end tests use: every layer, and the shared test support.
+let testDependencies: [Target.Dependency] = [
+    "JuryTestSupport", "JuryDomain", "JuryPostgres", "JuryStore", "JuryJudges", "JuryRuntime", "JuryMockJudge",
+    "JuryBench",
+    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    .product(name: "Logging", package: "swift-log"),
+    .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+]
+
 let package = Package(
     name: "jury",
     platforms: [.macOS(.v15)],
@@ -157,40 +166,8 @@ let package = Package(
             swiftSettings: strict
         ),
         // The Postgres layer, the store and the runtime, on a real PostgreSQL and real HTTP.
-        .testTarget(
-            name: "JuryStoreTests",
-            dependencies: [
-                "JuryTestSupport",
-                "JuryDomain",
-                "JuryPostgres",
-                "JuryStore",
-                "JuryJudges",
-                "JuryRuntime",
-                "JuryMockJudge",
-                "JuryBench",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: strict
-        ),
+        .testTarget(name: "JuryStoreTests", dependencies: testDependencies, swiftSettings: strict),
         // The jury binary end to end: processes killed, servers restarted, the command line.
-        .testTarget(
-            name: "JuryEndToEndTests",
-            dependencies: [
-                "JuryTestSupport",
-                "JuryDomain",
-                "JuryPostgres",
-                "JuryStore",
-                "JuryJudges",
-                "JuryRuntime",
-                "JuryMockJudge",
-                "JuryBench",
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            swiftSettings: strict
-        ),
+        .testTarget(name: "JuryEndToEndTests", dependencies: testDependencies, swiftSettings: strict),
     ]
 )

@@ -57,8 +57,7 @@ struct CommandLineTests {
             let connection = try await connect(url)
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-a"], baseURL: baseURL), in: db)
-            _ = try await Enqueuer(store: db, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 200), run: run.name)
+            try await enqueue(try writeCorpus(count: 200), run: run.name, in: db)
             try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
             // A drain shorter than the calls: some finish, the others are cancelled and released.
             let worker = try Subprocess.spawn(
@@ -85,8 +84,7 @@ struct CommandLineTests {
             let connection = try await connect(url)
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-hung"], baseURL: baseURL), in: db)
-            _ = try await Enqueuer(store: db, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 10), run: run.name)
+            try await enqueue(try writeCorpus(count: 10), run: run.name, in: db)
             try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
             // The calls would take a minute and the drain allows a minute: only the second signal ends it.
             let worker = try Subprocess.spawn(

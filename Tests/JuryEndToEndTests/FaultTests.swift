@@ -90,8 +90,7 @@ struct FaultTests {
             let setup = try await store(url)
             try await setup.migrate(logger: TestDatabase.logger)
             let run = try await createRun(runYAML(models: ["gone"], baseURL: baseURL), in: setup)
-            _ = try await Enqueuer(store: setup, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 200), run: run.name)
+            try await enqueue(try writeCorpus(count: 200), run: run.name, in: setup)
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID()).log").path
             let worker = try Subprocess.spawn(
                 binary, ["worker", "--run", run.name, "--drain-seconds", "1", "--log-level", "error"],
@@ -130,8 +129,7 @@ struct FaultTests {
                         models: [faulty.model, healthy.model], baseURL: baseURL, maxAttempts: 3,
                         maxRetryAfter: maxRetryAfter, timeout: timeout),
                     in: jury)
-                _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                    .enqueue(file: try writeCorpus(count: Self.examples), run: run.name)
+                try await enqueue(try writeCorpus(count: Self.examples), run: run.name, in: jury)
                 let environment = ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"]
                 let worker = try Subprocess.spawn(
                     binary,

@@ -19,8 +19,7 @@ struct ProcessTests {
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(runYAML(models: ["k-a", "k-b"], baseURL: baseURL), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 400), run: run.name)
+            try await enqueue(try writeCorpus(count: 400), run: run.name, in: jury)
 
             let process = try Subprocess.spawn(
                 binary,
@@ -63,8 +62,7 @@ struct ProcessTests {
             let setup = try await store(url)
             try await setup.migrate(logger: TestDatabase.logger)
             let run = try await createRun(runYAML(models: ["x-a", "x-b"], baseURL: baseURL, maxAttempts: 5), in: setup)
-            _ = try await Enqueuer(store: setup, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 600), run: run.name)
+            try await enqueue(try writeCorpus(count: 600), run: run.name, in: setup)
             let restarted = Mutex(false)
             try await runWorkers(url: url, run: run.name, concurrency: 16) {
                 let watcher = try await connect(url)

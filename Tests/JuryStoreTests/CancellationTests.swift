@@ -15,8 +15,7 @@ struct CancellationTests {
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(runYAML(models: ["c-a"], baseURL: baseURL), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 400), run: run.name)
+            try await enqueue(try writeCorpus(count: 400), run: run.name, in: jury)
             var options = WorkerOptions()
             options.concurrency = 16
             options.idlePollSeconds = 0.2

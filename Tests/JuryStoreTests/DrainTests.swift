@@ -14,8 +14,7 @@ extension PipelineTests {
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(runYAML(models: ["h-a"], baseURL: baseURL), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 20), run: run.name)
+            try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
             var options = WorkerOptions()
             options.drainSeconds = 0.5
             let stopped = try await untilShutdown([testWorker(url: url, options: options)]) {

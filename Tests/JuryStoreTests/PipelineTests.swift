@@ -89,8 +89,7 @@ struct PipelineTests {
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(runYAML(models: ["r-a", "r-b"], baseURL: baseURL), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 500), run: run.name)
+            try await enqueue(try writeCorpus(count: 500), run: run.name, in: jury)
             // Votes first, no reducer: every example ends up ready.
             try await runWorkers(url: url, run: run.name, reducers: 0) {
                 try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready'") == 500
@@ -128,8 +127,7 @@ struct PipelineTests {
             let run = try await createRun(
                 runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2, giveUpAfter: 1),
                 in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 40), run: run.name, batch: "first")
+            try await enqueue(try writeCorpus(count: 40), run: run.name, batch: "first", in: jury)
             try await runWorkers(url: url, run: run.name) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 40
             }
@@ -174,8 +172,7 @@ struct PipelineTests {
             let run = try await createRun(
                 runYAML(models: ["s-a"], baseURL: baseURL, maxAttempts: 5, apiKeyEnv: "JURY_TEST_KEY"),
                 in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 10), run: run.name)
+            try await enqueue(try writeCorpus(count: 10), run: run.name, in: jury)
             // The right key: votes.
             try await runWorkers(url: url, run: run.name, environment: ["JURY_TEST_KEY": key]) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 10
@@ -183,8 +180,7 @@ struct PipelineTests {
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'agreed'") == 10)
             // A wrong key: the worker stops calling the judge after the first refusals, instead of
             // burning through the queue; the jobs stay pending, with the error, for a fixed worker.
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 10, prefix: "second"), run: run.name)
+            try await enqueue(try writeCorpus(count: 10, prefix: "second"), run: run.name, in: jury)
             let requestsBefore = server.requestCount
             let wrong = key + "-wrong"
             try await runWorkers(url: url, run: run.name, concurrency: 2, environment: ["JURY_TEST_KEY": wrong]) {
@@ -215,8 +211,7 @@ struct PipelineTests {
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(runYAML(models: ["d-a"], baseURL: baseURL), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 300), run: run.name)
+            try await enqueue(try writeCorpus(count: 300), run: run.name, in: jury)
             var options = WorkerOptions()
             options.concurrency = 16
             options.drainSeconds = 10

@@ -12,8 +12,7 @@ struct QueueTests {
     private func setUp(_ url: String, examples: Int = 3) async throws -> (PostgresConnection, Store, StoredRun) {
         let jury = try await store(url)
         let run = try await createRun(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-        _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-            .enqueue(file: try writeCorpus(count: examples), run: run.name)
+        try await enqueue(try writeCorpus(count: examples), run: run.name, in: jury)
         return (try await connect(url), jury, run)
     }
 

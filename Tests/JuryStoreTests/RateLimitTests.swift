@@ -42,8 +42,7 @@ struct RateLimitTests {
             // 1,200 a minute: 20 a second, a burst of 20.
             let run = try await createRun(
                 runYAML(models: ["l-a"], baseURL: baseURL, requestsPerMinute: 1200), in: jury)
-            _ = try await Enqueuer(store: jury, logger: TestDatabase.logger)
-                .enqueue(file: try writeCorpus(count: 100), run: run.name)
+            try await enqueue(try writeCorpus(count: 100), run: run.name, in: jury)
             let started = ContinuousClock.now
             try await runWorkers(url: url, run: run.name, workers: 2) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 100

@@ -33,17 +33,8 @@ public final class Reducer: Service, Sendable {
     public var examplesDecided: Int { decided.withLock { $0 } }
 
     public func run() async throws {
-        // Cancellation reaches the work only as a stop, so that a batch under way commits.
-        let work = Task { try await self.work() }
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await work.value
-            } onGracefulShutdown: {
-                self.stop()
-            }
-        } onCancel: {
-            self.stop()
-        }
+        // A batch under way commits either way: the reducer has nothing to drain.
+        try await runStoppable({ try await self.work() }, stop: { _ in self.stop() })
     }
 
     private func stop() {

@@ -42,18 +42,7 @@ public final class Worker: Service, Sendable {
     public var votesRecorded: Int { ledger.state.withLock { $0.votesRecorded } }
 
     public func run() async throws {
-        // The work runs in a task of its own, so that cancellation reaches it only as a stop:
-        // outcomes must still be recorded, and a cancelled task's statements would be cancelled.
-        let work = Task { try await self.work() }
-        try await withTaskCancellationHandler {
-            try await withGracefulShutdownHandler {
-                try await work.value
-            } onGracefulShutdown: {
-                self.ledger.requestStop(draining: true)
-            }
-        } onCancel: {
-            self.ledger.requestStop(draining: false)
-        }
+        try await runStoppable({ try await self.work() }, stop: { self.ledger.requestStop(draining: $0) })
     }
 
     private func work() async throws {
