@@ -119,7 +119,8 @@ public struct OpenAIChatJudge: Judge {
     /// or a body that is not a completion is an error naming the judge; token counts that make
     /// no sense are clamped or left out.
     public static func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
-        func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)") }
+        let raw = String(decoding: body, as: UTF8.self)
+        func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
         if let problem = JSONStrictness.problem(in: body) { throw fail("the response is not valid JSON: \(problem)") }
         guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
             throw fail("the response is not a chat completion")
@@ -127,25 +128,13 @@ public struct OpenAIChatJudge: Judge {
         guard let content = completion.choices.first?.message.content else {
             throw fail("the response has no message content")
         }
-        var text = content.trimmingCharacters(in: .whitespacesAndNewlines)
-        // Some servers wrap JSON in a Markdown fence even when asked for a schema.
-        if text.hasPrefix("```") {
-            text = text.drop(while: { $0 != "\n" }).trimmingCharacters(in: .whitespacesAndNewlines)
-            if text.hasSuffix("```") { text = String(text.dropLast(3)) }
-        }
-        if let problem = JSONStrictness.problem(in: Array(text.utf8)) {
-            throw fail("the answer is not valid JSON (\(problem)), so its label is ambiguous")
-        }
-        guard let answer = try? JSONDecoder().decode(LabelAnswer.self, from: Data(text.utf8)) else {
-            throw fail("the answer is not JSON with a string label")
-        }
-        guard labels.contains(answer.label) else {
-            throw fail("answered '\(answer.label.prefix(60))', which is not in the taxonomy")
-        }
+        let answer = try AnswerReader(labels: labels, judge: judge).read(text: content)
         return JudgeAnswer(
             label: answer.label, rationale: answer.rationale,
             promptTokens: completion.usage?.promptTokens?.count,
-            completionTokens: completion.usage?.completionTokens?.count)
+            completionTokens: completion.usage?.completionTokens?.count,
+            cachedTokens: completion.usage?.promptTokensDetails?.cachedTokens?.count,
+            modelVersion: completion.model)
     }
 
     private func retryAfter(_ headers: HTTPHeaders) -> Double? {
@@ -222,13 +211,20 @@ private struct ChatResponse: Decodable {
         let message: Message
     }
     struct Usage: Decodable {
+        struct Details: Decodable {
+            let cachedTokens: TokenCount?
+            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+        }
         let promptTokens: TokenCount?
         let completionTokens: TokenCount?
+        let promptTokensDetails: Details?
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
+            case promptTokensDetails = "prompt_tokens_details"
         }
     }
+    let model: String?
     let choices: [Choice]
     let usage: Usage?
 }
@@ -248,11 +244,6 @@ private struct TokenCount: Decodable {
             count = nil
         }
     }
-}
-
-private struct LabelAnswer: Decodable {
-    let label: String
-    let rationale: String?
 }
 
 private struct ErrorEnvelope: Decodable {

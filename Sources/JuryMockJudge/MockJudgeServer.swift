@@ -120,9 +120,11 @@ public final class MockJudgeServer: Sendable {
         if let fixed = faults.content { content = fixed }
         if draw(8) < (faults.garbageRate ?? 0) { content = "I think this request is fine, probably." }
         let answer = ChatResponse(
-            id: "mock-\(textHash)", object: "chat.completion", model: request.model,
+            id: "mock-\(textHash)", object: "chat.completion", model: request.model + "-mock-2026-11",
             choices: [.init(index: 0, message: .init(role: "assistant", content: content), finishReason: "stop")],
-            usage: .init(promptTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4), completionTokens: 16))
+            usage: .init(
+                promptTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4), completionTokens: 16,
+                promptTokensDetails: .init(cachedTokens: 0)))
         if draw(9) < (faults.stallRate ?? 0) {
             return halfBody(answer, then: .stall(seconds: faults.stallSeconds ?? 600))
         }
@@ -246,11 +248,17 @@ private struct ChatResponse: Encodable {
         let content: String
     }
     struct Usage: Encodable {
+        struct Details: Encodable {
+            let cachedTokens: Int64
+            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+        }
         let promptTokens: Int64
         let completionTokens: Int64
+        let promptTokensDetails: Details
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
+            case promptTokensDetails = "prompt_tokens_details"
         }
     }
     let id: String

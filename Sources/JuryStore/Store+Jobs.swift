@@ -30,12 +30,12 @@ extension Store {
     @discardableResult
     public func record(_ outcomes: [JobOutcome], owner: String) async throws -> Int {
         var recorded = 0
-        var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int)] = []
-        var releases: [(job: ClaimedJob, error: String, decision: CallPolicy.Decision)] = []
+        var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int, promptHash: String?)] = []
+        var releases: [(job: ClaimedJob, error: String, decision: CallPolicy.Decision, answer: String?)] = []
         for outcome in outcomes {
             switch outcome {
-            case .vote(let job, let answer, let latency): votes.append((job, answer, latency))
-            case .release(let job, let error, let decision): releases.append((job, error, decision))
+            case .vote(let job, let answer, let latency, let hash): votes.append((job, answer, latency, hash))
+            case .release(let job, let error, let decision, let answer): releases.append((job, error, decision, answer))
             }
         }
         if !votes.isEmpty {
@@ -45,9 +45,23 @@ extension Store {
                     \(votes.map { Self.storable($0.answer.label, limit: 200) })::text[],
                     \(votes.map { $0.answer.rationale.map { Self.storable($0, limit: 2000) } })::text[],
                     \(votes.map { Int(clamping: Int32(clamping: $0.latency)) })::int[],
-                    \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[])
+                    \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
+                    \(votes.map(\.answer.cachedTokens))::bigint[],
+                    \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
+                    \(votes.map(\.promptHash))::text[])
                 """)
             recorded += rows.count
+        }
+        // Unreadable answers are kept for people first, while the claims still hold.
+        let invalid = releases.filter { $0.answer != nil && $0.decision.kind == .answer }
+        if !invalid.isEmpty {
+            try await connection.query(
+                """
+                SELECT jury_record_invalid_answers(\(owner), \(invalid.map(\.job.id))::bigint[],
+                    \(invalid.map(\.job.claim))::int[],
+                    \(invalid.map { $0.answer.map { Self.storable($0, limit: JudgeError.answerLimit) } })::text[],
+                    \(invalid.map { Self.storable($0.error, limit: 500) })::text[])
+                """)
         }
         if !releases.isEmpty {
             let rows = try await connection.query(

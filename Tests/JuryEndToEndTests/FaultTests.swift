@@ -42,6 +42,11 @@ struct FaultTests {
                 )
                     == 30)
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 30)
+            // Each of the 90 unreadable answers is kept once, as the judge gave it, for a person to read.
+            #expect(
+                try await connection.count(
+                    #"SELECT count(*) FROM jury_invalid_answers WHERE judge = 'j1' AND answer = '{"label":"valid","label":"ambiguous"}'"#
+                ) == 90)
         }
     }
 

@@ -238,7 +238,7 @@ struct MalformedInputTests {
         ]
         for content in [
             "", "valid", "The label is valid.", "{}", "[]", "null", #"{"label": null}"#, #"{"label": 3}"#,
-            #"{"label": ["valid"]}"#, #"{"label": "Valid"}"#, #"{"label": "valid "}"#, #"{"label": "maybe"}"#,
+            #"{"label": ["valid"]}"#, #"{"label": "maybe"}"#, #"{"label": "valid_ish"}"#,
             #"{"label": ""}"#, #"{"rationale": "no label"}"#, #"{"label": "valid", "label": "ambiguous"}"#,
             #"{"label": "valid", "label": "valid"}"#, #"{"label": "valid""#, "```json\n{\"label\": \"nope\"}\n```",
             #"{"label": "valid\u0000"}"#, #"{"label": "valid", "rationale": 5}"#,
@@ -268,6 +268,10 @@ struct MalformedInputTests {
         let cases: [(String, String, Int?)] = [
             (Self.completion(content: #"{"label":"valid","rationale":"ok"}"#), "valid", 10),
             (Self.completion(content: "```json\n{\"label\": \"ambiguous\"}\n```"), "ambiguous", 10),
+            // Labels in another case or with spaces around, and JSON inside prose, are read.
+            (Self.completion(content: #"{"label": "Valid"}"#), "valid", 10),
+            (Self.completion(content: #"{"label": " wrong_skill "}"#), "wrong_skill", 10),
+            (Self.completion(content: #"My answer: {"label": "ambiguous"}."#), "ambiguous", 10),
             (
                 Self.completion(content: #"{"label":"valid"}"#, usage: #"{"prompt_tokens": 5000000000}"#), "valid",
                 5_000_000_000

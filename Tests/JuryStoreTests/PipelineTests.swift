@@ -36,6 +36,17 @@ struct PipelineTests {
             // Some calls failed with 500 or 429 and were retried, without using up attempts.
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE claims > 1") > 0)
             #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
+            // Every vote says which prompt it answered and which model version; an example's judges saw one prompt.
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM votes WHERE prompt_hash IS NULL OR model_version IS NULL OR cached_tokens IS NULL"
+                )
+                    == 0)
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM (SELECT example_id FROM votes GROUP BY 1 HAVING count(DISTINCT prompt_hash) > 1) x"
+                )
+                    == 0)
             #expect(server.requestCount > 900)
 
             // Every verdict is what the rule says of the votes behind it.

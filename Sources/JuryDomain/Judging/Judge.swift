@@ -9,20 +9,45 @@ public struct JudgeRequest: Sendable {
         self.user = user
         self.labels = labels
     }
+
+    /// A fingerprint of what every judge is sent (messages and labels), stored with each vote:
+    /// two votes of one example with different hashes saw different prompts. 64-bit FNV-1a,
+    /// as 16 hex digits; an identifier, not a security measure.
+    public var promptHash: String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for part in [system, user] + labels {
+            for byte in part.utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+            }
+            hash = (hash ^ 0xff) &* 0x0000_0100_0000_01b3  // a separator no UTF-8 text contains
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
 }
 
-/// A judge's answer: one label of the taxonomy, and why.
+/// A judge's answer: one label of the taxonomy, and why, with what the provider reported.
 public struct JudgeAnswer: Sendable, Equatable {
     public let label: String
     public let rationale: String?
+    /// Input tokens, all of them (cached ones included); output tokens; input tokens read from
+    /// the provider's prompt cache.
     public let promptTokens: Int?
     public let completionTokens: Int?
+    public let cachedTokens: Int?
+    /// The model version the provider says answered (e.g. `gpt-4o-2024-08-06`).
+    public let modelVersion: String?
 
-    public init(label: String, rationale: String?, promptTokens: Int? = nil, completionTokens: Int? = nil) {
+    public init(
+        label: String, rationale: String?, promptTokens: Int? = nil, completionTokens: Int? = nil,
+        cachedTokens: Int? = nil, modelVersion: String? = nil
+    ) {
         self.label = label
         self.rationale = rationale
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+        self.modelVersion = modelVersion
     }
 }
 

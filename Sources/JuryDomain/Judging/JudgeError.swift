@@ -28,11 +28,18 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
     public let message: String
     /// What the provider asked for with Retry-After, in seconds.
     public let retryAfter: Double?
+    /// For an answer that could not be read: what the judge said, cut to `answerLimit`
+    /// characters, kept for a person to read (never in the message).
+    public let answer: String?
 
-    public init(_ code: Code, _ message: String, retryAfter: Double? = nil) {
+    /// The longest part of an unreadable answer that is kept.
+    public static let answerLimit = 2000
+
+    public init(_ code: Code, _ message: String, retryAfter: Double? = nil, answer: String? = nil) {
         self.code = code
         self.message = message
         self.retryAfter = retryAfter
+        self.answer = answer.map { String($0.prefix(Self.answerLimit)) }
     }
 
     public var description: String { "\(code): \(message)" }

@@ -1,9 +1,12 @@
 import Mustache
 
-/// Renders a run's prompt templates for one example.
+/// Renders a run's prompt templates for one example: a pure function of the example, so that
+/// every judge in every process sees the same bytes.
 ///
 /// Templates see the example's fields (its JSON payload), `id`, `taxonomy` (a list of
-/// label and description) and `labels` (the label names).
+/// label and description) and `labels` (the label names). A field holding an object or an
+/// array renders as canonical JSON (keys sorted, no spaces); sections iterate arrays and
+/// dotted names reach into objects (`{{meta.shop}}`).
 public struct PromptRenderer: Sendable {
     private let system: MustacheTemplate
     private let user: MustacheTemplate
@@ -25,11 +28,47 @@ public struct PromptRenderer: Sendable {
     public func render(id: String, payload: JSONValue) -> JudgeRequest {
         var context: [String: Any] = [:]
         if case .object(let fields) = payload {
-            context = fields.mapValues(\.plain)
+            context = fields.mapValues(TemplateValue.make)
         }
         context["id"] = id
         context["taxonomy"] = taxonomy
         context["labels"] = labels
         return JudgeRequest(system: system.render(context), user: user.render(context), labels: labels)
     }
+}
+
+/// A JSON value as the templates see it. Objects and arrays render as canonical JSON, never as
+/// a Swift description, whose key order changes from process to process.
+enum TemplateValue {
+    static func make(_ value: JSONValue) -> Any {
+        switch value {
+        case .null: return TemplateNull()
+        case .bool(let value): return value
+        case .integer(let value): return value
+        case .number(let value): return value
+        case .string(let value): return value
+        case .array(let items): return TemplateArray(items: items)
+        case .object(let fields): return TemplateObject(fields: fields)
+        }
+    }
+}
+
+struct TemplateObject: MustacheParent, MustacheCustomRenderable {
+    let fields: [String: JSONValue]
+    func child(named name: String) -> Any? { fields[name].map(TemplateValue.make) }
+    var renderText: String { JSONValue.object(fields).jsonText }
+    var isNull: Bool { false }
+}
+
+struct TemplateArray: MustacheSequence, MustacheCustomRenderable {
+    let items: [JSONValue]
+    func makeIterator() -> IndexingIterator<[Any]> { items.map(TemplateValue.make).makeIterator() }
+    var renderText: String { JSONValue.array(items).jsonText }
+    var isNull: Bool { false }
+}
+
+/// JSON null: renders as nothing and counts as false in sections.
+struct TemplateNull: MustacheCustomRenderable {
+    var renderText: String { "" }
+    var isNull: Bool { true }
 }

@@ -35,11 +35,15 @@ final class JudgeCaller: Sendable {
         do {
             // One deadline for the whole call, head and body, whatever the judge's client does.
             let answer = try await withDeadline(.seconds(config.timeoutSeconds)) { try await judge.classify(request) }
+            // Whatever a judge's client did, a vote is a label of the taxonomy.
             guard context.run.config.labels.contains(answer.label) else {
-                throw JudgeError(.badAnswer, "judge \(job.judge) answered a label outside the taxonomy")
+                throw JudgeError(
+                    .badAnswer, "judge \(job.judge) answered a label outside the taxonomy", answer: answer.label)
             }
             logger.trace("vote", metadata: ["label": "\(answer.label)"])
-            return .vote(job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds))
+            return .vote(
+                job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds),
+                promptHash: request.promptHash)
         } catch {
             if Task.isCancelled || error is CancellationError {
                 return .returned(job, error: "the worker stopped before the call finished")
@@ -67,7 +71,7 @@ final class JudgeCaller: Sendable {
                     JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
                     "attempt": "\(job.attempts)",
                 ])
-            return .release(job, error: "\(error)", decision)
+            return .release(job, error: "\(error)", decision, answer: (error as? JudgeError)?.answer)
         }
     }
 
