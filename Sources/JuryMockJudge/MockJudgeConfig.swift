@@ -52,6 +52,8 @@ public struct MockJudgeConfig: Codable, Sendable {
             public var content: String?
             public var rationale: String?
             public var usageTokens: Int64?
+            /// Every call answers the provider's error for a used-up credit, spend limit or daily quota.
+            public var exhausted: Bool?
 
             enum CodingKeys: String, CodingKey {
                 case errorStatus = "error_status"
@@ -64,14 +66,16 @@ public struct MockJudgeConfig: Codable, Sendable {
                 case garbageRate = "garbage_rate"
                 case content, rationale
                 case usageTokens = "usage_tokens"
+                case exhausted
             }
 
             public init(
                 errorStatus: Int? = nil, retryAfter: String? = nil, outageSeconds: Double? = nil,
                 outageStatus: Int? = nil, stallRate: Double? = nil, stallSeconds: Double? = nil,
                 dropRate: Double? = nil, garbageRate: Double? = nil, content: String? = nil,
-                rationale: String? = nil, usageTokens: Int64? = nil
+                rationale: String? = nil, usageTokens: Int64? = nil, exhausted: Bool? = nil
             ) {
+                self.exhausted = exhausted
                 self.errorStatus = errorStatus
                 self.retryAfter = retryAfter
                 self.outageSeconds = outageSeconds

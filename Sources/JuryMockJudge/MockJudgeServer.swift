@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import JuryDomain
 public import Logging
@@ -6,7 +7,8 @@ import NIOCore
 public import ServiceLifecycle
 import Synchronization
 
-/// A real HTTP server speaking the OpenAI Chat Completions format, for demos, tests and benchmarks.
+/// A real HTTP server speaking the judges' APIs (OpenAI Chat Completions, Anthropic Messages,
+/// Gemini generateContent), for demos, tests and benchmarks.
 ///
 /// Each model in the config is a judge with its own seeded, deterministic behaviour: the same
 /// request text always gets the same label from the same judge. Errors are drawn per attempt
@@ -42,8 +44,16 @@ public final class MockJudgeServer: Sendable {
     ) -> some Service {
         let router = Router()
         router.post("v1/chat/completions") { request, _ in
-            let body = try await request.body.collect(upTo: 4 << 20)
-            return await self.respond(to: Data(body.readableBytesView), authorization: request.headers[.authorization])
+            await self.respond(.openAI, to: request, pathModel: nil)
+        }
+        router.post("v1/messages") { request, _ in
+            await self.respond(.anthropic, to: request, pathModel: nil)
+        }
+        // Gemini names the model in the path: /v1beta/models/MODEL:generateContent.
+        router.post("v1beta/models/:call") { request, context in
+            let call = context.parameters.get("call") ?? ""
+            let model = call.hasSuffix(":generateContent") ? String(call.dropLast(16)) : nil
+            return await self.respond(.gemini, to: request, pathModel: model)
         }
         router.get("health") { _, _ in "ok" }
         return Application(
@@ -53,26 +63,42 @@ public final class MockJudgeServer: Sendable {
             logger: logger)
     }
 
-    func respond(to body: Data, authorization: String?) async -> Response {
+    private func respond(_ format: MockWireFormat, to request: Request, pathModel: String?) async -> Response {
+        let body = (try? await request.body.collect(upTo: 4 << 20)).map { Data($0.readableBytesView) } ?? Data()
+        let credential = format.credential(
+            authorization: request.headers[.authorization], apiKey: request.headers[HTTPField.Name("x-api-key")!],
+            googleKey: request.headers[HTTPField.Name("x-goog-api-key")!])
+        return await respond(format, body: body, credential: credential, pathModel: pathModel)
+    }
+
+    func respond(_ format: MockWireFormat, body: Data, credential: String?, pathModel: String?) async -> Response {
         requests.withLock { $0 += 1 }
         let first = firstRequestAt.withLock { first in
             if first == nil { first = .now }
             return first!
         }
-        guard let request = try? JSONDecoder().decode(ChatRequest.self, from: body) else {
-            return error(400, "the body is not a chat completions request", type: "invalid_request_error")
+        func error(_ kind: MockWireFormat.ErrorKind, status: Int? = nil, _ message: String, retryAfter: Double? = nil)
+            -> Response
+        {
+            let (code, body) = format.error(kind, status: status, message: message, retryAfter: retryAfter)
+            return json(code, body)
         }
-        guard let behaviour = behaviours[request.model] else {
-            return error(404, "The model `\(request.model)` does not exist", type: "invalid_request_error")
+        guard let call = format.call(from: body, pathModel: pathModel) else {
+            return error(
+                .badRequest, "the body is not a request the mock reads, or does not force the label as an enum")
         }
-        if let key = behaviour.apiKey, authorization != "Bearer \(key)" {
-            return error(401, "Incorrect API key provided", type: "invalid_request_error")
+        guard let behaviour = behaviours[call.model] else {
+            return error(.notFound, "The model `\(call.model)` does not exist")
         }
-        let text = request.messages.last(where: { $0.role == "user" })?.content ?? ""
-        let labels = request.responseFormat?.jsonSchema?.schema?.properties?.label?.enum ?? []
-        guard !labels.isEmpty else {
-            return error(400, "response_format must give the labels as an enum", type: "invalid_request_error")
+        if let key = behaviour.apiKey, credential != key {
+            return error(.unauthorized, "Incorrect API key provided")
         }
+        let faults = behaviour.faults ?? .init()
+        if faults.exhausted == true {
+            return error(.exhausted, "Your credit balance is too low, or the daily quota is used up")
+        }
+        let text = call.user
+        let labels = call.labels
         let textHash = Self.hash(text, seed: behaviour.seed)
         let attempt = seen.withLock { seen in
             if seen.count > 2_000_000 { seen.removeAll() }
@@ -89,19 +115,22 @@ public final class MockJudgeServer: Sendable {
             let normal = Self.normal(draw(1), draw(2))
             try? await Task.sleep(for: .milliseconds(latency.median * exp(sigma * normal)))
         }
-        let faults = behaviour.faults ?? .init()
         if let outage = faults.outageSeconds, ContinuousClock.now - first < .seconds(outage) {
-            return error(faults.outageStatus ?? 503, "The service is temporarily unavailable", type: "server_error")
+            let status = faults.outageStatus ?? 503
+            return error(
+                status == 529 ? .overloaded : .server, status: status, "The service is temporarily unavailable")
         }
         if draw(3) < (behaviour.rateLimitRate ?? 0) {
-            var response = error(429, "Rate limit reached for \(request.model)", type: "rate_limit_error")
-            response.headers[.retryAfter] = faults.retryAfter ?? "1"
+            let seconds = faults.retryAfter ?? "1"
+            var response = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: Double(seconds))
+            response.headers[.retryAfter] = seconds
             return response
         }
         if draw(4) < (behaviour.errorRate ?? 0) {
+            let status = faults.errorStatus ?? 500
             return error(
-                faults.errorStatus ?? 500, "The server had an error while processing your request", type: "server_error"
-            )
+                status == 529 ? .overloaded : .server, status: status,
+                "The server had an error while processing your request")
         }
 
         // The label depends on the text only (not the attempt): a judge is consistent.
@@ -115,16 +144,11 @@ public final class MockJudgeServer: Sendable {
                 label = others[Int(steady(7) * Double(others.count)) % others.count]
             }
         }
-        var content = Self.answerText(
-            label: label, rationale: faults.rationale ?? "mock judge \(request.model) read the request")
-        if let fixed = faults.content { content = fixed }
-        if draw(8) < (faults.garbageRate ?? 0) { content = "I think this request is fine, probably." }
-        let answer = ChatResponse(
-            id: "mock-\(textHash)", object: "chat.completion", model: request.model + "-mock-2026-11",
-            choices: [.init(index: 0, message: .init(role: "assistant", content: content), finishReason: "stop")],
-            usage: .init(
-                promptTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4), completionTokens: 16,
-                promptTokensDetails: .init(cachedTokens: 0)))
+        var replacement = faults.content
+        if draw(8) < (faults.garbageRate ?? 0) { replacement = "I think this request is fine, probably." }
+        let answer = format.answer(
+            model: call.model, label: label, rationale: faults.rationale ?? "mock judge \(call.model) read the request",
+            text: replacement, inputTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4))
         if draw(9) < (faults.stallRate ?? 0) {
             return halfBody(answer, then: .stall(seconds: faults.stallSeconds ?? 600))
         }
@@ -132,12 +156,6 @@ public final class MockJudgeServer: Sendable {
             return halfBody(answer, then: .drop)
         }
         return json(200, answer)
-    }
-
-    /// The answer's text: JSON with the label and a rationale, escaped as JSON escapes it.
-    static func answerText(label: String, rationale: String) -> String {
-        let data = (try? JSONEncoder().encode(["label": label, "rationale": rationale])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
     }
 
     private enum AfterHalf {
@@ -163,10 +181,6 @@ public final class MockJudgeServer: Sendable {
                 }
                 throw DroppedConnection()
             })
-    }
-
-    private func error(_ status: Int, _ message: String, type: String) -> Response {
-        json(status, ErrorEnvelope(error: .init(message: message, type: type)))
     }
 
     private func json(_ status: Int, _ value: some Encodable) -> Response {
@@ -199,79 +213,4 @@ public final class MockJudgeServer: Sendable {
     static func normal(_ u1: Double, _ u2: Double) -> Double {
         sqrt(-2 * log(max(u1, 1e-12))) * cos(2 * .pi * u2)
     }
-}
-
-// MARK: - Wire format (the subset the mock reads and writes)
-
-private struct ChatRequest: Decodable {
-    struct Message: Decodable {
-        let role: String
-        let content: String
-    }
-    struct ResponseFormat: Decodable {
-        let jsonSchema: JSONSchema?
-        enum CodingKeys: String, CodingKey { case jsonSchema = "json_schema" }
-    }
-    struct JSONSchema: Decodable {
-        let schema: Schema?
-    }
-    struct Schema: Decodable {
-        let properties: Properties?
-    }
-    struct Properties: Decodable {
-        let label: Property?
-    }
-    struct Property: Decodable {
-        let `enum`: [String]?
-    }
-    let model: String
-    let messages: [Message]
-    let responseFormat: ResponseFormat?
-    enum CodingKeys: String, CodingKey {
-        case model, messages
-        case responseFormat = "response_format"
-    }
-}
-
-private struct ChatResponse: Encodable {
-    struct Choice: Encodable {
-        let index: Int
-        let message: Message
-        let finishReason: String
-        enum CodingKeys: String, CodingKey {
-            case index, message
-            case finishReason = "finish_reason"
-        }
-    }
-    struct Message: Encodable {
-        let role: String
-        let content: String
-    }
-    struct Usage: Encodable {
-        struct Details: Encodable {
-            let cachedTokens: Int64
-            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
-        }
-        let promptTokens: Int64
-        let completionTokens: Int64
-        let promptTokensDetails: Details
-        enum CodingKeys: String, CodingKey {
-            case promptTokens = "prompt_tokens"
-            case completionTokens = "completion_tokens"
-            case promptTokensDetails = "prompt_tokens_details"
-        }
-    }
-    let id: String
-    let object: String
-    let model: String
-    let choices: [Choice]
-    let usage: Usage
-}
-
-private struct ErrorEnvelope: Encodable {
-    struct Detail: Encodable {
-        let message: String
-        let type: String
-    }
-    let error: Detail
 }

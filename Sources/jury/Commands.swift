@@ -165,7 +165,7 @@ struct WorkerCommand: AsyncParsableCommand {
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let worker = Worker(
-            database: db.target, options: options, logger: logger, makeJudge: OpenAIChatJudge.factory(client: client))
+            database: db.target, options: options, logger: logger, makeJudge: HTTPJudge.factory(client: client))
         do {
             // The worker bounds its own stop; the group's limit is a backstop a little beyond it.
             try await runUntilSignalled(worker, maximumShutdownSeconds: options.longestStopSeconds + 5, logger: logger)

@@ -7,6 +7,8 @@ import JuryTestSupport
 import Synchronization
 import Testing
 
+/// Bounds on how long stopping takes. deploy/local/test.sh runs this suite alone: beside the
+/// other suites, on two cores, any bound in seconds would be a lottery.
 @Suite("Cancellation")
 struct CancellationTests {
     @Test(.freshDatabase) func aCancelledWorkerStopsWithinASecondAndClaimsNoMore() async throws {

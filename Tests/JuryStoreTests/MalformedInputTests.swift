@@ -255,7 +255,7 @@ struct MalformedInputTests {
         #expect(Self.badResponses.count >= 60)
         for body in Self.badResponses {
             let error = #expect(throws: JudgeError.self, "\(body)") {
-                try OpenAIChatJudge.parseAnswer(Data(body.utf8), labels: Self.labels, judge: "claude")
+                try OpenAIFormat.parseAnswer(Data(body.utf8), labels: Self.labels, judge: "claude")
             }
             #expect(error?.code == .badAnswer, "\(body)")
             #expect(
@@ -281,7 +281,7 @@ struct MalformedInputTests {
             (Self.completion(content: #"{"label":"valid"}"#, usage: #"{"prompt_tokens": "many"}"#), "valid", nil),
         ]
         for (body, label, tokens) in cases {
-            let answer = try OpenAIChatJudge.parseAnswer(Data(body.utf8), labels: Self.labels, judge: "j")
+            let answer = try OpenAIFormat.parseAnswer(Data(body.utf8), labels: Self.labels, judge: "j")
             #expect(answer.label == label)
             #expect(answer.promptTokens == tokens, "\(body)")
         }

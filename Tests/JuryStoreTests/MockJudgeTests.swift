@@ -10,7 +10,7 @@ struct MockJudgeTests {
     @Test func answersDeterministicallyPerJudgeAndRejectsUnknownModels() async throws {
         try await withMockJudges([mockJudge("det", seed: 99, accuracy: 0.7)]) { baseURL, _ in
             let config = JudgeConfig(name: "det", provider: "openai-compatible", model: "det", baseURL: baseURL)
-            let judge = try OpenAIChatJudge(config: config, client: testHTTPClient)
+            let judge = try HTTPJudge(config: config, client: testHTTPClient)
             let labels = ["valid", "needs_more_context", "missing_capability", "wrong_skill", "ambiguous"]
             for text in ["Customers from Paris", "Write an email", "Find my best customers", "Customers aged 30"] {
                 let request = JudgeRequest(system: "s", user: "Request: \(text)", labels: labels)
@@ -22,7 +22,7 @@ struct MockJudgeTests {
             let unknown = JudgeConfig(
                 name: "x", provider: "openai-compatible", model: "no-such-model", baseURL: baseURL)
             let error = await #expect(throws: JudgeError.self) {
-                try await OpenAIChatJudge(config: unknown, client: testHTTPClient)
+                try await HTTPJudge(config: unknown, client: testHTTPClient)
                     .classify(JudgeRequest(system: "s", user: "u", labels: labels))
             }
             #expect(error?.code == .notFound)

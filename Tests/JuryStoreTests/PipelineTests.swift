@@ -173,6 +173,40 @@ struct PipelineTests {
         }
     }
 
+    @Test(.freshDatabase) func aPanelOfThreeProvidersVotesThroughEachNativeAPI() async throws {
+        let key = "sk-panel-\(UUID().uuidString)"
+        let judges = ["p-openai", "p-anthropic", "p-gemini"].enumerated().map { index, model in
+            mockJudge(model, seed: 40 + UInt64(index), latency: 5, rateLimitRate: 0.1, apiKey: key)
+        }
+        try await withMockJudges(judges) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let yaml = runYAML(
+                models: ["p-openai", "p-anthropic", "p-gemini"], baseURL: baseURL, apiKeyEnv: "PANEL_KEY",
+                providers: ["openai", "anthropic", "gemini"])
+            let run = try await createRun(yaml, in: jury)
+            try await enqueue(try writeCorpus(count: 60), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: ["PANEL_KEY": key]) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 60
+            }
+            // Every judge voted on every example through its own API, and said which model answered.
+            for (judge, model) in [("j1", "p-openai"), ("j2", "p-anthropic"), ("j3", "p-gemini")] {
+                #expect(
+                    try await connection.count(
+                        "SELECT count(*) FROM votes WHERE judge = \(judge) AND model_version = \(model + "-mock-2026-11")"
+                    )
+                        == 60)
+            }
+            // The three judges of an example were sent one prompt.
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM (SELECT example_id FROM votes GROUP BY 1 HAVING count(DISTINCT prompt_hash) > 1) x"
+                )
+                    == 0)
+        }
+    }
+
     @Test(.freshDatabase) func aBadKeyStopsThatJudgesCallsAndTheKeyIsNeverStored() async throws {
         let key = "sk-test-\(UUID().uuidString)"
         let judges = [mockJudge("s-a", seed: 11, apiKey: key)]

@@ -40,10 +40,13 @@ public func mockJudge(
 public func runYAML(
     name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
     maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil, giveUpAfter: Double = 3600,
-    maxRetryAfter: Double = 600, timeout: Double? = nil
+    maxRetryAfter: Double = 600, timeout: Double? = nil, providers: [String]? = nil
 ) -> String {
     let judges = models.enumerated().map { index, model in
-        var line = "  - { name: j\(index + 1), provider: openai-compatible, model: \(model), base_url: \"\(baseURL)\""
+        // The mock serves each provider's API: Gemini's under /v1beta, the others under /v1.
+        let provider = providers?[index] ?? "openai-compatible"
+        let base = provider == "gemini" ? baseURL.replacingOccurrences(of: "/v1", with: "/v1beta") : baseURL
+        var line = "  - { name: j\(index + 1), provider: \(provider), model: \(model), base_url: \"\(base)\""
         if let apiKeyEnv { line += ", api_key_env: \(apiKeyEnv)" }
         if let requestsPerMinute { line += ", requests_per_minute: \(requestsPerMinute)" }
         if let timeout { line += ", timeout_seconds: \(timeout)" }
@@ -119,7 +122,7 @@ public let testHTTPClient: HTTPClient = {
 public func testWorker(url: String, options: WorkerOptions, environment: [String: String] = [:]) -> Worker {
     Worker(
         database: Database(conninfo: url), options: options, logger: TestDatabase.logger,
-        makeJudge: { config in try OpenAIChatJudge(config: config, client: testHTTPClient, environment: environment) })
+        makeJudge: { config in try HTTPJudge(config: config, client: testHTTPClient, environment: environment) })
 }
 
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.

@@ -126,8 +126,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
 public struct JudgeConfig: Codable, Sendable, Equatable {
     /// The judge's name in votes, status and exports; unique within the run.
     public var name: String
-    /// `openai`, `anthropic`, `gemini` or `openai-compatible`; all are called through the
-    /// OpenAI Chat Completions format (each provider serves it), at `baseURL`.
+    /// `openai` or `openai-compatible` (Chat Completions), `anthropic` (Messages) or `gemini`
+    /// (`generateContent`): each is called in its own API, at `baseURL`.
     public var provider: String
     public var model: String
     public var baseURL: String
@@ -183,7 +183,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     static let providerDefaults: [String: (baseURL: String, apiKeyEnv: String)] = [
         "openai": ("https://api.openai.com/v1", "OPENAI_API_KEY"),
         "anthropic": ("https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"),
-        "gemini": ("https://generativelanguage.googleapis.com/v1beta/openai", "GEMINI_API_KEY"),
+        "gemini": ("https://generativelanguage.googleapis.com/v1beta", "GEMINI_API_KEY"),
     ]
     static let providers = ["openai", "anthropic", "gemini", "openai-compatible"]
 }

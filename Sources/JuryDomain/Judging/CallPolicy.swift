@@ -89,7 +89,7 @@ public struct CallPolicy: Sendable {
     public func decide(_ error: Error, history: History, random: Double = Double.random(in: 0...1)) -> Decision {
         let code = (error as? JudgeError)?.code
         switch code {
-        case .unauthorized?, .notFound?:
+        case .unauthorized?, .notFound?, .quotaExhausted?:
             return Decision(kind: .returned, delaySeconds: 60, final: false, haltsJudge: true)
         case .rateLimited?, .server?, .timeout?, .network?:
             let streak = history.transientFailures + 1

@@ -19,6 +19,9 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
         public static let unauthorized = Code("unauthorized")
         /// 404: unknown model or endpoint. Retrying cannot help.
         public static let notFound = Code("not found")
+        /// The account's credit, spend limit or daily quota is used up. Retrying cannot help
+        /// until someone acts.
+        public static let quotaExhausted = Code("quota exhausted")
         /// Another 4xx: the provider refused the request; it counts as a wrong answer.
         public static let badRequest = Code("bad request")
         public var description: String { name }

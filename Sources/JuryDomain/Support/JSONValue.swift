@@ -78,3 +78,25 @@ public enum JSONValue: Codable, Sendable, Equatable {
         }
     }
 }
+
+extension JSONValue {
+    /// The value at a path of object keys, if every step is an object that has the key.
+    public subscript(_ path: String...) -> JSONValue? {
+        var value: JSONValue? = self
+        for key in path {
+            guard case .object(let fields) = value else { return nil }
+            value = fields[key]
+        }
+        return value
+    }
+
+    /// A string's text, or a number's, for fields that providers write either way.
+    public var text: String? {
+        switch self {
+        case .string(let value): return value
+        case .integer(let value): return String(value)
+        case .number(let value): return String(value)
+        default: return nil
+        }
+    }
+}

@@ -1,0 +1,65 @@
+public import Foundation
+public import JuryDomain
+
+/// What differs from one provider's API to another: where to send, how to ask with the label
+/// forced, how to read the answer, and what an error body says.
+public protocol ProviderFormat: Sendable {
+    /// The URL to POST to.
+    func endpoint(baseURL: String, model: String) -> String
+    /// The headers that carry the key (and the API version, where one is needed).
+    func headers(apiKey: String?) -> [(String, String)]
+    /// The request body: the prompt, with the label forced to one of `request.labels`.
+    func body(for request: JudgeRequest, model: String) throws -> Data
+    /// Reads a 200 response: every byte of it is untrusted.
+    func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer
+    /// What an error response says: its message, and whether it means that no retry can help
+    /// until someone acts (a spend limit, a daily quota).
+    func errorDetail(_ body: Data) -> (message: String?, exhausted: Bool, retryAfter: Double?)
+}
+
+/// A token count as a provider reports it: any JSON number, kept within 0...Int64.max; anything
+/// else reads as missing rather than failing the whole answer.
+struct TokenCount: Decodable, Sendable {
+    let count: Int?
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let whole = try? container.decode(Int64.self) {
+            count = Int(max(0, whole))
+        } else if let number = try? container.decode(Double.self), number.isFinite {
+            count = number >= 9.2e18 ? Int.max : Int(max(0, number.rounded()))
+        } else {
+            count = nil
+        }
+    }
+}
+
+/// The label's schema, as every provider's structured output takes it.
+struct LabelSchema: Encodable {
+    struct Property: Encodable {
+        let type: String
+        let `enum`: [String]?
+        let description: String?
+    }
+    struct Properties: Encodable {
+        let label: Property
+        let rationale: Property
+    }
+    let type: String
+    let properties: Properties
+    let required: [String]
+
+    /// `typeNames` maps JSON Schema's type names to the provider's (Gemini writes them in capitals).
+    init(labels: [String], typeNames: (String) -> String = { $0 }) {
+        type = typeNames("object")
+        properties = Properties(
+            label: Property(type: typeNames("string"), enum: labels, description: "One label of the taxonomy."),
+            rationale: Property(type: typeNames("string"), enum: nil, description: "One sentence: why."))
+        required = ["label", "rationale"]
+    }
+}
+
+extension String {
+    /// The base URL without a trailing slash.
+    var withoutTrailingSlash: String { hasSuffix("/") ? String(dropLast()) : self }
+}
