@@ -29,6 +29,11 @@ public struct StatusReport: Sendable {
     public let runs: [RunLine]
     public let judges: [JudgeLine]
     public let liveWorkers: Int
+    /// Judges stopped fleet-wide (their breaker is open): run and judge to the reason.
+    public let stopped: [String: [String: String]]
+    /// Spend per run and judge, in USD, and each run's budget.
+    public let costs: [String: [String: Double]]
+    public let budgets: [String: Double]
 
     /// Reads the report from the views, for every run or only `run`.
     public static func load(run: String?, from store: Store) async throws -> StatusReport {
@@ -63,7 +68,23 @@ public struct StatusReport: Sendable {
         }
         let workers: Int = try await connection.query(
             "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
-        return StatusReport(runs: runs, judges: judges, liveWorkers: workers)
+        var stopped: [String: [String: String]] = [:]
+        for row in try await connection.query(
+            "SELECT run, judge, reason FROM jury_breakers WHERE \(run)::text IS NULL OR run = \(run)")
+        {
+            stopped[try row.decode("run"), default: [:]][try row.decode("judge")] = try row.decode("reason")
+        }
+        var costs: [String: [String: Double]] = [:]
+        var budgets: [String: Double] = [:]
+        for row in try await connection.query(
+            "SELECT run, judge, cost_usd, budget_usd FROM jury_costs WHERE \(run)::text IS NULL OR run = \(run)")
+        {
+            let name: String = try row.decode("run")
+            costs[name, default: [:]][try row.decode("judge")] = try row.decode("cost_usd")
+            budgets[name] = try row.decodeIfPresent("budget_usd")
+        }
+        return StatusReport(
+            runs: runs, judges: judges, liveWorkers: workers, stopped: stopped, costs: costs, budgets: budgets)
     }
 
     /// The report as aligned text for a terminal.
@@ -88,7 +109,20 @@ public struct StatusReport: Sendable {
                 }
                 out += (judge.averageLatencyMilliseconds.map(String.init) ?? "-").leftPadded(8) + "\n"
             }
+            if let spent = costs[run.name], spent.values.contains(where: { $0 > 0 }) {
+                let total = spent.values.reduce(0, +)
+                let budget = budgets[run.name].map { String(format: " of a budget of $%.2f", $0) } ?? ""
+                out += String(format: "  cost      $%.4f", total) + budget + "\n"
+            }
             for judge in judges where judge.run == run.name {
+                if let reason = stopped[run.name]?[judge.judge] {
+                    out +=
+                        "  \(judge.judge) STOPPED on every worker: \(reason); "
+                        + "fix it, then `jury judge resume \(run.name) \(judge.judge)`\n"
+                }
+                if let cost = costs[run.name]?[judge.judge], cost > 0 {
+                    out += "  \(judge.judge) cost " + String(format: "$%.4f", cost) + "\n"
+                }
                 if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
                 if let seconds = judge.retryingSeconds {
                     out += "  \(judge.judge) retrying an outage for \(Int(seconds))s (no attempts used)\n"

@@ -30,11 +30,12 @@ extension Store {
     @discardableResult
     public func record(_ outcomes: [JobOutcome], owner: String) async throws -> Int {
         var recorded = 0
-        var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int, promptHash: String?)] = []
+        var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int, promptHash: String?, cost: Double?)] = []
         var releases: [(job: ClaimedJob, error: String, decision: CallPolicy.Decision, answer: String?)] = []
         for outcome in outcomes {
             switch outcome {
-            case .vote(let job, let answer, let latency, let hash): votes.append((job, answer, latency, hash))
+            case .vote(let job, let answer, let latency, let hash, let cost):
+                votes.append((job, answer, latency, hash, cost))
             case .release(let job, let error, let decision, let answer): releases.append((job, error, decision, answer))
             }
         }
@@ -48,7 +49,7 @@ extension Store {
                     \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
                     \(votes.map(\.answer.cachedTokens))::bigint[],
                     \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
-                    \(votes.map(\.promptHash))::text[])
+                    \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[])
                 """)
             recorded += rows.count
         }

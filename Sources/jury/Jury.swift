@@ -25,7 +25,7 @@ struct Jury: AsyncParsableCommand {
             """,
         subcommands: [
             Migrate.self, RunCommand.self, Enqueue.self, WorkerCommand.self, ReducerCommand.self, Status.self,
-            Retry.self, Export.self, Prompt.self, MockJudge.self, Bench.self,
+            Retry.self, JudgeCommand.self, Export.self, Prompt.self, MockJudge.self, Bench.self,
         ])
 }
 

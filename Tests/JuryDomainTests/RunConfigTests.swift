@@ -47,6 +47,15 @@ struct RunConfigTests {
         ),
         ("user: \"Request: {{request}}\"", "user: \"{{#open}}\"", "prompt.user: is not a valid Mustache template"),
         ("max_attempts: 3", "max_attempts: many", "max_attempts: expected a whole number"),
+        ("max_attempts: 3", "max_attempts: 3\nbudget_usd: 0", "budget_usd: must be more than 0"),
+        (
+            "model: b,", "model: b, price: { input_per_million: -1, output_per_million: 2 },",
+            "judges[1].price.input_per_million: must be a price in USD"
+        ),
+        (
+            "model: b,", "model: b, price: { input_per_million: 1, output: 2 },",
+            "judges[1].price.output: unknown key"
+        ),
     ])
     func invalidConfigsNameTheField(replacing: String, with replacement: String, message: String) throws {
         let yaml = valid.replacingOccurrences(of: replacing, with: replacement)
@@ -91,5 +100,19 @@ struct ConsensusTests {
         #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 4).status == .agreed)
         #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "y", "d": "y"], judges: 4).status == .disagreed)
         #expect(rule.decide(votes: ["a": "x", "b": "x"], judges: 4).status == .insufficient)
+    }
+}
+
+@Suite("Prices")
+struct PriceTests {
+    @Test func aVoteCostsItsFreshCachedAndOutputTokensAtTheirPrices() {
+        let price = JudgeConfig.Price(inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.3)
+        let answer = JudgeAnswer(
+            label: "valid", rationale: nil, promptTokens: 1_000_000, completionTokens: 100_000, cachedTokens: 400_000)
+        // 600k fresh at $3, 400k cached at $0.30, 100k output at $15.
+        #expect(abs((price.cost(of: answer) ?? 0) - (1.8 + 0.12 + 1.5)) < 1e-9)
+        let uncachedPrice = JudgeConfig.Price(inputPerMillion: 3, outputPerMillion: 15)
+        #expect(abs((uncachedPrice.cost(of: answer) ?? 0) - (3 + 1.5)) < 1e-9)
+        #expect(price.cost(of: JudgeAnswer(label: "valid", rationale: nil)) == nil)
     }
 }

@@ -95,6 +95,14 @@ extension RunConfig {
             if let limit = judge.requestsPerMinute, limit < 1 {
                 throw fail("\(field).requests_per_minute", "must be at least 1 (leave it out for no limit)")
             }
+            if let price = judge.price {
+                for (key, value) in [
+                    ("input_per_million", price.inputPerMillion), ("output_per_million", price.outputPerMillion),
+                    ("cached_input_per_million", price.cachedInputPerMillion ?? 0),
+                ] where !(value >= 0 && value < 1e6) {
+                    throw fail("\(field).price.\(key)", "must be a price in USD, 0 or more")
+                }
+            }
         }
         for (field, template) in [("prompt.system", prompt.system), ("prompt.user", prompt.user)] {
             do {
@@ -120,6 +128,9 @@ extension RunConfig {
         default:
             throw fail("consensus.rule", "'\(consensus.rule)' is not one of unanimous, quorum")
         }
+        if let budget = budgetUSD, !(budget > 0) {
+            throw fail("budget_usd", "must be more than 0 (leave it out for none)")
+        }
         guard (1...100).contains(maxAttempts) else { throw fail("max_attempts", "\(maxAttempts) is outside 1...100") }
         guard retry.baseDelaySeconds > 0 else { throw fail("retry.base_delay_seconds", "must be positive") }
         guard retry.maxDelaySeconds >= retry.baseDelaySeconds else {
@@ -130,12 +141,15 @@ extension RunConfig {
     }
 
     private static let knownKeys: [String: Set<String>] = [
-        "": ["name", "description", "taxonomy", "judges", "prompt", "consensus", "max_attempts", "retry"],
+        "": [
+            "name", "description", "taxonomy", "judges", "prompt", "consensus", "max_attempts", "retry", "budget_usd",
+        ],
         "taxonomy": ["label", "description"],
         "judges": [
             "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
-            "requests_per_minute",
+            "requests_per_minute", "price",
         ],
+        "price": ["input_per_million", "output_per_million", "cached_input_per_million"],
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum"],
         "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
@@ -165,6 +179,9 @@ extension RunConfig {
             for (index, item) in ((root[section] as? [Any]) ?? []).enumerated() {
                 if let mapping = item as? [String: Any] {
                     try check(mapping, section: section, field: "\(section)[\(index)].")
+                    if let price = mapping["price"] as? [String: Any] {
+                        try check(price, section: "price", field: "\(section)[\(index)].price.")
+                    }
                 }
             }
         }

@@ -15,6 +15,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// Wrong answers per job (unparseable, outside the taxonomy, a refused request) before it fails for good.
     public var maxAttempts: Int
     public var retry: RetryPolicy
+    /// Most the run may spend, in USD, by its judges' prices; workers stop claiming its jobs after.
+    public var budgetUSD: Double?
 
     public struct Label: Codable, Sendable, Equatable {
         public var label: String
@@ -84,6 +86,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         case name, description, taxonomy, judges, prompt, consensus
         case maxAttempts = "max_attempts"
         case retry
+        case budgetUSD = "budget_usd"
     }
 
     public init(from decoder: Decoder) throws {
@@ -96,6 +99,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         consensus = try container.decodeIfPresent(Consensus.self, forKey: .consensus) ?? Consensus(rule: Defaults.rule)
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? Defaults.maxAttempts
         retry = try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .standard
+        budgetUSD = try container.decodeIfPresent(Double.self, forKey: .budgetUSD)
     }
 
     /// The values a config gets for what it leaves out: defined here only.
@@ -138,6 +142,39 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     public var timeoutSeconds: Double
     /// The provider's request limit for this judge, held across all workers; nil for none.
     public var requestsPerMinute: Int?
+    /// What the provider charges, to count each vote's cost; nil counts none.
+    public var price: Price?
+
+    /// USD per million tokens.
+    public struct Price: Codable, Sendable, Equatable {
+        public var inputPerMillion: Double
+        public var outputPerMillion: Double
+        /// Input read from the provider's prompt cache; the input price when left out.
+        public var cachedInputPerMillion: Double?
+
+        enum CodingKeys: String, CodingKey {
+            case inputPerMillion = "input_per_million"
+            case outputPerMillion = "output_per_million"
+            case cachedInputPerMillion = "cached_input_per_million"
+        }
+
+        public init(inputPerMillion: Double, outputPerMillion: Double, cachedInputPerMillion: Double? = nil) {
+            self.inputPerMillion = inputPerMillion
+            self.outputPerMillion = outputPerMillion
+            self.cachedInputPerMillion = cachedInputPerMillion
+        }
+
+        /// What an answer cost, from the tokens it reports; nil when it reports none.
+        public func cost(of answer: JudgeAnswer) -> Double? {
+            guard answer.promptTokens != nil || answer.completionTokens != nil else { return nil }
+            let cached = Double(answer.cachedTokens ?? 0)
+            let fresh = max(0, Double(answer.promptTokens ?? 0) - cached)
+            let output = Double(answer.completionTokens ?? 0)
+            return
+                (fresh * inputPerMillion + cached * (cachedInputPerMillion ?? inputPerMillion)
+                + output * outputPerMillion) / 1_000_000
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, provider, model
@@ -146,6 +183,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         case concurrency
         case timeoutSeconds = "timeout_seconds"
         case requestsPerMinute = "requests_per_minute"
+        case price
     }
 
     public init(
@@ -177,6 +215,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
             try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
             ?? RunConfig.Defaults.judgeTimeoutSeconds
         requestsPerMinute = try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
+        price = try container.decodeIfPresent(Price.self, forKey: .price)
     }
 
     /// Where each provider serves the Chat Completions format, and the usual name of its key.

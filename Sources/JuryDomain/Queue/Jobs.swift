@@ -39,15 +39,16 @@ public struct ClaimedJob: Sendable {
 
 /// What became of a job's call.
 public enum JobOutcome: Sendable {
-    /// A vote; `promptHash` fingerprints the prompt the judge was sent.
-    case vote(ClaimedJob, JudgeAnswer, latencyMilliseconds: Int, promptHash: String? = nil)
+    /// A vote; `promptHash` fingerprints the prompt the judge was sent, `costUSD` is what it cost
+    /// by the judge's prices.
+    case vote(ClaimedJob, JudgeAnswer, latencyMilliseconds: Int, promptHash: String? = nil, costUSD: Double? = nil)
     /// Give the job back as the decision says: to pending after a delay, or failed for good.
     /// `answer` is what a judge said that was not a valid vote, kept for people.
     case release(ClaimedJob, error: String, CallPolicy.Decision, answer: String? = nil)
 
     public var job: ClaimedJob {
         switch self {
-        case .vote(let job, _, _, _), .release(let job, _, _, _): return job
+        case .vote(let job, _, _, _, _), .release(let job, _, _, _): return job
         }
     }
 

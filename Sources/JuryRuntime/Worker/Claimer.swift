@@ -20,8 +20,12 @@ struct Claimer: Sendable {
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
                 do {
+                    for (key, reason) in ledger.takeBreakersToOpen() {
+                        try await store.openBreaker(runID: key.runID, judge: key.judge, reason: reason, owner: id)
+                    }
                     if ContinuousClock.now - contextsLoadedAt > .seconds(5) {
                         contexts = try await loadRuns(previous: contexts)
+                        try await applyFleetStops(&contexts)
                         contextsLoadedAt = .now
                     }
                     for (key, seconds) in ledger.takeHolds() {
@@ -87,6 +91,21 @@ struct Claimer: Sendable {
             logger.info("cancelling the calls still in flight", metadata: ["jobs": "\(left)"])
             // Each call gives up at once when cancelled (its judge call runs under `withDeadline`).
             calls.cancelAll()
+        }
+    }
+
+    /// Leaves out what is stopped for every worker: judges whose breaker is open, runs over budget.
+    private func applyFleetStops(_ contexts: inout [Int64: RunContext]) async throws {
+        let stops = try await store.fleetStops()
+        ledger.setOpenBreakers(stops.breakers)
+        let newlyOver = ledger.setOverBudget(stops.overBudget)
+        for runID in stops.overBudget {
+            guard let context = contexts.removeValue(forKey: runID), newlyOver.contains(runID) else { continue }
+            logger.warning(
+                "the run spent its budget_usd; its jobs are no longer claimed",
+                metadata: [
+                    JuryMetadata.run: "\(context.run.name)", "budget_usd": "\(context.run.config.budgetUSD ?? 0)",
+                ])
         }
     }
 

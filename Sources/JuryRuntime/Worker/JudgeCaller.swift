@@ -43,7 +43,7 @@ final class JudgeCaller: Sendable {
             logger.trace("vote", metadata: ["label": "\(answer.label)"])
             return .vote(
                 job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds),
-                promptHash: request.promptHash)
+                promptHash: request.promptHash, costUSD: config.price?.cost(of: answer))
         } catch {
             if Task.isCancelled || error is CancellationError {
                 return .returned(job, error: "the worker stopped before the call finished")
@@ -54,9 +54,9 @@ final class JudgeCaller: Sendable {
                 : error
             let decision = context.policy.decide(error, history: job.history)
             let key = JudgeKey(runID: job.runID, judge: job.judge)
-            if decision.haltsJudge, ledger.halt(key) {
+            if decision.haltsJudge, ledger.halt(key, reason: "\(error)") {
                 logger.error(
-                    "this worker stops calling the judge: retrying cannot cure this; fix it and restart the worker",
+                    "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
                     metadata: [JuryMetadata.error: "\(error)"])
             }
             if let seconds = decision.holdSeconds, config.requestsPerMinute != nil {

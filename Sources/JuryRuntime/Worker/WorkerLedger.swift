@@ -19,9 +19,13 @@ final class WorkerLedger: Sendable {
         var unrecorded = 0
         /// The call policy of each run served, for outcomes that cannot be stored.
         var policies: [Int64: CallPolicy] = [:]
-        /// Judges whose calls failed in a way retrying cannot cure (bad key, unknown model):
-        /// this worker calls them no more, and leaves their jobs pending for a fixed worker.
+        /// Judges whose breaker is open: a failure no retry cures (bad key, unknown model, used-up
+        /// quota) stopped them fleet-wide. Their jobs stay pending until a person resumes them.
         var halted: Set<JudgeKey> = []
+        /// Breakers this worker must still open in the database, with the reason.
+        var breakersToOpen: [JudgeKey: String] = [:]
+        /// Runs that spent their budget, as last read.
+        var overBudget: Set<Int64> = []
         /// Judges that answered 429, with the longest Retry-After seen: applied to their shared
         /// rate limit before the next claim, so that every worker backs off.
         var holds: [JudgeKey: Double] = [:]
@@ -107,9 +111,34 @@ final class WorkerLedger: Sendable {
 
     // MARK: - Judges
 
-    /// Stops calling a judge; true the first time, so that it is said once.
-    func halt(_ key: JudgeKey) -> Bool {
-        state.withLock { $0.halted.insert(key).inserted }
+    /// Stops calling a judge, and has its breaker opened for every worker; true the first time,
+    /// so that it is said once.
+    func halt(_ key: JudgeKey, reason: String) -> Bool {
+        state.withLock { state in
+            guard state.halted.insert(key).inserted else { return false }
+            state.breakersToOpen[key] = reason
+            return true
+        }
+    }
+
+    func takeBreakersToOpen() -> [JudgeKey: String] {
+        state.withLock { state in
+            defer { state.breakersToOpen = [:] }
+            return state.breakersToOpen
+        }
+    }
+
+    /// Records which runs are over budget; returns those that were not before (to say so once).
+    func setOverBudget(_ runs: Set<Int64>) -> Set<Int64> {
+        state.withLock { state in
+            defer { state.overBudget = runs }
+            return runs.subtracting(state.overBudget)
+        }
+    }
+
+    /// The breakers open in the database, with those this worker has yet to open.
+    func setOpenBreakers(_ open: Set<JudgeKey>) {
+        state.withLock { $0.halted = open.union($0.breakersToOpen.keys) }
     }
 
     func hold(_ key: JudgeKey, seconds: Double) {
