@@ -69,11 +69,16 @@ public struct HTTPJudge: Judge {
             throw JudgeError(.network, "judge \(config.name): \(redact(String(describing: error)))")
         }
         let body = Data(bytes.readableBytesView)
+        let observation = RateLimitObservation.parse { response.headers.first(name: $0) }
         guard response.status == .ok else {
-            throw statusError(response, body: body)
+            var error = statusError(response, body: body)
+            error.rateLimit = observation
+            throw error
         }
         do {
-            return try format.parseAnswer(body, labels: request.labels, judge: config.name)
+            var answer = try format.parseAnswer(body, labels: request.labels, judge: config.name)
+            answer.rateLimit = observation
+            return answer
         } catch let error as JudgeError {
             // What a judge said is kept for people; a key it echoed is not.
             throw JudgeError(error.code, redact(error.message), answer: error.answer.map(redact))

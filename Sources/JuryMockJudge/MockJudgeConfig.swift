@@ -13,7 +13,9 @@ import Yams
 ///     latency_ms: { median: 40, p95: 120 }
 ///     error_rate: 0.02        # HTTP 500s
 ///     rate_limit_rate: 0.01   # HTTP 429 with Retry-After
-///     api_key: secret-value   # optional: require this bearer token (401 otherwise)
+///     api_key: secret-value   # optional: require this key (401 otherwise)
+///     requests_per_minute: 600   # optional: enforced, with the provider's rate-limit headers and 429s
+///     tokens_per_minute: 60000   # optional: the same for tokens (input, estimated as bytes / 4, and output)
 ///     faults:                 # optional: misbehave the way real providers sometimes do
 ///       error_status: 529     # the status of error_rate's failures (default 500)
 ///       retry_after: "86400"  # the Retry-After header of 429s (default "1")
@@ -37,6 +39,8 @@ public struct MockJudgeConfig: Codable, Sendable {
         public var errorRate: Double?
         public var rateLimitRate: Double?
         public var apiKey: String?
+        public var requestsPerMinute: Double?
+        public var tokensPerMinute: Double?
         public var faults: Faults?
 
         /// Ways to misbehave, for tests and the chaos script.
@@ -116,14 +120,19 @@ public struct MockJudgeConfig: Codable, Sendable {
             case errorRate = "error_rate"
             case rateLimitRate = "rate_limit_rate"
             case apiKey = "api_key"
+            case requestsPerMinute = "requests_per_minute"
+            case tokensPerMinute = "tokens_per_minute"
             case faults
         }
 
         public init(
             model: String, seed: UInt64, accuracy: Double, bias: Bias? = nil, latencyMs: Latency? = nil,
-            errorRate: Double? = nil, rateLimitRate: Double? = nil, apiKey: String? = nil, faults: Faults? = nil
+            errorRate: Double? = nil, rateLimitRate: Double? = nil, apiKey: String? = nil,
+            requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil, faults: Faults? = nil
         ) {
             self.faults = faults
+            self.requestsPerMinute = requestsPerMinute
+            self.tokensPerMinute = tokensPerMinute
             self.model = model
             self.seed = seed
             self.accuracy = accuracy

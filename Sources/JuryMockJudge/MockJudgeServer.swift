@@ -18,6 +18,7 @@ public final class MockJudgeServer: Sendable {
     private let logger: Logger
     private let seen = Mutex([UInt64: Int]())
     private let requests = Mutex(0)
+    private let limiter = MockLimiter()
     /// When the first request came: outages are timed from it.
     private let firstRequestAt = Mutex<ContinuousClock.Instant?>(nil)
 
@@ -28,6 +29,9 @@ public final class MockJudgeServer: Sendable {
 
     /// Requests served so far.
     public var requestCount: Int { requests.withLock { $0 } }
+
+    /// Requests answered 429 because a model's enforced limit was reached.
+    public var limitedCount: Int { limiter.rateLimited }
 
     /// Serves until the task is cancelled; `onStart` receives the port (useful with port 0).
     public func run(host: String = "127.0.0.1", port: Int, onStart: @escaping @Sendable (Int) -> Void = { _ in })
@@ -56,6 +60,10 @@ public final class MockJudgeServer: Sendable {
             return await self.respond(.gemini, to: request, pathModel: model)
         }
         router.get("health") { _, _ in "ok" }
+        // What a benchmark reads: requests served, and those refused by the enforced limits.
+        router.get("stats") { _, _ in
+            #"{"requests": \#(self.requestCount), "rate_limited": \#(self.limitedCount)}"#
+        }
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "jury-mock-judge", backlog: 1024),
@@ -92,6 +100,17 @@ public final class MockJudgeServer: Sendable {
         }
         if let key = behaviour.apiKey, credential != key {
             return error(.unauthorized, "Incorrect API key provided")
+        }
+        let tokens = Double((call.user.utf8.count + 3) / 4 + 16)
+        let limit = limiter.admit(
+            model: call.model, requestsPerMinute: behaviour.requestsPerMinute,
+            tokensPerMinute: behaviour.tokensPerMinute, tokens: tokens)
+        if let limit, !limit.allowed {
+            var response = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: limit.retryAfter)
+            response.headers[.retryAfter] = String(Int(limit.retryAfter.rounded(.up)))
+            response.headers[HTTPField.Name("retry-after-ms")!] = String(Int((limit.retryAfter * 1000).rounded(.up)))
+            for (name, value) in format.rateLimitHeaders(limit) { response.headers[HTTPField.Name(name)!] = value }
+            return response
         }
         let faults = behaviour.faults ?? .init()
         if faults.exhausted == true {
@@ -155,7 +174,11 @@ public final class MockJudgeServer: Sendable {
         if draw(10) < (faults.dropRate ?? 0) {
             return halfBody(answer, then: .drop)
         }
-        return json(200, answer)
+        var response = json(200, answer)
+        if let limit {
+            for (name, value) in format.rateLimitHeaders(limit) { response.headers[HTTPField.Name(name)!] = value }
+        }
+        return response
     }
 
     private enum AfterHalf {

@@ -196,4 +196,46 @@ enum MockWireFormat: Sendable {
             )
         }
     }
+
+    /// The provider's rate-limit headers for what the limiter decided.
+    func rateLimitHeaders(_ decision: MockLimiter.Decision, now: Date = Date()) -> [(String, String)] {
+        var headers: [(String, String)] = []
+        switch self {
+        case .openAI:
+            // Durations as OpenAI writes them: "12ms", "1.5s".
+            func duration(_ seconds: Double) -> String {
+                seconds < 1 ? "\(Int((seconds * 1000).rounded(.up)))ms" : "\((seconds * 1000).rounded(.up) / 1000)s"
+            }
+            if let remaining = decision.remainingRequests, let reset = decision.requestsReset {
+                headers += [
+                    ("x-ratelimit-remaining-requests", "\(Int(remaining))"),
+                    ("x-ratelimit-reset-requests", duration(reset)),
+                ]
+            }
+            if let remaining = decision.remainingTokens, let reset = decision.tokensReset {
+                headers += [
+                    ("x-ratelimit-remaining-tokens", "\(Int(remaining))"),
+                    ("x-ratelimit-reset-tokens", duration(reset)),
+                ]
+            }
+        case .anthropic:
+            // Resets as RFC 3339 times.
+            func time(_ seconds: Double) -> String { now.addingTimeInterval(seconds).formatted(.iso8601) }
+            if let remaining = decision.remainingRequests, let reset = decision.requestsReset {
+                headers += [
+                    ("anthropic-ratelimit-requests-remaining", "\(Int(remaining))"),
+                    ("anthropic-ratelimit-requests-reset", time(reset)),
+                ]
+            }
+            if let remaining = decision.remainingTokens, let reset = decision.tokensReset {
+                headers += [
+                    ("anthropic-ratelimit-tokens-remaining", "\(Int(remaining))"),
+                    ("anthropic-ratelimit-tokens-reset", time(reset)),
+                ]
+            }
+        case .gemini:
+            break  // Gemini sends no such headers; its 429s carry RetryInfo.
+        }
+        return headers
+    }
 }

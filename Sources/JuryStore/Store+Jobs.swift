@@ -84,22 +84,6 @@ extension Store {
         return clean.count > limit ? String(clean.prefix(limit)) : clean
     }
 
-    /// Takes up to `count` permits to call a judge under its shared rate limit; returns how many it got.
-    public func takePermits(runID: Int64, judge: String, count: Int) async throws -> Int {
-        try await connection.query("SELECT jury_take_permits(\(runID), \(judge), \(count)) AS granted")[0]
-            .decode("granted")
-    }
-
-    /// Gives back permits that were taken but not used.
-    public func returnPermits(runID: Int64, judge: String, count: Int) async throws {
-        try await connection.query("SELECT jury_return_permits(\(runID), \(judge), \(count))")
-    }
-
-    /// Stops every worker from calling a judge for `seconds`, after the provider answered 429.
-    public func holdPermits(runID: Int64, judge: String, seconds: Double) async throws {
-        try await connection.query("SELECT jury_hold_permits(\(runID), \(judge), \(seconds))")
-    }
-
     /// Extends the leases of these claims; returns the jobs whose claim still holds.
     public func renewLeases(_ jobs: [(id: Int64, claim: Int)], owner: String, leaseSeconds: Double) async throws
         -> Set<Int64>

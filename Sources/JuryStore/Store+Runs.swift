@@ -8,13 +8,13 @@ extension Store {
     /// existing name is an error (a run's judges and rule must not change under its votes).
     public func createRun(_ config: RunConfig) async throws -> (run: StoredRun, created: Bool) {
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        let limited = config.judges.compactMap { judge in
-            judge.requestsPerMinute.map { (name: judge.name, perSecond: Double($0) / 60) }
-        }
+        // Each judge's account limits; judges on one key share them.
+        let limited = config.judges.filter { $0.requestsPerMinute != nil || $0.tokensPerMinute != nil }
         let id: Int64? = try await connection.query(
             """
-            SELECT jury_create_run(\(config.name), \(json)::jsonb, \(limited.map(\.name))::text[],
-                                   \(limited.map(\.perSecond))::float8[]) AS id
+            SELECT jury_create_run(\(config.name), \(json)::jsonb, \(limited.map(\.limitKey))::text[],
+                                   \(limited.map { $0.requestsPerMinute.map { Double($0) / 60 } })::float8[],
+                                   \(limited.map { $0.tokensPerMinute.map { Double($0) / 60 } })::float8[]) AS id
             """)[0].decodeIfPresent("id")
         if let id {
             return (StoredRun(id: id, name: config.name, config: config, state: .active), true)

@@ -3,8 +3,10 @@ import Testing
 
 @Suite("Claim planner")
 struct ClaimPlannerTests {
-    private func judge(_ name: String, run: Int64 = 1, concurrency: Int = 64, rpm: Int? = nil) -> ClaimPlanner.Judge {
-        ClaimPlanner.Judge(key: JudgeKey(runID: run, judge: name), concurrency: concurrency, requestsPerMinute: rpm)
+    private func judge(_ name: String, run: Int64 = 1, concurrency: Int = 64, account: String? = nil)
+        -> ClaimPlanner.Judge
+    {
+        ClaimPlanner.Judge(key: JudgeKey(runID: run, judge: name), concurrency: concurrency, limitKey: account)
     }
 
     private func counts(_ requests: [ClaimRequest]) -> [String: Int] {
@@ -44,18 +46,14 @@ struct ClaimPlannerTests {
         #expect(plan == [ClaimRequest(runID: 1, judge: "a", count: 2), ClaimRequest(runID: 2, judge: "a", count: 2)])
     }
 
-    @Test func permitsCutTheRateLimitedJudgesOnlyAndSayWhenToComeBack() {
+    @Test func permitsCutTheRateLimitedJudgesOnly() {
         let planner = ClaimPlanner(concurrency: 100, batch: 500)
-        let judges = [judge("limited", rpm: 120), judge("free")]
+        let judges = [judge("limited", account: "openai:KEY"), judge("free")]
         let plan = planner.plan(judges: judges, inFlight: [:])
-        let (allowed, throttledFor) = planner.limit(
-            plan, granted: [JudgeKey(runID: 1, judge: "limited"): 3], judges: judges)
-        #expect(counts(allowed) == ["limited": 3, "free": 50])
-        #expect(throttledFor == 0.5)  // 120 a minute: the next permit in half a second
-        let (none, wait) = planner.limit(plan, granted: [JudgeKey(runID: 1, judge: "limited"): 0], judges: judges)
-        #expect(counts(none) == ["free": 50] && wait == 0.5)
-        let (all, noWait) = planner.limit(plan, granted: [JudgeKey(runID: 1, judge: "limited"): 50], judges: judges)
-        #expect(counts(all) == ["limited": 50, "free": 50] && noWait == nil)
+        let limited = JudgeKey(runID: 1, judge: "limited")
+        #expect(counts(planner.limit(plan, granted: [limited: 3])) == ["limited": 3, "free": 50])
+        #expect(counts(planner.limit(plan, granted: [limited: 0])) == ["free": 50])
+        #expect(counts(planner.limit(plan, granted: [limited: 80])) == ["limited": 50, "free": 50])
     }
 
     @Test func unusedPermitsAreGivenBack() {

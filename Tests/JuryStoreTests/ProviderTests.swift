@@ -104,3 +104,23 @@ struct ProviderTests {
                 == "https://x/v1beta/models/gemini-2.5-pro:generateContent")
     }
 }
+
+extension ProviderTests {
+    @Test(arguments: ["openai", "anthropic"])
+    func enforcedLimitsAnswerWithTheProvidersHeaders(provider: String) async throws {
+        let limited = MockJudgeConfig.Behaviour(
+            model: "enforced", seed: 9, accuracy: 0.9, apiKey: Self.key, requestsPerMinute: 120)
+        try await withMockJudges([limited]) { baseURL, _ in
+            let judge = try judge(provider, "enforced", baseURL: baseURL)
+            // A bucket of two (one second's worth): two answers that say what is left, then a 429.
+            let first = try await classify(judge)
+            #expect(first.rateLimit?.remainingRequests == 1, "\(String(describing: first.rateLimit))")
+            let second = try await classify(judge)
+            #expect(second.rateLimit?.remainingRequests == 0)
+            #expect((second.rateLimit?.requestsResetSeconds ?? 0) > 0)
+            let refused = await failure(judge)
+            #expect(refused?.code == .rateLimited)
+            #expect((refused?.retryAfter ?? 0) > 0 && (refused?.retryAfter ?? 9) <= 1)
+        }
+    }
+}

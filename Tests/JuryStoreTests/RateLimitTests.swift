@@ -9,29 +9,51 @@ import Testing
 
 @Suite("Shared rate limits")
 struct RateLimitTests {
-    @Test(.freshDatabase) func permitsComeFromABucketOfOneSecondsWorth() async throws {
+    @Test(.freshDatabase) func everyRunAndJudgeOnOneAccountShareItsBudget() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
-        // 6 a minute: a burst of one, then one every ten seconds.
-        let run = try await createRun(
-            runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1", requestsPerMinute: 6), in: jury)
-        #expect(try await jury.takePermits(runID: run.id, judge: "j1", count: 5) == 1)
-        #expect(try await jury.takePermits(runID: run.id, judge: "j1", count: 5) == 0)
-        // Another judge has its own bucket; a permit given back can be taken again.
-        #expect(try await jury.takePermits(runID: run.id, judge: "j2", count: 1) == 1)
-        try await jury.returnPermits(runID: run.id, judge: "j1", count: 1)
-        #expect(try await jury.takePermits(runID: run.id, judge: "j1", count: 5) == 1)
-        // After a 429 with Retry-After, nobody gets a permit until that time has passed.
-        #expect(try await jury.takePermits(runID: run.id, judge: "j2", count: 1) == 0)
-        let fast = try await createRun(
-            runYAML(name: "fast", models: ["a"], baseURL: "http://127.0.0.1:9/v1", requestsPerMinute: 60_000),
-            in: jury)
-        try await jury.holdPermits(runID: fast.id, judge: "j1", seconds: 30)
-        #expect(try await jury.takePermits(runID: fast.id, judge: "j1", count: 10) == 0)
-        // A judge without a limit gets what it asks for.
-        let free = try await createRun(
-            runYAML(name: "free", models: ["a"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-        #expect(try await jury.takePermits(runID: free.id, judge: "j1", count: 500) == 500)
+        // 6 requests a minute: a burst of one, then one every ten seconds.
+        let yaml = runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1", requestsPerMinute: 6)
+        let run = try await createRun(yaml, in: jury)
+        let account = try #require(run.config.judges.first?.limitKey)
+        #expect(account == run.config.judges[1].limitKey)
+        let first = try await jury.takePermits(limitKey: account, count: 5, tokensEach: 1)
+        #expect(first.granted == 1)
+        // The other judge, and another run, on the same account get nothing until the next is due.
+        let second = try await jury.takePermits(limitKey: account, count: 5, tokensEach: 1)
+        #expect(second.granted == 0 && second.waitSeconds > 9 && second.waitSeconds <= 10)
+        _ = try await createRun(yaml.replacingOccurrences(of: "name: test", with: "name: other"), in: jury)
+        #expect(try await jury.takePermits(limitKey: account, count: 1, tokensEach: 1).granted == 0)
+        // A permit given back can be taken again.
+        try await jury.adjustPermits(limitKey: account, requests: 1, tokens: 0)
+        #expect(try await jury.takePermits(limitKey: account, count: 5, tokensEach: 1).granted == 1)
+        // An account without limits grants what is asked, unless a 429 holds it.
+        #expect(try await jury.takePermits(limitKey: "free", count: 500, tokensEach: 1).granted == 500)
+        try await jury.holdAccount(limitKey: "free", seconds: 30)
+        let held = try await jury.takePermits(limitKey: "free", count: 1, tokensEach: 1)
+        #expect(held.granted == 0 && held.waitSeconds > 29)
+        // The provider says nothing is left until its reset: the account is held that long.
+        try await jury.observeAccount(
+            limitKey: account, RateLimitObservation(remainingRequests: 0, requestsResetSeconds: 45))
+        #expect(try await jury.takePermits(limitKey: account, count: 1, tokensEach: 1).waitSeconds > 44)
+    }
+
+    @Test(.freshDatabase) func tokensPerMinuteBoundCallsByTheirEstimatedSize() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        // 600 tokens a minute: 10 a second, a bucket of ten seconds' worth (100).
+        let yaml = runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1")
+            .replacingOccurrences(
+                of: "base_url: \"http://127.0.0.1:9/v1\"",
+                with: "base_url: \"http://127.0.0.1:9/v1\", tokens_per_minute: 600, limit_key: tpm")
+        _ = try await createRun(yaml, in: jury)
+        let first = try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40)
+        #expect(first.granted == 2)
+        // 20 tokens left, 40 needed: two seconds at 10 a second.
+        #expect(first.waitSeconds > 1.9 && first.waitSeconds <= 2.1)
+        // A call that used 10 tokens instead of 40 gives 30 back.
+        try await jury.adjustPermits(limitKey: "tpm", requests: 0, tokens: 30)
+        #expect(try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40).granted == 1)
     }
 
     @Test(.freshDatabase) func twoWorkersTogetherKeepAJudgeUnderItsLimit() async throws {
@@ -39,7 +61,7 @@ struct RateLimitTests {
             let url = try TestDatabase.url
             let connection = try await connect(url)
             let jury = try await store(url)
-            // 1,200 a minute: 20 a second, a burst of 20.
+            // 1,200 a minute on the mock's account: 20 a second, a burst of 20.
             let run = try await createRun(
                 runYAML(models: ["l-a"], baseURL: baseURL, requestsPerMinute: 1200), in: jury)
             try await enqueue(try writeCorpus(count: 100), run: run.name, in: jury)

@@ -95,6 +95,10 @@ extension RunConfig {
             if let limit = judge.requestsPerMinute, limit < 1 {
                 throw fail("\(field).requests_per_minute", "must be at least 1 (leave it out for no limit)")
             }
+            if let limit = judge.tokensPerMinute, limit < 1 {
+                throw fail("\(field).tokens_per_minute", "must be at least 1 (leave it out for no limit)")
+            }
+            if judge.limitKey.isEmpty { throw fail("\(field).limit_key", "must not be empty") }
             if let price = judge.price {
                 for (key, value) in [
                     ("input_per_million", price.inputPerMillion), ("output_per_million", price.outputPerMillion),
@@ -147,7 +151,7 @@ extension RunConfig {
         "taxonomy": ["label", "description"],
         "judges": [
             "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
-            "requests_per_minute", "price",
+            "requests_per_minute", "tokens_per_minute", "limit_key", "price",
         ],
         "price": ["input_per_million", "output_per_million", "cached_input_per_million"],
         "prompt": ["system", "user"],

@@ -140,8 +140,13 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     /// Most calls in flight to this judge from one worker process.
     public var concurrency: Int
     public var timeoutSeconds: Double
-    /// The provider's request limit for this judge, held across all workers; nil for none.
+    /// The provider's request limit for this judge's account, held across all workers; nil for none.
     public var requestsPerMinute: Int?
+    /// The provider's token limit (input and output) for this judge's account; nil for none.
+    public var tokensPerMinute: Int?
+    /// The account whose limits this judge shares: every run and judge with the same key share
+    /// one budget of requests and tokens. Default: the provider and the API key variable.
+    public var limitKey: String
     /// What the provider charges, to count each vote's cost; nil counts none.
     public var price: Price?
 
@@ -183,13 +188,16 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         case concurrency
         case timeoutSeconds = "timeout_seconds"
         case requestsPerMinute = "requests_per_minute"
+        case tokensPerMinute = "tokens_per_minute"
+        case limitKey = "limit_key"
         case price
     }
 
     public init(
         name: String, provider: String, model: String, baseURL: String, apiKeyEnv: String? = nil,
         concurrency: Int = RunConfig.Defaults.judgeConcurrency,
-        timeoutSeconds: Double = RunConfig.Defaults.judgeTimeoutSeconds, requestsPerMinute: Int? = nil
+        timeoutSeconds: Double = RunConfig.Defaults.judgeTimeoutSeconds, requestsPerMinute: Int? = nil,
+        tokensPerMinute: Int? = nil, limitKey: String? = nil
     ) {
         self.name = name
         self.provider = provider
@@ -199,6 +207,13 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         self.concurrency = concurrency
         self.timeoutSeconds = timeoutSeconds
         self.requestsPerMinute = requestsPerMinute
+        self.tokensPerMinute = tokensPerMinute
+        self.limitKey = limitKey ?? Self.defaultLimitKey(provider: provider, apiKeyEnv: apiKeyEnv, baseURL: baseURL)
+    }
+
+    /// One budget per provider and key; a server without a key is its own account.
+    static func defaultLimitKey(provider: String, apiKeyEnv: String?, baseURL: String) -> String {
+        "\(provider):\(apiKeyEnv ?? baseURL)"
     }
 
     public init(from decoder: Decoder) throws {
@@ -215,6 +230,10 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
             try container.decodeIfPresent(Double.self, forKey: .timeoutSeconds)
             ?? RunConfig.Defaults.judgeTimeoutSeconds
         requestsPerMinute = try container.decodeIfPresent(Int.self, forKey: .requestsPerMinute)
+        tokensPerMinute = try container.decodeIfPresent(Int.self, forKey: .tokensPerMinute)
+        limitKey =
+            try container.decodeIfPresent(String.self, forKey: .limitKey)
+            ?? Self.defaultLimitKey(provider: provider, apiKeyEnv: apiKeyEnv, baseURL: baseURL)
         price = try container.decodeIfPresent(Price.self, forKey: .price)
     }
 

@@ -37,11 +37,14 @@ public struct JudgeAnswer: Sendable, Equatable {
     public let cachedTokens: Int?
     /// The model version the provider says answered (e.g. `gpt-4o-2024-08-06`).
     public let modelVersion: String?
+    /// What the provider's headers said of the account's remaining budget.
+    public var rateLimit: RateLimitObservation?
 
     public init(
         label: String, rationale: String?, promptTokens: Int? = nil, completionTokens: Int? = nil,
-        cachedTokens: Int? = nil, modelVersion: String? = nil
+        cachedTokens: Int? = nil, modelVersion: String? = nil, rateLimit: RateLimitObservation? = nil
     ) {
+        self.rateLimit = rateLimit
         self.label = label
         self.rationale = rationale
         self.promptTokens = promptTokens

@@ -34,6 +34,8 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
     /// For an answer that could not be read: what the judge said, cut to `answerLimit`
     /// characters, kept for a person to read (never in the message).
     public let answer: String?
+    /// What the provider's headers said of the account's remaining budget.
+    public var rateLimit: RateLimitObservation?
 
     /// The longest part of an unreadable answer that is kept.
     public static let answerLimit = 2000

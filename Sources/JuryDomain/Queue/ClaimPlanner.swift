@@ -15,13 +15,13 @@ public struct ClaimPlanner: Sendable {
     public struct Judge: Sendable, Equatable {
         public let key: JudgeKey
         public let concurrency: Int
-        /// The judge's shared limit, if any: its claims need permits first.
-        public let requestsPerMinute: Int?
+        /// The account whose shared limits its calls need permits from; nil for none.
+        public let limitKey: String?
 
-        public init(key: JudgeKey, concurrency: Int, requestsPerMinute: Int? = nil) {
+        public init(key: JudgeKey, concurrency: Int, limitKey: String? = nil) {
             self.key = key
             self.concurrency = concurrency
-            self.requestsPerMinute = requestsPerMinute
+            self.limitKey = limitKey
         }
     }
 
@@ -58,30 +58,14 @@ public struct ClaimPlanner: Sendable {
         return requests
     }
 
-    /// The plan cut down to the permits the rate-limited judges were granted (judges without a
-    /// limit keep their request), and, when a judge got fewer than it asked, how many seconds
-    /// until its next permit: the time to wait before claiming for it again.
-    public func limit(_ requests: [ClaimRequest], granted: [JudgeKey: Int], judges: [Judge]) -> (
-        requests: [ClaimRequest], throttledFor: Double?
-    ) {
-        var allowed: [ClaimRequest] = []
-        var throttledFor: Double?
-        for request in requests {
-            let key = JudgeKey(runID: request.runID, judge: request.judge)
-            guard let perMinute = judges.first(where: { $0.key == key })?.requestsPerMinute,
-                let permits = granted[key]
-            else {
-                allowed.append(request)
-                continue
-            }
-            if permits < request.count {
-                throttledFor = min(throttledFor ?? .infinity, 60 / Double(perMinute))
-            }
-            if permits > 0 {
-                allowed.append(ClaimRequest(runID: request.runID, judge: request.judge, count: permits))
-            }
+    /// The plan cut down to the permits the rate-limited judges were granted; judges without a
+    /// limit (no entry in `granted`) keep their request.
+    public func limit(_ requests: [ClaimRequest], granted: [JudgeKey: Int]) -> [ClaimRequest] {
+        requests.compactMap { request in
+            guard let permits = granted[JudgeKey(runID: request.runID, judge: request.judge)] else { return request }
+            let count = min(permits, request.count)
+            return count > 0 ? ClaimRequest(runID: request.runID, judge: request.judge, count: count) : nil
         }
-        return (allowed, throttledFor)
     }
 
     /// Permits taken but not used by the jobs claimed: to give back, so the budget is not lost.

@@ -15,6 +15,7 @@ struct Claimer: Sendable {
 
     func run() async {
         let planner = ClaimPlanner(concurrency: options.concurrency, batch: options.claimBatch)
+        let permits = Permits(store: store, ledger: ledger, planner: planner)
         var contexts: [Int64: RunContext] = [:]
         var contextsLoadedAt = ContinuousClock.now - .seconds(3600)
         await withDiscardingTaskGroup { calls in
@@ -28,22 +29,11 @@ struct Claimer: Sendable {
                         try await applyFleetStops(&contexts)
                         contextsLoadedAt = .now
                     }
-                    for (key, seconds) in ledger.takeHolds() {
-                        try await store.holdPermits(runID: key.runID, judge: key.judge, seconds: seconds)
-                    }
+                    try await permits.flush()
                     let judges = Self.judges(of: contexts)
                     let (inFlight, halted) = ledger.state.withLock { ($0.perJudge, $0.halted) }
                     let planned = planner.plan(judges: judges, inFlight: inFlight, halted: halted)
-                    // Judges under a shared rate limit take permits first; unused ones go back after the claim.
-                    let limited = Set(judges.filter { $0.requestsPerMinute != nil }.map(\.key))
-                    var granted: [JudgeKey: Int] = [:]
-                    for request in planned {
-                        let key = JudgeKey(runID: request.runID, judge: request.judge)
-                        guard limited.contains(key) else { continue }
-                        granted[key] = try await store.takePermits(
-                            runID: request.runID, judge: request.judge, count: request.count)
-                    }
-                    let (requests, throttledFor) = planner.limit(planned, granted: granted, judges: judges)
+                    let (requests, taken, throttledFor) = try await permits.take(planned, judges: judges)
                     let requested = requests.reduce(0) { $0 + $1.count }
                     var claimed: [ClaimedJob] = []
                     if requested > 0 {
@@ -59,9 +49,7 @@ struct Claimer: Sendable {
                         }
                     }
                     // Only after the jobs are tracked: a failure here must not strand them.
-                    for (key, count) in planner.unusedPermits(granted: granted, claimed: claimed) {
-                        try await store.returnPermits(runID: key.runID, judge: key.judge, count: count)
-                    }
+                    try await permits.settle(taken, claimed: claimed)
                     if let throttledFor {
                         // A judge is at its rate limit: come back when its next permit is due.
                         await ledger.claimerWakeup.wait(timeout: .seconds(min(throttledFor, options.idlePollSeconds)))
@@ -115,7 +103,7 @@ struct Claimer: Sendable {
             context.run.config.judges.filter { context.judges[$0.name] != nil }.map { judge in
                 ClaimPlanner.Judge(
                     key: JudgeKey(runID: context.run.id, judge: judge.name), concurrency: judge.concurrency,
-                    requestsPerMinute: judge.requestsPerMinute)
+                    limitKey: judge.limitKey)
             }
         }
     }

@@ -41,6 +41,8 @@ final class JudgeCaller: Sendable {
                     .badAnswer, "judge \(job.judge) answered a label outside the taxonomy", answer: answer.label)
             }
             logger.trace("vote", metadata: ["label": "\(answer.label)"])
+            if let observation = answer.rateLimit { ledger.observe(limitKey: config.limitKey, observation) }
+            ledger.tokensUsed(answer.promptTokens.map { $0 &+ (answer.completionTokens ?? 0) }, by: job)
             return .vote(
                 job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds),
                 promptHash: request.promptHash, costUSD: config.price?.cost(of: answer))
@@ -59,9 +61,12 @@ final class JudgeCaller: Sendable {
                     "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
                     metadata: [JuryMetadata.error: "\(error)"])
             }
-            if let seconds = decision.holdSeconds, config.requestsPerMinute != nil {
-                ledger.hold(key, seconds: seconds)
+            // A 429 holds the account for every worker; what the headers said is followed.
+            if let seconds = decision.holdSeconds { ledger.hold(limitKey: config.limitKey, seconds: seconds) }
+            if let observation = (error as? JudgeError)?.rateLimit {
+                ledger.observe(limitKey: config.limitKey, observation)
             }
+            ledger.tokensUsed(nil, by: job)
             if let asked = decision.cappedRetryAfter {
                 reportCappedRetryAfter(key, asked: asked, policy: context.policy)
             }

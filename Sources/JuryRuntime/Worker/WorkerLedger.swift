@@ -26,9 +26,17 @@ final class WorkerLedger: Sendable {
         var breakersToOpen: [JudgeKey: String] = [:]
         /// Runs that spent their budget, as last read.
         var overBudget: Set<Int64> = []
-        /// Judges that answered 429, with the longest Retry-After seen: applied to their shared
-        /// rate limit before the next claim, so that every worker backs off.
-        var holds: [JudgeKey: Double] = [:]
+        /// Accounts that answered 429, with the longest wait asked: held before the next claim,
+        /// so that every worker backs off.
+        var holds: [String: Double] = [:]
+        /// What the providers' headers last said of each account.
+        var observations: [String: RateLimitObservation] = [:]
+        /// Tokens a call of each judge takes, as an average of what its calls reported.
+        var tokenEstimates: [JudgeKey: Double] = [:]
+        /// The account and the tokens taken for each job claimed under a token limit.
+        var tokensTaken: [Int64: (limitKey: String, tokens: Double)] = [:]
+        /// Tokens to give back to (or take from) each account: estimates minus what calls used.
+        var tokenCorrections: [String: Double] = [:]
     }
 
     let state = Mutex(State())
@@ -102,6 +110,7 @@ final class WorkerLedger: Sendable {
             state.votesRecorded += votes
             for outcome in batch {
                 let job = outcome.job
+                state.tokensTaken.removeValue(forKey: job.id)
                 guard state.inFlight.removeValue(forKey: job.id) != nil else { continue }
                 state.perJudge[JudgeKey(runID: job.runID, judge: job.judge), default: 1] -= 1
             }
@@ -141,14 +150,53 @@ final class WorkerLedger: Sendable {
         state.withLock { $0.halted = open.union($0.breakersToOpen.keys) }
     }
 
-    func hold(_ key: JudgeKey, seconds: Double) {
-        state.withLock { $0.holds[key] = max($0.holds[key] ?? 0, seconds) }
+    func hold(limitKey: String, seconds: Double) {
+        state.withLock { $0.holds[limitKey] = max($0.holds[limitKey] ?? 0, seconds) }
     }
 
-    func takeHolds() -> [JudgeKey: Double] {
+    func observe(limitKey: String, _ observation: RateLimitObservation) {
+        state.withLock { $0.observations[limitKey] = observation }
+    }
+
+    /// Tokens a call of this judge is expected to take, before any was seen: a guess on the safe side.
+    static let firstTokenEstimate = 1000.0
+
+    func tokenEstimate(_ judge: JudgeKey) -> Double {
+        state.withLock { $0.tokenEstimates[judge] ?? Self.firstTokenEstimate }
+    }
+
+    func tokensTaken(_ jobs: [ClaimedJob], limitKey: String, each: Double) {
         state.withLock { state in
-            defer { state.holds = [:] }
-            return state.holds
+            for job in jobs { state.tokensTaken[job.id] = (limitKey, each) }
+        }
+    }
+
+    /// A call of `job` used `tokens` (nil: it reported none, or never reached the judge): the
+    /// difference with what was taken goes back to its account, and the estimate learns.
+    func tokensUsed(_ tokens: Int?, by job: ClaimedJob) {
+        state.withLock { state in
+            guard let taken = state.tokensTaken.removeValue(forKey: job.id) else { return }
+            let used = tokens.map(Double.init) ?? taken.tokens
+            state.tokenCorrections[taken.limitKey, default: 0] += taken.tokens - used
+            if let tokens {
+                let judge = JudgeKey(runID: job.runID, judge: job.judge)
+                let previous = state.tokenEstimates[judge] ?? Double(tokens)
+                state.tokenEstimates[judge] = previous * 0.9 + Double(tokens) * 0.1
+            }
+        }
+    }
+
+    /// Holds, observations and token corrections gathered since the last call, to send to the accounts.
+    func takeAccountNews() -> (
+        holds: [String: Double], observations: [String: RateLimitObservation], corrections: [String: Double]
+    ) {
+        state.withLock { state in
+            defer {
+                state.holds = [:]
+                state.observations = [:]
+                state.tokenCorrections = [:]
+            }
+            return (state.holds, state.observations, state.tokenCorrections.filter { $0.value != 0 })
         }
     }
 }
