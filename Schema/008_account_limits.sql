@@ -9,8 +9,8 @@ CREATE TABLE account_limits (
     -- NULL: no such limit (a key can still be held after a 429).
     requests_per_second  double precision CHECK (requests_per_second > 0),
     tokens_per_second    double precision CHECK (tokens_per_second > 0),
-    -- Available now, as of updated_at; refilled lazily. Requests hold one second's worth (at
-    -- least one), tokens ten seconds' worth (at least one call's).
+    -- Available now, as of updated_at; refilled lazily. Each bucket holds one second's worth
+    -- (at least one request, at least one call's tokens): bursts stay within what any provider allows.
     requests             double precision NOT NULL DEFAULT 0,
     tokens               double precision NOT NULL DEFAULT 0,
     held_until           timestamptz,
@@ -40,7 +40,7 @@ CREATE FUNCTION jury_define_limits(p_keys text[], p_requests_per_second double p
                                    p_tokens_per_second double precision[]) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO account_limits AS a (limit_key, requests_per_second, tokens_per_second, requests, tokens)
-    SELECT DISTINCT ON (d.key) d.key, d.rps, d.tps, greatest(1, coalesce(d.rps, 0)), coalesce(d.tps * 10, 0)
+    SELECT DISTINCT ON (d.key) d.key, d.rps, d.tps, greatest(1, coalesce(d.rps, 0)), coalesce(d.tps, 0)
     FROM unnest(p_keys, p_requests_per_second, p_tokens_per_second) AS d (key, rps, tps)
     ORDER BY d.key
     ON CONFLICT (limit_key) DO UPDATE
@@ -101,7 +101,7 @@ BEGIN
         n := least(n, greatest(0, floor(r))::int);
     END IF;
     IF l.tokens_per_second IS NOT NULL THEN
-        t := least(greatest(l.tokens_per_second * 10, v_each), l.tokens + l.tokens_per_second * elapsed);
+        t := least(greatest(l.tokens_per_second, v_each), l.tokens + l.tokens_per_second * elapsed);
         n := least(n, greatest(0, floor(t / v_each))::int);
     END IF;
     UPDATE account_limits SET requests = r - n, tokens = t - n * v_each, updated_at = clock_timestamp()
@@ -127,7 +127,7 @@ RETURNS void
 LANGUAGE sql AS $$
     UPDATE account_limits
     SET requests = least(greatest(1, coalesce(requests_per_second, 0)), requests + p_requests),
-        tokens = least(greatest(coalesce(tokens_per_second, 0) * 10, tokens), tokens + p_tokens)
+        tokens = least(greatest(coalesce(tokens_per_second, 0), tokens), tokens + p_tokens)
     WHERE limit_key = p_key
 $$;
 
@@ -141,22 +141,26 @@ LANGUAGE sql AS $$
     SET held_until = greatest(coalesce(a.held_until, clock_timestamp()), excluded.held_until)
 $$;
 
--- What the provider's headers said is left: the buckets hold no more than that, and an
--- exhausted budget holds the account until it resets.
+-- What the provider's headers said is left: the buckets hold no more than that, and refill
+-- at their own pace. An account without a bucket for what ran out (no limit configured) is
+-- held until the provider's reset, at most a minute.
 CREATE FUNCTION jury_observe_account(p_key text, p_remaining_requests double precision,
                                      p_requests_reset double precision, p_remaining_tokens double precision,
                                      p_tokens_reset double precision) RETURNS void
 LANGUAGE plpgsql AS $$
+DECLARE
+    l account_limits;
 BEGIN
     UPDATE account_limits
     SET requests = CASE WHEN p_remaining_requests IS NULL THEN requests ELSE least(requests, p_remaining_requests) END,
         tokens = CASE WHEN p_remaining_tokens IS NULL THEN tokens ELSE least(tokens, p_remaining_tokens) END
-    WHERE limit_key = p_key;
-    IF p_remaining_requests < 1 AND p_requests_reset > 0 THEN
-        PERFORM jury_hold_account(p_key, p_requests_reset);
+    WHERE limit_key = p_key
+    RETURNING * INTO l;
+    IF p_remaining_requests < 1 AND p_requests_reset > 0 AND l.requests_per_second IS NULL THEN
+        PERFORM jury_hold_account(p_key, least(p_requests_reset, 60));
     END IF;
-    IF p_remaining_tokens < 1 AND p_tokens_reset > 0 THEN
-        PERFORM jury_hold_account(p_key, p_tokens_reset);
+    IF p_remaining_tokens < 1 AND p_tokens_reset > 0 AND l.tokens_per_second IS NULL THEN
+        PERFORM jury_hold_account(p_key, least(p_tokens_reset, 60));
     END IF;
 END;
 $$;

@@ -32,26 +32,30 @@ struct RateLimitTests {
         try await jury.holdAccount(limitKey: "free", seconds: 30)
         let held = try await jury.takePermits(limitKey: "free", count: 1, tokensEach: 1)
         #expect(held.granted == 0 && held.waitSeconds > 29)
-        // The provider says nothing is left until its reset: the account is held that long.
+        // The provider says nothing is left: the bucket holds no more, and refills at its pace...
+        try await jury.adjustPermits(limitKey: account, requests: 1, tokens: 0)
         try await jury.observeAccount(
             limitKey: account, RateLimitObservation(remainingRequests: 0, requestsResetSeconds: 45))
-        #expect(try await jury.takePermits(limitKey: account, count: 1, tokensEach: 1).waitSeconds > 44)
+        #expect(try await jury.takePermits(limitKey: account, count: 1, tokensEach: 1).granted == 0)
+        // ...and an account with no limit of its own is held until the provider's reset.
+        try await jury.observeAccount(
+            limitKey: "unlimited", RateLimitObservation(remainingRequests: 0, requestsResetSeconds: 45))
+        #expect(try await jury.takePermits(limitKey: "unlimited", count: 1, tokensEach: 1).waitSeconds > 44)
     }
 
     @Test(.freshDatabase) func tokensPerMinuteBoundCallsByTheirEstimatedSize() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
-        // 600 tokens a minute: 10 a second, a bucket of ten seconds' worth (100).
+        // 600 tokens a minute: 10 a second, a bucket of one second's worth, but at least one call's.
         let yaml = runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1")
             .replacingOccurrences(
                 of: "base_url: \"http://127.0.0.1:9/v1\"",
                 with: "base_url: \"http://127.0.0.1:9/v1\", tokens_per_minute: 600, limit_key: tpm")
         _ = try await createRun(yaml, in: jury)
+        // 10 tokens there, 40 needed: none yet, and three seconds to wait.
         let first = try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40)
-        #expect(first.granted == 2)
-        // 20 tokens left, 40 needed: two seconds at 10 a second.
-        #expect(first.waitSeconds > 1.9 && first.waitSeconds <= 2.1)
-        // A call that used 10 tokens instead of 40 gives 30 back.
+        #expect(first.granted == 0 && first.waitSeconds > 2.9 && first.waitSeconds <= 3.1)
+        // Calls that used fewer tokens than taken give the rest back.
         try await jury.adjustPermits(limitKey: "tpm", requests: 0, tokens: 30)
         #expect(try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40).granted == 1)
     }
