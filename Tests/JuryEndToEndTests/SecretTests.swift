@@ -46,16 +46,17 @@ struct SecretTests {
             #expect(logged.contains("HTTP 401"))
             #expect(!logged.contains(key))
             // Not anywhere in the database: every text value of every table.
-            let dump = try await connection.query(
-                """
-                SELECT string_agg(t::text, ' ') AS everything FROM (
-                    SELECT to_jsonb(r)::text AS t FROM runs r UNION ALL SELECT to_jsonb(j)::text FROM jobs j
-                    UNION ALL SELECT to_jsonb(v)::text FROM votes v UNION ALL SELECT to_jsonb(x)::text FROM verdicts x
-                    UNION ALL SELECT to_jsonb(i)::text FROM invalid_answers i
-                    UNION ALL SELECT to_jsonb(b)::text FROM judge_breakers b
-                    UNION ALL SELECT to_jsonb(w)::text FROM workers w
-                    UNION ALL SELECT to_jsonb(a)::text FROM account_limits a) all_rows
-                """)[0]["everything"] ?? ""
+            let dump =
+                try await connection.query(
+                    """
+                    SELECT string_agg(t::text, ' ') AS everything FROM (
+                        SELECT to_jsonb(r)::text AS t FROM runs r UNION ALL SELECT to_jsonb(j)::text FROM jobs j
+                        UNION ALL SELECT to_jsonb(v)::text FROM votes v UNION ALL SELECT to_jsonb(x)::text FROM verdicts x
+                        UNION ALL SELECT to_jsonb(i)::text FROM invalid_answers i
+                        UNION ALL SELECT to_jsonb(b)::text FROM judge_breakers b
+                        UNION ALL SELECT to_jsonb(w)::text FROM workers w
+                        UNION ALL SELECT to_jsonb(a)::text FROM account_limits a) all_rows
+                    """)[0]["everything"] ?? ""
             #expect(dump.contains("s-refused") && !dump.contains(key))
         }
     }

@@ -52,12 +52,15 @@ struct RateLimitTests {
                 of: "base_url: \"http://127.0.0.1:9/v1\"",
                 with: "base_url: \"http://127.0.0.1:9/v1\", tokens_per_minute: 600, limit_key: tpm")
         _ = try await createRun(yaml, in: jury)
-        // 10 tokens there, 40 needed: none yet, and three seconds to wait.
-        let first = try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40)
-        #expect(first.granted == 0 && first.waitSeconds > 2.9 && first.waitSeconds <= 3.1)
-        // Calls that used fewer tokens than taken give the rest back.
-        try await jury.adjustPermits(limitKey: "tpm", requests: 0, tokens: 30)
-        #expect(try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 40).granted == 1)
+        // 10 tokens there, calls of 4: two, and 2 tokens left, so 0.2 s until the next.
+        let first = try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 4)
+        #expect(first.granted == 2 && first.waitSeconds > 0.15 && first.waitSeconds <= 0.25)
+        // Calls that used 1 token instead of 4 give the rest back: one more call fits.
+        try await jury.adjustPermits(limitKey: "tpm", requests: 0, tokens: 6)
+        #expect(try await jury.takePermits(limitKey: "tpm", count: 5, tokensEach: 4).granted >= 2)
+        // A call larger than a second's worth waits until its own size is there.
+        let large = try await jury.takePermits(limitKey: "tpm", count: 1, tokensEach: 40)
+        #expect(large.granted == 0 && large.waitSeconds > 3 && large.waitSeconds <= 4)
     }
 
     @Test(.freshDatabase) func twoWorkersTogetherKeepAJudgeUnderItsLimit() async throws {
