@@ -26,8 +26,11 @@ extension Store {
         if !closed { throw JuryError(.conflict, "judge '\(judge)' of run '\(name)' is not stopped") }
     }
 
-    /// What stops claims fleet-wide now: open breakers, and runs that spent their budget.
-    public func fleetStops() async throws -> (breakers: Set<JudgeKey>, overBudget: Set<Int64>) {
+    /// What stops claims fleet-wide now: open breakers, runs that spent their budget, and
+    /// accounts held after a 429 (with the seconds the hold has left).
+    public func fleetStops() async throws -> (
+        breakers: Set<JudgeKey>, overBudget: Set<Int64>, heldAccounts: [String: Double]
+    ) {
         let rows = try await connection.query(
             """
             SELECT run_id, judge FROM judge_breakers
@@ -45,6 +48,15 @@ extension Store {
                 overBudget.insert(runID)
             }
         }
-        return (breakers, overBudget)
+        var held: [String: Double] = [:]
+        for row in try await connection.query(
+            """
+            SELECT limit_key, extract(epoch FROM held_until - clock_timestamp())::float8 AS seconds
+            FROM account_limits WHERE held_until > clock_timestamp()
+            """)
+        {
+            held[try row.decode("limit_key")] = try row.decode("seconds")
+        }
+        return (breakers, overBudget, held)
     }
 }

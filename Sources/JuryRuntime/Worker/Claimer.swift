@@ -32,7 +32,8 @@ struct Claimer: Sendable {
                     try await permits.flush()
                     let judges = Self.judges(of: contexts)
                     let (inFlight, halted) = ledger.state.withLock { ($0.perJudge, $0.halted) }
-                    let planned = planner.plan(judges: judges, inFlight: inFlight, halted: halted)
+                    let planned = planner.plan(
+                        judges: judges, inFlight: inFlight, halted: halted.union(heldJudges(contexts)))
                     let (requests, taken, throttledFor) = try await permits.take(planned, judges: judges)
                     let requested = requests.reduce(0) { $0 + $1.count }
                     var claimed: [ClaimedJob] = []
@@ -86,6 +87,7 @@ struct Claimer: Sendable {
     private func applyFleetStops(_ contexts: inout [Int64: RunContext]) async throws {
         let stops = try await store.fleetStops()
         ledger.setOpenBreakers(stops.breakers)
+        ledger.setHeldAccounts(stops.heldAccounts)
         let newlyOver = ledger.setOverBudget(stops.overBudget)
         for runID in stops.overBudget {
             guard let context = contexts.removeValue(forKey: runID), newlyOver.contains(runID) else { continue }
@@ -97,13 +99,26 @@ struct Claimer: Sendable {
         }
     }
 
-    /// The judges this worker can call, run by run, in a stable order.
+    /// Judges whose account is held after a 429: not claimed for until the hold ends. (Judges
+    /// with limits of their own also find the hold when they take permits.)
+    private func heldJudges(_ contexts: [Int64: RunContext]) -> Set<JudgeKey> {
+        var held: Set<JudgeKey> = []
+        for context in contexts.values {
+            for judge in context.run.config.judges where ledger.isHeld(judge.limitKey) {
+                held.insert(JudgeKey(runID: context.run.id, judge: judge.name))
+            }
+        }
+        return held
+    }
+
+    /// The judges this worker can call, run by run, in a stable order. Only judges with limits
+    /// of their own take permits: the others cost no statement per claim.
     private static func judges(of contexts: [Int64: RunContext]) -> [ClaimPlanner.Judge] {
         contexts.values.sorted { $0.run.id < $1.run.id }.flatMap { context in
             context.run.config.judges.filter { context.judges[$0.name] != nil }.map { judge in
                 ClaimPlanner.Judge(
                     key: JudgeKey(runID: context.run.id, judge: judge.name), concurrency: judge.concurrency,
-                    limitKey: judge.limitKey)
+                    limitKey: judge.requestsPerMinute != nil || judge.tokensPerMinute != nil ? judge.limitKey : nil)
             }
         }
     }

@@ -29,6 +29,8 @@ final class WorkerLedger: Sendable {
         /// Accounts that answered 429, with the longest wait asked: held before the next claim,
         /// so that every worker backs off.
         var holds: [String: Double] = [:]
+        /// Until when each held account is not called (a 429 here, or one any worker met).
+        var heldUntil: [String: ContinuousClock.Instant] = [:]
         /// What the providers' headers last said of each account.
         var observations: [String: RateLimitObservation] = [:]
         /// Tokens a call of each judge takes, as an average of what its calls reported.
@@ -151,7 +153,24 @@ final class WorkerLedger: Sendable {
     }
 
     func hold(limitKey: String, seconds: Double) {
-        state.withLock { $0.holds[limitKey] = max($0.holds[limitKey] ?? 0, seconds) }
+        state.withLock { state in
+            state.holds[limitKey] = max(state.holds[limitKey] ?? 0, seconds)
+            state.heldUntil[limitKey] = max(state.heldUntil[limitKey] ?? .now, .now + .seconds(seconds))
+        }
+    }
+
+    /// Accounts that other workers held, as the database says.
+    func setHeldAccounts(_ held: [String: Double]) {
+        state.withLock { state in
+            for (key, seconds) in held {
+                state.heldUntil[key] = max(state.heldUntil[key] ?? .now, .now + .seconds(seconds))
+            }
+        }
+    }
+
+    /// Whether calls on this account wait now.
+    func isHeld(_ limitKey: String) -> Bool {
+        state.withLock { state in state.heldUntil[limitKey].map { $0 > .now } ?? false }
     }
 
     func observe(limitKey: String, _ observation: RateLimitObservation) {
