@@ -90,8 +90,9 @@ public actor TestDatabase {
             return configured
         }
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-tests-\(getpid())").path
-        let port = 40_000 + Int(getpid() % 20_000)
-        let output = try await offThePool { try runScript(["start", directory, String(port)]) }
+        // No port of our own: the script picks a free one and tries the next if another process
+        // (a client's ephemeral port, a server starting beside it) takes it first.
+        let output = try await offThePool { try runScript(["start", directory]) }
         ThrowawayServer.directory = directory
         atexit { ThrowawayServer.stop() }
         serverURL = output.trimmingCharacters(in: .whitespacesAndNewlines)
