@@ -117,7 +117,8 @@ extension ProviderTests {
             #expect(first.rateLimit?.remainingRequests == 1, "\(String(describing: first.rateLimit))")
             let second = try await classify(judge)
             #expect(second.rateLimit?.remainingRequests == 0)
-            #expect((second.rateLimit?.requestsResetSeconds ?? 0) > 0)
+            // Anthropic writes its resets to the second, so the wait read can round to 0.
+            #expect((second.rateLimit?.requestsResetSeconds ?? -1) >= 0)
             let refused = await failure(judge)
             #expect(refused?.code == .rateLimited)
             #expect((refused?.retryAfter ?? 0) > 0 && (refused?.retryAfter ?? 9) <= 1)
