@@ -105,9 +105,9 @@ LANGUAGE sql AS $$
     CROSS JOIN LATERAL (SELECT x.external_id, x.payload FROM examples x WHERE x.id = c.example_id LIMIT 1) e
 $$;
 
--- Records votes, as in 006, with each vote's cost, and adds it to the judge's spend.
-DROP FUNCTION jury_record_votes(text, bigint[], int[], text[], text[], int[], bigint[], bigint[], bigint[], text[],
-                                text[]);
+-- Records votes, as in 004, with what 006 added (cached tokens, model version, prompt hash)
+-- and each vote's cost, which it adds to the judge's spend.
+DROP FUNCTION jury_record_votes(text, bigint[], int[], text[], text[], int[], bigint[], bigint[]);
 CREATE FUNCTION jury_record_votes(
     p_owner text, p_jobs bigint[], p_claims int[], p_labels text[], p_rationales text[], p_latency_ms int[],
     p_prompt_tokens bigint[], p_completion_tokens bigint[], p_cached_tokens bigint[], p_model_versions text[],

@@ -935,43 +935,7 @@ ALTER TABLE votes
     ADD COLUMN model_version text,
     ADD COLUMN prompt_hash text;
 
--- Records votes, as in 004, with the new columns.
-DROP FUNCTION jury_record_votes(text, bigint[], int[], text[], text[], int[], bigint[], bigint[]);
-CREATE FUNCTION jury_record_votes(
-    p_owner text, p_jobs bigint[], p_claims int[], p_labels text[], p_rationales text[], p_latency_ms int[],
-    p_prompt_tokens bigint[], p_completion_tokens bigint[], p_cached_tokens bigint[], p_model_versions text[],
-    p_prompt_hashes text[]
-) RETURNS SETOF bigint
-LANGUAGE plpgsql AS $$
-DECLARE
-    done_jobs bigint[];
-    done_examples bigint[];
-BEGIN
-    PERFORM jury_lock_examples_of(p_jobs);
-    WITH input AS (
-        SELECT * FROM unnest(p_jobs, p_claims, p_labels, p_rationales, p_latency_ms, p_prompt_tokens,
-                             p_completion_tokens, p_cached_tokens, p_model_versions, p_prompt_hashes)
-            AS i (job_id, claim, label, rationale, latency_ms, prompt_tokens, completion_tokens, cached_tokens,
-                  model_version, prompt_hash)
-    ), finished AS (
-        UPDATE jobs j
-        SET state = 'done', lease_owner = NULL, lease_expires_at = NULL, last_error = NULL,
-            transient_failures = 0, retrying_since = NULL, updated_at = now()
-        FROM input i
-        WHERE j.id = i.job_id AND j.id = ANY (p_jobs) AND j.state = 'running' AND j.claims = i.claim
-        RETURNING j.id, j.example_id, j.run_id, j.judge, j.attempts
-    ), inserted AS (
-        INSERT INTO votes (example_id, judge, run_id, label, rationale, latency_ms, prompt_tokens,
-                           completion_tokens, cached_tokens, model_version, prompt_hash, attempts)
-        SELECT f.example_id, f.judge, f.run_id, i.label, i.rationale, i.latency_ms, i.prompt_tokens,
-               i.completion_tokens, i.cached_tokens, i.model_version, i.prompt_hash, f.attempts
-        FROM finished f JOIN input i ON i.job_id = f.id
-    )
-    SELECT array_agg(f.id), array_agg(f.example_id) INTO done_jobs, done_examples FROM finished f;
-    PERFORM jury_settle_examples(done_examples, false);
-    RETURN QUERY SELECT unnest(done_jobs);
-END
-$$;
+-- jury_record_votes stores them from 007 on, with each vote's cost.
 
 -- Answers that were not a valid vote (not JSON, no label, a label outside the taxonomy), with
 -- what the judge said (truncated), for a person to read. One row per claim: recording the same
@@ -1120,9 +1084,9 @@ LANGUAGE sql AS $$
     CROSS JOIN LATERAL (SELECT x.external_id, x.payload FROM examples x WHERE x.id = c.example_id LIMIT 1) e
 $$;
 
--- Records votes, as in 006, with each vote's cost, and adds it to the judge's spend.
-DROP FUNCTION jury_record_votes(text, bigint[], int[], text[], text[], int[], bigint[], bigint[], bigint[], text[],
-                                text[]);
+-- Records votes, as in 004, with what 006 added (cached tokens, model version, prompt hash)
+-- and each vote's cost, which it adds to the judge's spend.
+DROP FUNCTION jury_record_votes(text, bigint[], int[], text[], text[], int[], bigint[], bigint[]);
 CREATE FUNCTION jury_record_votes(
     p_owner text, p_jobs bigint[], p_claims int[], p_labels text[], p_rationales text[], p_latency_ms int[],
     p_prompt_tokens bigint[], p_completion_tokens bigint[], p_cached_tokens bigint[], p_model_versions text[],
