@@ -64,19 +64,6 @@ public enum JSONValue: Codable, Sendable, Equatable {
         default: return false
         }
     }
-
-    /// The value as plain Foundation objects, for template rendering.
-    public var plain: Any {
-        switch self {
-        case .null: return NSNull()
-        case .bool(let value): return value
-        case .integer(let value): return value
-        case .number(let value): return value
-        case .string(let value): return value
-        case .array(let value): return value.map(\.plain)
-        case .object(let value): return value.mapValues(\.plain)
-        }
-    }
 }
 
 extension JSONValue {
