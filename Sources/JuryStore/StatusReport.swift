@@ -10,6 +10,15 @@ public struct StatusReport: Sendable {
         public let examples: Int, voting: Int, ready: Int, decided: Int
         public let pending: Int, running: Int, done: Int, failed: Int
         public let agreed: Int, disagreed: Int, insufficient: Int
+        /// Jobs waiting for lower-order judges; jobs early decision cancelled.
+        public let waiting: Int, cancelled: Int
+    }
+
+    /// Early decision per run: examples decided before every judge answered, calls saved, and
+    /// what those calls would have cost at each judge's average so far.
+    public struct EarlyLine: Sendable {
+        public let examples: Int, callsSaved: Int
+        public let costSavedUSD: Double?
     }
 
     public struct JudgeLine: Sendable {
@@ -34,6 +43,10 @@ public struct StatusReport: Sendable {
     /// Spend per run and judge, in USD, and each run's budget.
     public let costs: [String: [String: Double]]
     public let budgets: [String: Double]
+    public let early: [String: EarlyLine]
+    /// Per run: what became of the production labels (keep, relabel, clarify, drop), and how
+    /// many verdicts people gave (`decided_by_people`).
+    public let outcomes: [String: [String: Int]]
 
     /// Reads the report from the views, for every run or only `run`.
     public static func load(run: String?, from store: Store) async throws -> StatusReport {
@@ -48,7 +61,8 @@ public struct StatusReport: Sendable {
                 decided: try row.decode("decided"), pending: try row.decode("pending"),
                 running: try row.decode("running"), done: try row.decode("done"), failed: try row.decode("failed"),
                 agreed: try row.decode("agreed"), disagreed: try row.decode("disagreed"),
-                insufficient: try row.decode("insufficient"))
+                insufficient: try row.decode("insufficient"), waiting: try row.decode("waiting"),
+                cancelled: try row.decode("cancelled"))
         }
         let judgeRows = try await connection.query(
             """
@@ -83,8 +97,25 @@ public struct StatusReport: Sendable {
             costs[name, default: [:]][try row.decode("judge")] = try row.decode("cost_usd")
             budgets[name] = try row.decodeIfPresent("budget_usd")
         }
+        var early: [String: EarlyLine] = [:]
+        for row in try await connection.query(
+            "SELECT * FROM jury_early_decisions WHERE \(run)::text IS NULL OR run = \(run)")
+        {
+            early[try row.decode("run")] = EarlyLine(
+                examples: try row.decode("examples_decided_early"), callsSaved: try row.decode("calls_saved"),
+                costSavedUSD: try row.decodeIfPresent("cost_saved_usd"))
+        }
+        var outcomes: [String: [String: Int]] = [:]
+        for row in try await connection.query(
+            "SELECT * FROM jury_outcomes WHERE \(run)::text IS NULL OR run = \(run)")
+        {
+            var counts: [String: Int] = [:]
+            for key in ["keep", "relabel", "clarify", "drop", "decided_by_people"] { counts[key] = try row.decode(key) }
+            outcomes[try row.decode("run")] = counts
+        }
         return StatusReport(
-            runs: runs, judges: judges, liveWorkers: workers, stopped: stopped, costs: costs, budgets: budgets)
+            runs: runs, judges: judges, liveWorkers: workers, stopped: stopped, costs: costs, budgets: budgets,
+            early: early, outcomes: outcomes)
     }
 
     /// The report as aligned text for a terminal.
@@ -96,8 +127,20 @@ public struct StatusReport: Sendable {
             out += "run \(run.name) (\(run.state)): \(run.decided)/\(run.examples) examples decided (\(percent)%)\n"
             out += "  examples  voting \(run.voting)  ready \(run.ready)  decided \(run.decided)\n"
             out +=
-                "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)\n"
+                "  jobs      pending \(run.pending)  running \(run.running)  done \(run.done)  failed \(run.failed)"
+                + (run.waiting > 0 ? "  waiting \(run.waiting)" : "")
+                + (run.cancelled > 0 ? "  cancelled \(run.cancelled)" : "") + "\n"
             out += "  verdicts  agreed \(run.agreed)  disagreed \(run.disagreed)  insufficient \(run.insufficient)\n"
+            if let counts = outcomes[run.name], counts.values.contains(where: { $0 > 0 }) {
+                out += "  production labels  keep \(counts["keep"] ?? 0)  relabel \(counts["relabel"] ?? 0)"
+                out += "  clarify \(counts["clarify"] ?? 0)  drop \(counts["drop"] ?? 0)"
+                out += "  (decided by people: \(counts["decided_by_people"] ?? 0))\n"
+            }
+            if let early = early[run.name], early.callsSaved > 0 {
+                let cost = early.costSavedUSD.map { String(format: ", about $%.4f", $0) } ?? ""
+                out +=
+                    "  early decision  \(early.examples) examples decided early, \(early.callsSaved) judge calls saved\(cost)\n"
+            }
             let width = max(5, judges.filter { $0.run == run.name }.map(\.judge.count).max() ?? 5)
             out +=
                 "  " + "judge".padding(toLength: width, withPad: " ", startingAt: 0)

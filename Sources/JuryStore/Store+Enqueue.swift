@@ -10,7 +10,8 @@ extension Store {
         into run: StoredRun, batch: String, next: () throws -> [IncomingExample]?
     ) async throws -> EnqueueReport {
         let judges = run.config.judges.map(\.name)
-        let votesNeeded = run.config.rule.votesNeeded(judges: judges.count)
+        let orders = run.config.judges.map(\.order)
+        let votesNeeded = run.config.rule.votesNeeded(panel: judges.count)
         return try await connection.transaction { connection in
             // A corpus of millions of lines takes longer than the statement timeout workers use.
             try await connection.execute(script: "SET LOCAL statement_timeout = 0")
@@ -27,7 +28,7 @@ extension Store {
             }
             let row = try await connection.query(
                 """
-                SELECT * FROM jury_enqueue_incoming(\(run.id), \(batch), \(judges)::text[], \(votesNeeded))
+                SELECT * FROM jury_enqueue_incoming(\(run.id), \(batch), \(judges)::text[], \(orders)::int[], \(votesNeeded))
                 """)[0]
             return EnqueueReport(
                 examples: copied, new: try row.decode("inserted_examples"), jobs: try row.decode("inserted_jobs"),

@@ -1,64 +1,261 @@
+import Foundation
 public import JuryDomain
 import JuryPostgres
 
-/// An example whose votes are all in, as the reducer sees it.
-public struct ReadyExample: Sendable {
+/// An example with its votes, as the reducer and a reduction see it.
+public struct ExampleVotes: Sendable {
     public let id: Int64
     public let runID: Int64
+    public var batch: String = ""
     public let sourceLabel: String?
+    public let humanLabel: String?
+    /// Whether `humanLabel` came from a person's review (`jury import-labels`): it then decides.
+    public let reviewed: Bool
+    /// Decided before every judge answered: early decision cancelled some of its jobs (or, in
+    /// the reducer's claim, some were still under way).
+    public let early: Bool
+    public var state: ExampleState = .ready
     /// Judge name to label.
     public var votes: [String: String]
+
+    /// The label that decides over the panel, if a person gave one.
+    public var reviewedLabel: String? { reviewed ? humanLabel : nil }
 }
 
-/// The reducer's transitions: claim ready examples, store their verdicts.
+/// A person's label for one example, by its id in the corpus; `line` names it in errors.
+public struct ReviewLabel: Sendable, Equatable {
+    public let externalID: String
+    public let label: String
+    public let line: Int
+
+    public init(externalID: String, label: String, line: Int) {
+        self.externalID = externalID
+        self.label = label
+        self.line = line
+    }
+}
+
+/// What a reduction wrote.
+public struct ReductionReport: Sendable, Equatable {
+    /// Verdicts replaced (the earlier ones are in `verdict_history`).
+    public var replaced: Int
+    /// Ready examples decided for the first time.
+    public var decided: Int
+    /// Examples given a person's label.
+    public var labelled: Int
+}
+
+/// The reducer's transitions: claim ready examples, store their verdicts; and reductions.
 extension Store {
     /// Decides up to `limit` ready examples (of one run, or of all) in one transaction: they are
     /// claimed with SKIP LOCKED, so reducers share the work, and each verdict commits together
-    /// with its example's move to `decided`. Returns how many were decided.
+    /// with its example's move to `decided`. Runs under `dawid-skene` are left to
+    /// `reduce(runID:...)`, which needs a whole batch. Returns how many were decided.
     public func decideReady(
-        runID: Int64?, limit: Int, decide: (ReadyExample, RunConfig) -> Verdict
+        runID: Int64?, limit: Int, decide: (ExampleVotes, RunConfig) -> Decision
     ) async throws -> Int {
         try await connection.transaction { connection in
-            var examples: [ReadyExample] = []
+            var examples: [ExampleVotes] = []
             for row in try await connection.query("SELECT * FROM jury_claim_ready_examples(\(runID), \(limit))") {
                 let id: Int64 = try row.decode("example_id")
                 if examples.last?.id != id {
                     examples.append(
-                        ReadyExample(
+                        ExampleVotes(
                             id: id, runID: try row.decode("run_id"),
                             sourceLabel: try row.decodeIfPresent("source_label"),
-                            votes: [:]))
+                            humanLabel: try row.decodeIfPresent("human_label"), reviewed: try row.decode("reviewed"),
+                            early: try row.decode("early"), votes: [:]))
                 }
                 if let judge: String = try row.decodeIfPresent("judge") {
                     examples[examples.count - 1].votes[judge] = try row.decode("label")
                 }
             }
             guard !examples.isEmpty else { return 0 }
-            let runIDs = Array(Set(examples.map(\.runID)))
-            var configs: [Int64: RunConfig] = [:]
-            for row in try await connection.query(
-                "SELECT id, name, config, state FROM runs WHERE id = ANY(\(runIDs)::bigint[])")
-            {
-                let run = try Self.decodeRun(row)
-                configs[run.id] = run.config
-            }
-            var verdicts: [Verdict] = []
+            let configs = try await Self.configs(of: Set(examples.map(\.runID)), on: connection)
+            var decisions: [Decision] = []
             for example in examples {
                 guard let config = configs[example.runID] else {
                     throw JuryError(.notFound, "example \(example.id) belongs to run \(example.runID), which is gone")
                 }
-                verdicts.append(decide(example, config))
+                decisions.append(decide(example, config))
             }
-            let conflicts = zip(examples, verdicts).map { example, verdict in
-                verdict.label.flatMap { label in example.sourceLabel.map { $0 != label } }
+            return try await Self.record(
+                decisions, of: examples.map(\.id), runs: examples.map(\.runID), replacing: false, on: connection)
+        }
+    }
+
+    /// Ready examples of runs under `dawid-skene` whose batch has all its votes: per run, how many.
+    public func dawidSkeneDue(runID: Int64?) async throws -> [Int64] {
+        try await connection.query(
+            """
+            SELECT DISTINCT e.run_id FROM examples e JOIN runs r ON r.id = e.run_id
+            WHERE e.state = 'ready' AND r.config #>> '{consensus,rule}' = 'dawid-skene'
+              AND (\(runID)::bigint IS NULL OR e.run_id = \(runID))
+              AND NOT EXISTS (SELECT 1 FROM examples x WHERE x.run_id = e.run_id AND x.batch = e.batch
+                                                         AND x.state = 'voting')
+            """
+        ).map { try $0.decode("run_id") }
+    }
+
+    /// Which examples a reduction decides.
+    public enum ReductionScope: Sendable {
+        /// Every decided example (`jury reduce`): its verdict is replaced.
+        case decided
+        /// Ready examples whose batch has all its votes (`dawid-skene`).
+        case completeBatches
+        /// The examples people labelled in this reduction, where decided.
+        case labelled
+    }
+
+    /// Recomputes verdicts of one run in one transaction, under the run's row lock: `labels` (a
+    /// person's review) are stored first, all or nothing; then `compute` gets every example of
+    /// the run with its votes and the ones in `scope`, and returns a decision for each of those.
+    /// Replaced verdicts move to `verdict_history`. With `rule`, the run's config takes it, so
+    /// that later verdicts (and early decisions) follow it.
+    public func reduce(
+        runID: Int64, scope: ReductionScope, labels: [ReviewLabel] = [], rule: ConsensusRule? = nil,
+        compute: (_ all: [ExampleVotes], _ targets: [ExampleVotes], RunConfig) throws -> [Decision]
+    ) async throws -> ReductionReport {
+        try await connection.transaction { connection in
+            try await connection.execute(script: "SET LOCAL statement_timeout = 0")
+            let rows = try await connection.query(
+                "SELECT id, name, config, state FROM runs WHERE id = \(runID) FOR UPDATE")
+            guard let row = rows.first else { throw JuryError(.notFound, "run \(runID) is gone") }
+            var config = try Self.decodeRun(row).config
+            var labelled = Set<Int64>()
+            if !labels.isEmpty {
+                let result = try await connection.query(
+                    """
+                    SELECT * FROM jury_import_labels(\(runID), \(labels.map(\.externalID))::text[],
+                                                     \(labels.map(\.label))::text[])
+                    """)
+                let unknown: [String] = try result.compactMap { try $0.decodeIfPresent("unknown_id") }
+                if !unknown.isEmpty {
+                    let lines = Dictionary(labels.map { ($0.externalID, $0.line) }, uniquingKeysWith: min)
+                    let named = unknown.prefix(5).map { "'\($0)' (line \(lines[$0] ?? 0))" }.joined(separator: ", ")
+                    throw JuryError(
+                        .invalidInput,
+                        "\(unknown.count) id(s) are not in the run: \(named)\(unknown.count > 5 ? ", ..." : ""); nothing was imported"
+                    )
+                }
+                labelled = Set(try result.map { try $0.decode("example_id") as Int64 })
             }
+            if let rule {
+                config.consensus = rule
+                try await connection.query(
+                    "UPDATE runs SET config = jsonb_set(config, '{consensus}', \(try Self.json(rule))::jsonb) WHERE id = \(runID)"
+                )
+            }
+            let all = try await Self.examplesWithVotes(runID: runID, on: connection)
+            let targets: [ExampleVotes]
+            switch scope {
+            case .decided:
+                targets = all.filter { $0.state == .decided }
+            case .labelled:
+                targets = all.filter { $0.state == .decided && labelled.contains($0.id) }
+            case .completeBatches:
+                let incomplete = Set(all.filter { $0.state == .voting }.map(\.batch))
+                targets = all.filter { $0.state == .ready && !incomplete.contains($0.batch) }
+            }
+            let decisions = try compute(all, targets, config)
+            precondition(decisions.count == targets.count, "a reduction decides each target once")
+            let decided = zip(targets, decisions).filter { $0.0.state == .decided }
+            let ready = zip(targets, decisions).filter { $0.0.state == .ready }
+            var report = ReductionReport(replaced: 0, decided: 0, labelled: labelled.count)
+            if !decided.isEmpty {
+                report.replaced = try await Self.record(
+                    decided.map(\.1), of: decided.map(\.0.id), runs: decided.map(\.0.runID), replacing: true,
+                    on: connection)
+            }
+            if !ready.isEmpty {
+                report.decided = try await Self.record(
+                    ready.map(\.1), of: ready.map(\.0.id), runs: ready.map(\.0.runID), replacing: false,
+                    on: connection)
+            }
+            return report
+        }
+    }
+
+    /// Every example of a run with its votes, in id order, read through a cursor.
+    static func examplesWithVotes(runID: Int64, on connection: PostgresConnection) async throws -> [ExampleVotes] {
+        try await connection.query(
+            """
+            DECLARE jury_votes NO SCROLL CURSOR FOR
+            SELECT e.id, e.batch, e.state, e.source_label, e.human_label, e.reviewed_at IS NOT NULL AS reviewed,
+                   e.jobs_cancelled > 0 AS early, v.judge, v.label
+            FROM examples e LEFT JOIN votes v ON v.example_id = e.id
+            WHERE e.run_id = \(runID)
+            ORDER BY e.id
+            """)
+        var examples: [ExampleVotes] = []
+        while true {
+            let rows = try await connection.query("FETCH 10000 FROM jury_votes")
+            if rows.isEmpty { break }
+            for row in rows {
+                let id: Int64 = try row.decode("id")
+                if examples.last?.id != id {
+                    examples.append(
+                        ExampleVotes(
+                            id: id, runID: runID, batch: try row.decode("batch"),
+                            sourceLabel: try row.decodeIfPresent("source_label"),
+                            humanLabel: try row.decodeIfPresent("human_label"), reviewed: try row.decode("reviewed"),
+                            early: try row.decode("early"), state: try row.decode("state"), votes: [:]))
+                }
+                if let judge: String = try row.decodeIfPresent("judge") {
+                    examples[examples.count - 1].votes[judge] = try row.decode("label")
+                }
+            }
+        }
+        try await connection.query("CLOSE jury_votes")
+        return examples
+    }
+
+    static func configs(of runIDs: Set<Int64>, on connection: PostgresConnection) async throws -> [Int64: RunConfig] {
+        var configs: [Int64: RunConfig] = [:]
+        for row in try await connection.query(
+            "SELECT id, name, config, state FROM runs WHERE id = ANY(\(Array(runIDs))::bigint[])")
+        {
+            let run = try Self.decodeRun(row)
+            configs[run.id] = run.config
+        }
+        return configs
+    }
+
+    /// Writes decisions: new verdicts for ready examples (which move to decided), or
+    /// replacements, whose predecessors go to the history. Returns how many it wrote.
+    static func record(
+        _ decisions: [Decision], of examples: [Int64], runs: [Int64], replacing: Bool, on connection: PostgresConnection
+    ) async throws -> Int {
+        let verdicts = decisions.map(\.verdict)
+        let labels = verdicts.map(\.label)
+        let statuses = verdicts.map(\.status.rawValue)
+        let agreements = verdicts.map(\.agreement)
+        let votes = verdicts.map(\.votes)
+        let rules = verdicts.map(\.rule.description)
+        let parameters = try verdicts.map { try json($0.rule) }
+        let decidedBy = decisions.map(\.decidedBy.rawValue)
+        let outcomes = decisions.map { $0.outcome?.rawValue }
+        let early = decisions.map(\.early)
+        if replacing {
+            // One run per reduction: the run lock covers it.
             return try await connection.query(
                 """
-                SELECT jury_record_verdicts(\(examples.map(\.id))::bigint[], \(examples.map(\.runID))::bigint[],
-                    \(verdicts.map(\.label))::text[], \(verdicts.map(\.status))::text[],
-                    \(verdicts.map(\.agreement))::float8[], \(verdicts.map(\.votes))::int[],
-                    \(verdicts.map(\.rule))::text[], \(conflicts)::boolean[]) AS decided
-                """)[0].decode("decided")
+                SELECT jury_replace_verdicts(\(runs[0]), \(examples)::bigint[], \(labels)::text[], \(statuses)::text[],
+                    \(agreements)::float8[], \(votes)::int[], \(rules)::text[], \(parameters)::jsonb[],
+                    \(decidedBy)::text[], \(outcomes)::text[], \(early)::boolean[]) AS written
+                """)[0].decode("written")
         }
+        return try await connection.query(
+            """
+            SELECT jury_record_verdicts(\(examples)::bigint[], \(runs)::bigint[], \(labels)::text[],
+                \(statuses)::text[], \(agreements)::float8[], \(votes)::int[], \(rules)::text[], \(parameters)::jsonb[],
+                \(decidedBy)::text[], \(outcomes)::text[], \(early)::boolean[]) AS decided
+            """)[0].decode("decided")
+    }
+
+    static func json(_ rule: ConsensusRule) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(rule), as: UTF8.self)
     }
 }

@@ -73,6 +73,8 @@ extension RunState: PostgresArrayElement, PostgresDecodable {}
 extension ExampleState: PostgresArrayElement, PostgresDecodable {}
 extension JobState: PostgresArrayElement, PostgresDecodable {}
 extension Verdict.Status: PostgresArrayElement, PostgresDecodable {}
+extension SourceOutcome: PostgresArrayElement, PostgresDecodable {}
+extension DecidedBy: PostgresArrayElement, PostgresDecodable {}
 
 extension ConsensusRule: PostgresArrayElement, PostgresDecodable {
     public var postgresText: String? { description }

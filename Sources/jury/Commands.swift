@@ -221,25 +221,3 @@ struct Retry: AsyncParsableCommand {
         print("\(retried) failed jobs back to pending")
     }
 }
-
-struct Export: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Write a run's decided examples as JSONL: fields, verdict and every judge's vote.")
-    @OptionGroup var db: DatabaseOptions
-    @Option(help: "The run.") var run: String
-    @Option(help: "Only verdicts with this status: agreed, disagreed or insufficient.") var status: String?
-    @Argument(help: "The JSONL file to write (replaced atomically).") var file: String
-
-    func validate() throws {
-        if let status, Verdict.Status(rawValue: status) == nil {
-            throw ValidationError("--status must be agreed, disagreed or insufficient, not '\(status)'")
-        }
-    }
-
-    func run() async throws {
-        let store = try await db.connect("jury export", logger: db.makeLogger("jury.export"))
-        let count = try await Exporter.export(
-            run: run, status: status.flatMap(Verdict.Status.init(rawValue:)), to: file, from: store)
-        print("wrote \(count) examples to \(file)")
-    }
-}

@@ -25,7 +25,8 @@ struct Jury: AsyncParsableCommand {
             """,
         subcommands: [
             Migrate.self, RunCommand.self, Enqueue.self, WorkerCommand.self, ReducerCommand.self, Status.self,
-            Retry.self, JudgeCommand.self, Export.self, Prompt.self, MockJudge.self, Bench.self,
+            Retry.self, JudgeCommand.self, Reduce.self, Calibrate.self, Export.self, ImportLabels.self, Prompt.self,
+            MockJudge.self, Bench.self,
         ])
 }
 

@@ -26,13 +26,16 @@ struct RunConfigTests {
         let config = try RunConfig.parse(yaml: valid, file: "run.yaml")
         #expect(config.labels.count == 5)
         #expect(config.maxAttempts == 3)
-        #expect(config.rule.votesNeeded(judges: 4) == 4)
+        #expect(config.rule.votesNeeded(panel: 4) == 4)
     }
 
     @Test(arguments: [
         ("judges:", "judges:\n  - { name: x }\nignored:", "run.yaml: ignored: unknown key"),
         ("max_attempts: 3", "max_attempt: 3", "max_attempt: unknown key"),
-        ("rule: unanimous", "rule: majority", "consensus.rule: 'majority' is not one of"),
+        ("rule: unanimous", "rule: plurality", "consensus.rule: 'plurality' is not one of"),
+        ("rule: unanimous", "rule: weighted", "consensus.weights: are missing for rule: weighted"),
+        ("rule: unanimous", "rule: unanimous\n  min_votes: 9", "consensus.min_votes: 9 is outside 1...4"),
+        ("rule: unanimous", "rule: dawid-skene\n  threshold: 1.5", "consensus.threshold: 1.5 must be between 0 and 1"),
         ("rule: unanimous", "rule: quorum\n  quorum: 2", "consensus.quorum: 2 must be more than half"),
         ("model: b,", "model: b, api_key: sk-123,", "judges[1].api_key: API keys never go in the config"),
         ("- { label: wrong_skill,", "- { label: valid,", "taxonomy[3].label: 'valid' appears twice"),
@@ -78,28 +81,6 @@ struct RunConfigTests {
         #expect(request.user == "Request: Customers <from> \"Paris\" & Lyon")
         #expect(request.system.contains("needs_more_context"))
         #expect(request.labels == config.labels)
-    }
-}
-
-@Suite("Consensus")
-struct ConsensusTests {
-    @Test func unanimousNeedsEveryJudgeToAgree() {
-        let rule = ConsensusRule.unanimous
-        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 3).status == .agreed)
-        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 3).label == "x")
-        let split = rule.decide(votes: ["a": "x", "b": "x", "c": "y"], judges: 3)
-        #expect(split.status == .disagreed)
-        #expect(split.label == nil)
-        #expect(abs(split.agreement - 2.0 / 3) < 1e-9)
-        #expect(rule.decide(votes: ["a": "x", "b": "x"], judges: 3).status == .insufficient)
-    }
-
-    @Test func quorumNeedsThatManyOnOneLabel() {
-        let rule = ConsensusRule.quorum(3)
-        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x", "d": "y"], judges: 4).label == "x")
-        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "x"], judges: 4).status == .agreed)
-        #expect(rule.decide(votes: ["a": "x", "b": "x", "c": "y", "d": "y"], judges: 4).status == .disagreed)
-        #expect(rule.decide(votes: ["a": "x", "b": "x"], judges: 4).status == .insufficient)
     }
 }
 

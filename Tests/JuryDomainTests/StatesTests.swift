@@ -5,12 +5,31 @@ import Testing
 
 @Suite("States and rules")
 struct StatesTests {
-    /// The values a CHECK constraint of Schema/001_queue.sql allows for `column` of `table`.
+    /// The values the schema's CHECK constraint allows for `column` of `table`: the last
+    /// migration that replaced the constraint (`ADD CONSTRAINT table_column_check`) or added the
+    /// column, else the table's creation.
     private func allowed(_ table: String, column: String = "state") throws -> Set<String> {
-        let sql = try String(
-            contentsOfFile: repositoryRoot.appendingPathComponent("Schema/001_queue.sql").path, encoding: .utf8)
-        let body = try #require(sql.components(separatedBy: "CREATE TABLE \(table) (").dropFirst().first)
-        let check = try #require(body.components(separatedBy: "CHECK (\(column) IN (").dropFirst().first)
+        let folder = repositoryRoot.appendingPathComponent("Schema")
+        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }
+            .sorted()
+        var body: String?
+        for file in files {
+            let sql = try String(contentsOfFile: folder.appendingPathComponent(file).path, encoding: .utf8)
+            if let created = sql.components(separatedBy: "CREATE TABLE \(table) (").dropFirst().first,
+                let columns = created.components(separatedBy: "\n);").first, columns.contains("CHECK (\(column) IN (")
+            {
+                body = String(columns.components(separatedBy: "\n    \(column) ").dropFirst().first ?? columns)
+            }
+            for marker in ["ADD CONSTRAINT \(table)_\(column)_check", "ADD COLUMN \(column) "] {
+                if let found = sql.components(separatedBy: marker).dropFirst().last,
+                    found.prefix(200).contains("CHECK (\(column) IN (")
+                {
+                    body = found
+                }
+            }
+        }
+        let found = try #require(body)
+        let check = try #require(found.components(separatedBy: "CHECK (\(column) IN (").dropFirst().first)
         let list = try #require(check.components(separatedBy: "))").first)
         return Set(list.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " '\n")) })
     }
@@ -20,13 +39,18 @@ struct StatesTests {
         #expect(Set(ExampleState.allCases.map(\.rawValue)) == (try allowed("examples")))
         #expect(Set(JobState.allCases.map(\.rawValue)) == (try allowed("jobs")))
         #expect(Set(Verdict.Status.allCases.map(\.rawValue)) == (try allowed("verdicts", column: "status")))
+        #expect(Set(SourceOutcome.allCases.map(\.rawValue)) == (try allowed("verdicts", column: "outcome")))
+        #expect(Set(DecidedBy.allCases.map(\.rawValue)) == (try allowed("verdicts", column: "decided_by")))
     }
 
     @Test func rulesReadBackWhatTheyWrite() {
-        for rule in [ConsensusRule.unanimous, .quorum(3)] {
+        for rule in [
+            ConsensusRule.unanimous, .quorum(3), ConsensusRule(.majority), ConsensusRule(.weighted),
+            ConsensusRule(.dawidSkene),
+        ] {
             #expect(ConsensusRule(description: rule.description) == rule)
         }
-        for text in ["", "quorum", "quorum:0", "quorum:x", "Unanimous"] {
+        for text in ["", "quorum", "quorum:0", "quorum:x", "Unanimous", "plurality"] {
             #expect(ConsensusRule(description: text) == nil)
         }
     }

@@ -28,8 +28,11 @@ struct PipelineTests {
             try await runWorkers(url: url, run: run.name) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 300
             }
-            #expect(try await connection.count("SELECT count(*) FROM votes") == 900)
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
+            // Every job voted, or was cancelled by early decision once its example could no longer agree.
+            let cancelled = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'")
+            #expect(try await connection.count("SELECT count(*) FROM votes") + cancelled == 900)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state NOT IN ('done', 'cancelled')") == 0)
             #expect(
                 try await connection.count(
                     "SELECT count(*) FROM examples WHERE state <> 'decided' OR jobs_open <> 0") == 0)
@@ -58,7 +61,7 @@ struct PipelineTests {
             var statuses: [String: Int] = [:]
             for row in rows {
                 let votes = try JSONDecoder().decode([String: String].self, from: Data(row["votes"]!.utf8))
-                let expected = ConsensusRule.unanimous.decide(votes: votes, judges: 3)
+                let expected = ConsensusRule.unanimous.decide(votes: votes, panel: ["j1", "j2", "j3"])
                 #expect(row["status"] == expected.status.rawValue)
                 #expect(row["label"] == expected.label)
                 statuses[row["status"]!, default: 0] += 1
@@ -68,11 +71,19 @@ struct PipelineTests {
 
             let report = try await StatusReport.load(run: run.name, from: jury)
             #expect(report.runs[0].decided == 300)
-            #expect(report.judges.map(\.done) == [300, 300, 300])
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM (SELECT judge FROM jobs WHERE state IN ('done', 'cancelled')
+                                          GROUP BY judge HAVING count(*) = 300) x
+                    """)
+                    == 3)
 
             let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl")
                 .path
-            let written = try await Exporter.export(run: run.name, status: .agreed, to: export, from: jury)
+            let written = try await Exporter.export(
+                run: run.name, format: .jsonl, filter: ExportFilter(status: .agreed), to: export, from: jury
+            ).written
             #expect(written == statuses["agreed"])
             let lines = try String(contentsOfFile: export, encoding: .utf8).split(separator: "\n")
             #expect(lines.count == written)
@@ -112,7 +123,9 @@ struct PipelineTests {
                         var total = 0
                         while true {
                             let count = try await own.decideReady(runID: nil, limit: 7) { example, config in
-                                config.rule.decide(votes: example.votes, judges: config.judges.count)
+                                config.decide(
+                                    votes: example.votes, rule: config.rule, sourceLabel: example.sourceLabel,
+                                    reviewedLabel: example.reviewedLabel)
                             }
                             if count == 0 { return total }
                             total += count
@@ -184,7 +197,7 @@ struct PipelineTests {
             let jury = try await store(url)
             let yaml = runYAML(
                 models: ["p-openai", "p-anthropic", "p-gemini"], baseURL: baseURL, apiKeyEnv: "PANEL_KEY",
-                providers: ["openai", "anthropic", "gemini"])
+                providers: ["openai", "anthropic", "gemini"], consensus: ["early_decision: false"])
             let run = try await createRun(yaml, in: jury)
             try await enqueue(try writeCorpus(count: 60), run: run.name, in: jury)
             try await runWorkers(url: url, run: run.name, environment: ["PANEL_KEY": key]) {

@@ -40,7 +40,8 @@ public func mockJudge(
 public func runYAML(
     name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
     maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil, giveUpAfter: Double = 3600,
-    maxRetryAfter: Double = 600, timeout: Double? = nil, providers: [String]? = nil
+    maxRetryAfter: Double = 600, timeout: Double? = nil, providers: [String]? = nil, orders: [Int]? = nil,
+    consensus: [String] = [], extra: String = ""
 ) -> String {
     let judges = models.enumerated().map { index, model in
         // The mock serves each provider's API: Gemini's under /v1beta, the others under /v1.
@@ -50,6 +51,7 @@ public func runYAML(
         if let apiKeyEnv { line += ", api_key_env: \(apiKeyEnv)" }
         if let requestsPerMinute { line += ", requests_per_minute: \(requestsPerMinute)" }
         if let timeout { line += ", timeout_seconds: \(timeout)" }
+        if let orders { line += ", order: \(orders[index])" }
         return line + " }"
     }.joined(separator: "\n")
     return """
@@ -68,6 +70,8 @@ public func runYAML(
         consensus:
           rule: \(rule)
         \(quorum.map { "  quorum: \($0)" } ?? "")
+        \(consensus.map { "  " + $0 }.joined(separator: "\n"))
+        \(extra)
         max_attempts: \(maxAttempts)
         retry:
           base_delay_seconds: 0.05

@@ -118,19 +118,42 @@ extension RunConfig {
         guard !prompt.user.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
             throw fail("prompt.user", "is empty; it is where the example goes")
         }
-        switch consensus.rule {
-        case "unanimous":
-            if consensus.quorum != nil { throw fail("consensus.quorum", "only goes with rule: quorum") }
-        case "quorum":
-            guard let quorum = consensus.quorum else { throw fail("consensus.quorum", "is missing for rule: quorum") }
-            // More than half, so that two labels can never both reach it.
-            guard quorum > judges.count / 2, quorum <= judges.count else {
-                throw fail(
-                    "consensus.quorum",
-                    "\(quorum) must be more than half of the \(judges.count) judges and at most \(judges.count)")
+        if let problem = consensus.problem(panel: panel) {
+            throw fail("consensus.\(problem.field)", problem.reason)
+        }
+        if consensus.kind == .weighted, consensus.weights == nil {
+            throw fail(
+                "consensus.weights",
+                "are missing for rule: weighted; give every judge one, or create the run under another rule and switch with `jury reduce --rule weighted` after `jury calibrate`, which takes the judges' accuracies"
+            )
+        }
+        for (index, entry) in taxonomy.enumerated() {
+            if let reply = entry.reply {
+                do {
+                    _ = try PromptRenderer.compile(reply)
+                } catch {
+                    throw fail("taxonomy[\(index)].reply", "is not a valid Mustache template: \(error)")
+                }
             }
-        default:
-            throw fail("consensus.rule", "'\(consensus.rule)' is not one of unanimous, quorum")
+        }
+        if acceptingLabels.isEmpty {
+            throw fail("taxonomy", "no label has kind: accept; the first label accepts unless another says so")
+        }
+        for (index, judge) in judges.enumerated() where !(1...100).contains(judge.order) {
+            throw fail("judges[\(index)].order", "\(judge.order) is outside 1...100")
+        }
+        if let training {
+            for (field, template) in [
+                ("training.system", training.system), ("training.user", training.user),
+                ("training.assistant", training.assistant),
+            ] {
+                guard let template else { continue }
+                do {
+                    _ = try PromptRenderer.compile(template)
+                } catch {
+                    throw fail(field, "is not a valid Mustache template: \(error)")
+                }
+            }
         }
         if let budget = budgetUSD, !(budget > 0) {
             throw fail("budget_usd", "must be more than 0 (leave it out for none)")
@@ -147,15 +170,17 @@ extension RunConfig {
     private static let knownKeys: [String: Set<String>] = [
         "": [
             "name", "description", "taxonomy", "judges", "prompt", "consensus", "max_attempts", "retry", "budget_usd",
+            "training",
         ],
-        "taxonomy": ["label", "description"],
+        "taxonomy": ["label", "description", "kind", "reply"],
+        "training": ["system", "user", "assistant"],
         "judges": [
             "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
-            "requests_per_minute", "tokens_per_minute", "limit_key", "price",
+            "requests_per_minute", "tokens_per_minute", "limit_key", "price", "order",
         ],
         "price": ["input_per_million", "output_per_million", "cached_input_per_million"],
         "prompt": ["system", "user"],
-        "consensus": ["rule", "quorum"],
+        "consensus": ["rule", "quorum", "min_votes", "weights", "threshold", "early_decision"],
         "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
     ]
 
@@ -174,7 +199,7 @@ extension RunConfig {
             }
         }
         try check(root, section: "", field: "")
-        for section in ["prompt", "consensus", "retry"] {
+        for section in ["prompt", "consensus", "retry", "training"] {
             if let mapping = root[section] as? [String: Any] {
                 try check(mapping, section: section, field: "\(section).")
             }

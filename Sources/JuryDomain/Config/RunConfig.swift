@@ -11,7 +11,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public var taxonomy: [Label]
     public var judges: [JudgeConfig]
     public var prompt: Prompt
-    public var consensus: Consensus
+    public var consensus: ConsensusRule
     /// Wrong answers per job (unparseable, outside the taxonomy, a refused request) before it fails for good.
     public var maxAttempts: Int
     public var retry: RetryPolicy
@@ -21,20 +21,44 @@ public struct RunConfig: Codable, Sendable, Equatable {
     public struct Label: Codable, Sendable, Equatable {
         public var label: String
         public var description: String
+        /// What the label means for the request: `accept` (carry it out), `refuse`, or `clarify`
+        /// (ask the user for what is missing or ambiguous). Default: the first label accepts, the others refuse.
+        public var kind: Kind?
+        /// Mustache template of the reply a fine-tuned model should give (`jury export --format chat`);
+        /// sees the example's fields. Refusing and clarifying labels need one to be exported as chat.
+        public var reply: String?
+
+        public enum Kind: String, Codable, Sendable, CaseIterable {
+            case accept, refuse, clarify
+        }
+
+        public init(label: String, description: String, kind: Kind? = nil, reply: String? = nil) {
+            self.label = label
+            self.description = description
+            self.kind = kind
+            self.reply = reply
+        }
     }
+
+    /// How `jury export --format chat` writes an example as a fine-tuning conversation.
+    public struct Training: Codable, Sendable, Equatable {
+        /// Mustache template of the system message; none when left out.
+        public var system: String?
+        /// Mustache template of the user's message; sees the example's fields.
+        public var user: String
+        /// Mustache template of the reply for labels that accept (the production answer, say);
+        /// without it, accepted examples are left out of a chat export (logs already hold them).
+        public var assistant: String?
+    }
+
+    /// How `jury export --format chat` builds conversations; nil: chat export is not configured.
+    public var training: Training?
 
     public struct Prompt: Codable, Sendable, Equatable {
         /// Mustache template of the system message; sees `taxonomy` (label, description) and `labels`.
         public var system: String
         /// Mustache template of the user message; sees the example's fields, `id`, and the above.
         public var user: String
-    }
-
-    public struct Consensus: Codable, Sendable, Equatable {
-        /// `unanimous` or `quorum`.
-        public var rule: String
-        /// With `quorum`: how many judges must give the same label.
-        public var quorum: Int?
     }
 
     /// How failed calls are retried. Failures that waiting cures (429, 5xx, timeouts, dropped
@@ -83,7 +107,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, taxonomy, judges, prompt, consensus
+        case name, description, taxonomy, judges, prompt, consensus, training
         case maxAttempts = "max_attempts"
         case retry
         case budgetUSD = "budget_usd"
@@ -96,7 +120,8 @@ public struct RunConfig: Codable, Sendable, Equatable {
         taxonomy = try container.decode([Label].self, forKey: .taxonomy)
         judges = try container.decode([JudgeConfig].self, forKey: .judges)
         prompt = try container.decode(Prompt.self, forKey: .prompt)
-        consensus = try container.decodeIfPresent(Consensus.self, forKey: .consensus) ?? Consensus(rule: Defaults.rule)
+        consensus = try container.decodeIfPresent(ConsensusRule.self, forKey: .consensus) ?? .unanimous
+        training = try container.decodeIfPresent(Training.self, forKey: .training)
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? Defaults.maxAttempts
         retry = try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .standard
         budgetUSD = try container.decodeIfPresent(Double.self, forKey: .budgetUSD)
@@ -105,7 +130,6 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// The values a config gets for what it leaves out: defined here only.
     public enum Defaults {
         public static let maxAttempts = 5
-        public static let rule = "unanimous"
         public static let judgeConcurrency = 64
         public static let judgeTimeoutSeconds: Double = 120
     }
@@ -118,12 +142,19 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     /// The consensus rule this run applies.
-    public var rule: ConsensusRule {
-        switch consensus.rule {
-        case "quorum": return .quorum(consensus.quorum ?? judges.count)
-        default: return .unanimous
-        }
+    public var rule: ConsensusRule { consensus }
+
+    /// The judges' names, in the config's order: the panel.
+    public var panel: [String] { judges.map(\.name) }
+
+    /// What each label means for the request; the first label accepts unless told otherwise.
+    public func kind(of label: String) -> Label.Kind? {
+        guard let index = taxonomy.firstIndex(where: { $0.label == label }) else { return nil }
+        return taxonomy[index].kind ?? (index == 0 ? .accept : .refuse)
     }
+
+    /// The labels whose kind is `accept`.
+    public var acceptingLabels: Set<String> { Set(labels.filter { kind(of: $0) == .accept }) }
 }
 
 /// One judge of the panel.
@@ -149,6 +180,10 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     public var limitKey: String
     /// What the provider charges, to count each vote's cost; nil counts none.
     public var price: Price?
+    /// When the judge is asked: on each example, judges of a higher order are asked only once
+    /// every judge of a lower order has answered (or failed), so the cheap ones can go first and
+    /// early decision can spare the rest. Default 1: every judge at once.
+    public var order: Int
 
     /// USD per million tokens.
     public struct Price: Codable, Sendable, Equatable {
@@ -190,15 +225,16 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         case requestsPerMinute = "requests_per_minute"
         case tokensPerMinute = "tokens_per_minute"
         case limitKey = "limit_key"
-        case price
+        case price, order
     }
 
     public init(
         name: String, provider: String, model: String, baseURL: String, apiKeyEnv: String? = nil,
         concurrency: Int = RunConfig.Defaults.judgeConcurrency,
         timeoutSeconds: Double = RunConfig.Defaults.judgeTimeoutSeconds, requestsPerMinute: Int? = nil,
-        tokensPerMinute: Int? = nil, limitKey: String? = nil
+        tokensPerMinute: Int? = nil, limitKey: String? = nil, order: Int = 1
     ) {
+        self.order = order
         self.name = name
         self.provider = provider
         self.model = model
@@ -235,6 +271,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
             try container.decodeIfPresent(String.self, forKey: .limitKey)
             ?? Self.defaultLimitKey(provider: provider, apiKeyEnv: apiKeyEnv, baseURL: baseURL)
         price = try container.decodeIfPresent(Price.self, forKey: .price)
+        order = try container.decodeIfPresent(Int.self, forKey: .order) ?? 1
     }
 
     /// Where each provider serves the Chat Completions format, and the usual name of its key.

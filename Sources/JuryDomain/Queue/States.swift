@@ -15,10 +15,11 @@ public enum ExampleState: String, Sendable, CaseIterable {
     case voting, ready, decided
 }
 
-/// A job (one example, one judge): `pending` until claimed, `running` under a lease, `done`
-/// with a vote, `failed` when its attempts or its outage time ran out.
+/// A job (one example, one judge): `waiting` for the judges of a lower order to answer,
+/// `pending` until claimed, `running` under a lease, `done` with a vote, `failed` when its
+/// attempts or its outage time ran out, `cancelled` when early decision spared it.
 public enum JobState: String, Sendable, CaseIterable {
-    case pending, running, done, failed
+    case waiting, pending, running, done, failed, cancelled
 }
 
 /// The channels the queue's functions notify, and workers and reducers listen on.

@@ -58,9 +58,7 @@ public final class Reducer: Service, Sendable {
             group.addTask { await self.listen(on: listener, id: id) }
             while !isStopping {
                 do {
-                    let count = try await store.decideReady(runID: runID, limit: batchSize) { example, config in
-                        config.rule.decide(votes: example.votes, judges: config.judges.count)
-                    }
+                    let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
                     decided.withLock { $0 += count }
                     logger.debug("decided", metadata: ["examples": "\(count)"])
                     if count < batchSize { await wakeup.wait(timeout: .seconds(idlePollSeconds)) }
@@ -73,6 +71,23 @@ public final class Reducer: Service, Sendable {
         }
         _ = try? await withDeadline(.seconds(2)) { await listener.processStopped(id) }
         logger.info("reducer stopped")
+    }
+
+    /// One pass: decides up to `limit` ready examples, and when fewer were ready, the complete
+    /// batches of runs under `dawid-skene` (which fits the whole run, so it waits for them).
+    /// Returns how many examples it decided.
+    public static func decideAvailable(runID: Int64?, limit: Int, store: Store) async throws -> Int {
+        var count = try await store.decideReady(runID: runID, limit: limit) { example, config in
+            config.decide(
+                votes: example.votes, rule: config.rule, sourceLabel: example.sourceLabel,
+                reviewedLabel: example.reviewedLabel, early: example.early)
+        }
+        if count < limit {
+            for due in try await store.dawidSkeneDue(runID: runID) {
+                count += try await Reduction.decideCompleteBatches(runID: due, store: store).decided
+            }
+        }
+        return count
     }
 
     /// Wakes the reducer on notifications, and beats its heartbeat, until cancelled.

@@ -1,0 +1,178 @@
+import Foundation
+import JuryDomain
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Testing
+
+/// Rules, reductions, conflicts with the production label, early decision, calibration, exports
+/// and people's labels, on PostgreSQL. Votes are cast through the store's own claim and record,
+/// with labels the test chooses, so that every outcome is known in advance.
+/// Rules, reductions, conflicts with the production label and early decision, on PostgreSQL.
+@Suite("Consensus on PostgreSQL")
+struct ConsensusStoreTests {
+    typealias Fixture = ConsensusFixture
+
+    @Test(.freshDatabase) func everyRuleAndEveryOutcomeFromTheSameVotes() async throws {
+        let (connection, jury, run) = try await Fixture.setUp()
+        var verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts.count == 8)
+        // Unanimity, and what it does to the production labels.
+        #expect(verdicts["e0"]?["outcome"] == "keep" && verdicts["e0"]?["label"] == "valid")
+        #expect(verdicts["e1"]?["outcome"] == "relabel" && verdicts["e1"]?["label"] == "wrong_skill")
+        #expect(verdicts["e2"]?["outcome"] == "clarify")
+        #expect(verdicts["e3"]?["status"] == "disagreed" && verdicts["e3"]?["outcome"] == "drop")
+        #expect(verdicts["e5"]?["status"] == "insufficient")
+        #expect(verdicts["e7"]?["outcome"] == .some(nil) && verdicts["e7"]?["status"] == "agreed")
+        #expect(verdicts["e0"]?["rule"] == "unanimous" && verdicts["e0"]?["params_rule"] == "unanimous")
+        #expect(verdicts.values.allSatisfy { $0["decided_by"] == "panel" && $0["early"] == "false" })
+
+        // A quorum of 3 agrees where one judge dissented; the old verdicts are kept.
+        var report = try await Reduction.reduce(run: run.name, rule: .quorum(3), store: jury)
+        #expect(report.replaced == 8)
+        verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["e3"]?["label"] == "valid" && verdicts["e3"]?["outcome"] == "keep")
+        #expect(verdicts["e5"]?["label"] == "valid")
+        #expect(verdicts["e4"]?["status"] == "disagreed")
+        #expect(verdicts["e0"]?["rule"] == "quorum:3")
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history") == 8)
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history WHERE rule = 'unanimous'") == 8)
+        #expect(try await jury.findRun(run.name).config.rule == .quorum(3))
+
+        // Majority: more than half of the valid votes; 2 against 2 is no majority.
+        _ = try await Reduction.reduce(run: run.name, rule: ConsensusRule(.majority), store: jury)
+        verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["e3"]?["label"] == "valid" && verdicts["e4"]?["status"] == "disagreed")
+
+        // Weighted: j1 outweighs the two who disagree with it on e6.
+        let weighted = ConsensusRule(.weighted, weights: ["j1": 4, "j2": 1, "j3": 1, "j4": 1])
+        _ = try await Reduction.reduce(run: run.name, rule: weighted, store: jury)
+        verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["e6"]?["label"] == "valid" && verdicts["e6"]?["outcome"] == "relabel")
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM verdicts WHERE (rule_params->'weights'->>'j1')::float8 = 4") == 8)
+
+        // min_votes: unanimity among the judges that answered, when at least 3 did.
+        _ = try await Reduction.reduce(run: run.name, rule: ConsensusRule(.unanimous, minVotes: 3), store: jury)
+        verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["e5"]?["label"] == "valid" && verdicts["e3"]?["status"] == "disagreed")
+
+        // Dawid-Skene: the posteriors of a model fitted to the run's votes decide.
+        report = try await Reduction.reduce(
+            run: run.name, rule: ConsensusRule(.dawidSkene, threshold: 0.6), store: jury)
+        #expect(report.replaced == 8)
+        let examples = try await jury.examplesWithVotes(runID: run.id)
+        let model = DawidSkene.fit(tasks: examples.map(\.votes))
+        verdicts = try await Fixture.verdicts(connection)
+        for (index, example) in examples.enumerated() {
+            let posterior = model.posterior(ofTask: index)
+            let best = posterior.max { $0.value < $1.value }!
+            let row = try await connection.query(
+                "SELECT label, status FROM verdicts WHERE example_id = \(example.id)")[0]
+            #expect(row["status"] == (best.value >= 0.6 ? "agreed" : "disagreed"), "\(example.votes)")
+            if best.value >= 0.6 { #expect(row["label"] == best.key) }
+        }
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history") == 40)
+
+        // The views count the outcomes.
+        let outcomes = try await connection.query("SELECT * FROM jury_outcomes WHERE run = 'cons'")[0]
+        #expect(outcomes["without_source_label"] == "1")
+    }
+
+    @Test(.freshDatabase) func aRuleThatCannotHoldIsRefusedAndNothingChanges() async throws {
+        let (connection, jury, run) = try await Fixture.setUp()
+        await #expect(throws: JuryError.self) {
+            try await Reduction.reduce(run: run.name, rule: .quorum(2), store: jury)
+        }
+        let error = await #expect(throws: JuryError.self) {
+            try await Reduction.reduce(run: run.name, rule: ConsensusRule(.weighted), store: jury)
+        }
+        #expect(error?.message.contains("jury calibrate") == true)
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history") == 0)
+        #expect(try await jury.findRun(run.name).config.rule.kind == .unanimous)
+    }
+
+    @Test(.freshDatabase) func earlyDecisionCancelsWhatTheRuleNoLongerNeedsAndOrderedJudgesWait() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(
+            Fixture.yaml(judges: 3, orders: [1, 1, 2], consensus: "rule: unanimous"), in: jury)
+        try await enqueue(
+            try Fixture.writeLabelledCorpus([("a", nil, "valid"), ("b", nil, "valid"), ("c", "valid", nil)]),
+            run: run.name, in: jury)
+        // The third judge waits: nothing of it can be claimed before the first two answered.
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j3' AND state = 'waiting'") == 3)
+        #expect(
+            try await jury.claim([ClaimRequest(runID: run.id, judge: "j3", count: 10)], owner: "t", leaseSeconds: 60)
+                .isEmpty)
+        let votes: [String: [String?]] = [
+            "a": ["valid", "valid", "valid"], "b": ["valid", "wrong_skill", "valid"],
+            "c": ["valid", "ambiguous", "valid"],
+        ]
+        try await Fixture.castVotes(votes, run: run, in: jury)
+        try await Fixture.decideAll(jury)
+        // b split at once: its third judge was never asked. c carries a human label: every judge answers it.
+        #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j3'") == 2)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM jobs j JOIN examples e ON e.id = j.example_id WHERE e.external_id = 'b' AND j.judge = 'j3' AND j.state = 'cancelled'"
+            ) == 1)
+        let verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["a"]?["status"] == "agreed" && verdicts["a"]?["early"] == "false")
+        #expect(verdicts["b"]?["status"] == "disagreed" && verdicts["b"]?["early"] == "true")
+        #expect(verdicts["c"]?["early"] == "false")
+        let early = try await connection.query("SELECT * FROM jury_early_decisions WHERE run = 'cons'")[0]
+        #expect(early["calls_saved"] == "1" && early["examples_decided_early"] == "1")
+        let status = try await StatusReport.load(run: run.name, from: jury).text
+        #expect(status.contains("1 judge calls saved"))
+        #expect(status.contains("production labels  keep 1  relabel 0  clarify 0  drop 1"))
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM examples WHERE jobs_open <> 0 OR jobs_waiting <> 0 OR state <> 'decided'") == 0)
+    }
+
+    @Test(.freshDatabase) func aQuorumOutOfReachIsDecidedAndAJobGivenBackLaterIsCancelled() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(consensus: "rule: quorum\n  quorum: 3"), in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus([("q", nil, nil)]), run: run.name, in: jury)
+        // j4 is under way when the other three split three ways: no label can reach 3.
+        let held = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j4", count: 1)], owner: "slow", leaseSeconds: 60)
+        #expect(held.count == 1)
+        try await Fixture.castVotes(["q": ["valid", "wrong_skill", "ambiguous", nil]], run: run, in: jury)
+        #expect(
+            try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready' AND jobs_open = 1") == 1)
+        try await Fixture.decideAll(jury)
+        #expect(try await Fixture.verdicts(connection)["q"]?["early"] == "true")
+        // The slow worker gives its job back: it is cancelled, not called again.
+        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "slow") == 1)
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j4' AND state = 'cancelled'") == 1)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM examples WHERE jobs_open = 0 AND jobs_cancelled = 1 AND state = 'decided'") == 1)
+    }
+
+    @Test(.freshDatabase) func dawidSkeneWaitsForACompleteBatch() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(consensus: "rule: dawid-skene\n  threshold: 0.5"), in: jury)
+        try await enqueue(
+            try Fixture.writeLabelledCorpus(Array(Fixture.corpus[0..<4])), run: run.name, batch: "one", in: jury)
+        try await enqueue(
+            try Fixture.writeLabelledCorpus(Array(Fixture.corpus[4...])), run: run.name, batch: "two", in: jury)
+        // Batch one gets all its votes; batch two none yet.
+        try await Fixture.castVotes(
+            Fixture.votes.filter { ["e0", "e1", "e2", "e3"].contains($0.key) }, run: run, in: jury)
+        try await Fixture.decideAll(jury)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts") == 4)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'dawid-skene'") == 4)
+        #expect(
+            try await connection.count("SELECT count(*) FROM examples WHERE batch = 'two' AND state = 'voting'") == 4)
+    }
+}
