@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The demo: 1,200 merchant requests labelled by four mock judges, end to end, no API keys.
+# The demo: 1,200 merchant requests labelled by four mock judges, end to end, no API keys:
+# two cheap judges first, the two dear ones only where those agree; then calibration against
+# the 300 examples people labelled, and the exports (JSONL, fine-tuning chat, review).
 # Uses DATABASE_URL when set; otherwise starts a throwaway PostgreSQL under .demo/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -58,22 +60,19 @@ pids=()
 echo
 "$jury" status --run demo
 echo
-echo "== how the verdicts compare with the human labels"
-psql "$DATABASE_URL" -P footer=off -c "
-    SELECT v.status, count(*) AS examples,
-           round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS \"% of corpus\",
-           round(100.0 * avg((v.label = e.human_label)::int) FILTER (WHERE v.label IS NOT NULL), 1) AS \"% matching human label\"
-    FROM verdicts v JOIN examples e ON e.id = v.example_id JOIN runs r ON r.id = v.run_id
-    WHERE r.name = 'demo' GROUP BY v.status ORDER BY v.status"
-psql "$DATABASE_URL" -P footer=off -c "
-    SELECT x.judge, round(100.0 * avg((x.label = e.human_label)::int), 1) AS \"% matching human label\"
-    FROM votes x JOIN examples e ON e.id = x.example_id JOIN runs r ON r.id = x.run_id
-    WHERE r.name = 'demo' GROUP BY x.judge ORDER BY x.judge"
+echo "== calibration: the panel against the 300 examples people labelled"
+"$jury" calibrate --run demo --log-level warning
+echo
+psql "$DATABASE_URL" -P footer=off -c "SELECT * FROM jury_early_decisions WHERE run = 'demo'"
 
 "$jury" export --run demo --status agreed demo-output/curated.jsonl --log-level warning
-"$jury" export --run demo --status disagreed demo-output/for-review.jsonl --log-level warning
+"$jury" export --run demo --format chat demo-output/training-chat.jsonl --log-level warning
+"$jury" export --run demo --review demo-output/for-review.jsonl --log-level warning
 echo
-echo "training data: demo-output/curated.jsonl; for people to review: demo-output/for-review.jsonl"
+echo "training data: demo-output/curated.jsonl (JSONL with every vote), demo-output/training-chat.jsonl"
+echo "  (OpenAI fine-tuning chat: refusals and clarifying questions); each with a .manifest.json"
+echo "for people: demo-output/for-review.jsonl; fill in human_label, then"
+echo "  jury import-labels --run demo demo-output/for-review.jsonl"
 echo "logs: .demo/logs/; the database: DATABASE_URL=$DATABASE_URL (try: psql \"\$DATABASE_URL\" -c 'SELECT * FROM jury_judge_health')"
 if [[ -n "${started_postgres:-}" ]]; then
     echo "stop the demo database with: deploy/local/postgres.sh stop $PWD/.demo/postgres"

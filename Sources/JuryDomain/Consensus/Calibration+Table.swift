@@ -36,11 +36,12 @@ extension Calibration {
                 + left(cell(rule.precision), 11) + left(cell(rule.refusalFalsePositiveRate), 13) + "\n"
         }
         out += "\nper label, precision / recall\n" + pad("rule", ruleWidth)
-        out += labels.map { "  " + $0 }.joined() + "\n"
+        let widths = labels.map { max($0.count, 11) }
+        out += zip(labels, widths).map { "  " + left($0, $1) }.joined() + "\n"
         for rule in rules {
             out += pad(rule.rule, ruleWidth)
-            for (label, figures) in zip(labels, rule.perLabel) {
-                out += "  " + left("\(cell(figures.precision))/\(cell(figures.recall))", label.count)
+            for (figures, width) in zip(rule.perLabel, widths) {
+                out += "  " + left("\(cell(figures.precision))/\(cell(figures.recall))", width)
             }
             out += "\n"
         }

@@ -102,7 +102,8 @@ public struct Calibration: Codable, Sendable, Equatable {
                 weak.append(WeakJudge(judge: judge.judge, reason: "no valid vote on a labelled example"))
             }
         }
-        // A judge whose absence would raise the recommended rule's precision drags the panel down.
+        // A judge whose absence would raise the recommended rule's precision (by a point or more,
+        // at the coverage asked for) drags the panel down.
         if let best, let rule = figures.first(where: { $0.rule == best }), let precision = rule.precision,
             panel.count > 2
         {
@@ -110,7 +111,7 @@ public struct Calibration: Codable, Sendable, Equatable {
                 let without = ruleFigures(
                     rule.parameters.without(judge, panel: panel), examples: examples, labels: labels,
                     panel: panel.filter { $0 != judge }, accepting: accepting)
-                if let better = without.precision, better > precision, without.coverage >= minCoverage {
+                if let better = without.precision, better >= precision + 0.01, without.coverage >= minCoverage {
                     weak.append(
                         WeakJudge(
                             judge: judge,
