@@ -107,7 +107,8 @@ extension Store {
         case labelled
     }
 
-    /// Recomputes verdicts of one run in one transaction, under the run's row lock: `labels` (a
+    /// Recomputes verdicts of one run in one transaction, under the run's row lock (NO KEY
+    /// UPDATE: workers inserting votes, whose foreign key takes KEY SHARE, go on): `labels` (a
     /// person's review) are stored first, all or nothing; then `compute` gets every example of
     /// the run with its votes and the ones in `scope`, and returns a decision for each of those.
     /// Replaced verdicts move to `verdict_history`. With `rule`, the run's config takes it, so
@@ -119,7 +120,7 @@ extension Store {
         try await connection.transaction { connection in
             try await connection.execute(script: "SET LOCAL statement_timeout = 0")
             let rows = try await connection.query(
-                "SELECT id, name, config, state FROM runs WHERE id = \(runID) FOR UPDATE")
+                "SELECT id, name, config, state FROM runs WHERE id = \(runID) FOR NO KEY UPDATE")
             guard let row = rows.first else { throw JuryError(.notFound, "run \(runID) is gone") }
             var config = try Self.decodeRun(row).config
             var labelled = Set<Int64>()
@@ -210,10 +211,12 @@ extension Store {
         return examples
     }
 
+    /// The runs' configs, read under a share lock: a reduction under way (which holds the run's
+    /// row) commits its rule first, so no verdict is decided under the rule it replaced.
     static func configs(of runIDs: Set<Int64>, on connection: PostgresConnection) async throws -> [Int64: RunConfig] {
         var configs: [Int64: RunConfig] = [:]
         for row in try await connection.query(
-            "SELECT id, name, config, state FROM runs WHERE id = ANY(\(Array(runIDs))::bigint[])")
+            "SELECT id, name, config, state FROM runs WHERE id = ANY(\(Array(runIDs))::bigint[]) ORDER BY id FOR SHARE")
         {
             let run = try Self.decodeRun(row)
             configs[run.id] = run.config

@@ -19,7 +19,10 @@ struct Jury: AsyncParsableCommand {
               jury enqueue --run NAME corpus.jsonl
               jury worker &   jury reducer &      (as many of each, on as many machines, as you like)
               jury status --run NAME
+              jury calibrate --run NAME          (the panel against human labels)
               jury export --run NAME --status agreed curated.jsonl
+              jury export --run NAME --review review.jsonl
+              jury import-labels --run NAME review.jsonl
 
             The database comes from --database, else DATABASE_URL, else the PG* variables.
             """,
