@@ -10,14 +10,8 @@ import Testing
 /// The `jury` binary itself, as a person or a supervisor runs it.
 @Suite("Command line")
 struct CommandLineTests {
-    let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
-
     func jury(_ arguments: [String], database: String) async throws -> (status: Int32, output: String) {
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
-        let binary = binary
-        return try await offThePool {
-            try Subprocess.run(binary, arguments, environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"])
-        }
+        try await runJury(arguments, database: database)
     }
 
     @Test(.freshDatabase) func badInputFailsWithTheFileLineOrFieldAndExitStatus1() async throws {
@@ -58,10 +52,10 @@ struct CommandLineTests {
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-a"], baseURL: baseURL), in: db)
             try await enqueue(try writeCorpus(count: 200), run: run.name, in: db)
-            try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
+            try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
             // A drain shorter than the calls: some finish, the others are cancelled and released.
             let worker = try Subprocess.spawn(
-                binary, ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"],
+                juryBinary, ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"],
                 environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
             try await eventually("calls in flight") {
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
@@ -85,10 +79,10 @@ struct CommandLineTests {
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-hung"], baseURL: baseURL), in: db)
             try await enqueue(try writeCorpus(count: 10), run: run.name, in: db)
-            try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
+            try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
             // The calls would take a minute and the drain allows a minute: only the second signal ends it.
             let worker = try Subprocess.spawn(
-                binary, ["worker", "--drain-seconds", "60", "--log-level", "error"],
+                juryBinary, ["worker", "--drain-seconds", "60", "--log-level", "error"],
                 environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
             try await eventually("calls in flight") {
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 10

@@ -9,16 +9,8 @@ import Testing
 /// `jury calibrate`, `reduce`, `export` and `import-labels`, as a person runs them.
 @Suite("Consensus commands")
 struct ConsensusCommandTests {
-    let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
-
     func jury(_ arguments: [String], database: String) async throws -> (status: Int32, output: String) {
-        try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
-        let binary = binary
-        return try await offThePool {
-            try Subprocess.run(
-                binary, arguments + ["--log-level", "error"],
-                environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"])
-        }
+        try await runJury(arguments + ["--log-level", "error"], database: database)
     }
 
     @Test(.freshDatabase) func aRunIsCalibratedReducedReviewedAndExported() async throws {

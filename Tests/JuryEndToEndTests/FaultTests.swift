@@ -80,7 +80,7 @@ struct FaultTests {
     }
 
     @Test func aWorkerThatCannotRecordWhileStoppingGivesUpAndSaysSo() async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         // A server of its own, to stop under the worker.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-gone-\(UUID())").path
@@ -122,7 +122,7 @@ struct FaultTests {
         _ faulty: MockJudgeConfig.Behaviour, timeout: Double? = nil, maxRetryAfter: Double = 600,
         within seconds: Double = 60, check: @Sendable (PostgresConnection, Store) async throws -> Void
     ) async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         let healthy = mockJudge("healthy-\(faulty.model)", seed: faulty.seed + 100)
         try await withMockJudges([faulty, healthy]) { baseURL, _ in

@@ -11,7 +11,7 @@ import Testing
 @Suite("Processes")
 struct ProcessTests {
     @Test(.freshDatabase) func aWorkerKilledWithSIGKILLLosesNothingAndDuplicatesNothing() async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         let judges = [mockJudge("k-a", seed: 4, latency: 40), mockJudge("k-b", seed: 5, latency: 40)]
         try await withMockJudges(judges) { baseURL, _ in

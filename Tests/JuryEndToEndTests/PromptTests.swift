@@ -7,7 +7,7 @@ import Testing
 @Suite("Prompts")
 struct PromptTests {
     @Test func oneExampleRendersToIdenticalBytesInTwoProcesses() async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         let config = try writeFile(
             runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1").replacingOccurrences(

@@ -9,7 +9,7 @@ import Testing
 @Suite("Secrets")
 struct SecretTests {
     @Test(.freshDatabase) func anAPIKeyAppearsNowhereAfterARunWithFailures() async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         let key = "sk-secret-\(UUID().uuidString)"
         // Every provider format, with 429s, 500s, garbage and a judge whose key is refused.

@@ -175,7 +175,7 @@ struct MalformedInputTests {
     }
 
     @Test(.freshDatabase) func aRefusedConfigWritesNoRun() async throws {
-        let binary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+        let binary = juryBinary
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first")
         let url = try TestDatabase.url
         let connection = try await connect(url)

@@ -211,3 +211,15 @@ extension Trait where Self == FreshDatabase {
 public func store(_ url: String) async throws -> Store {
     try await Database(conninfo: url).connect(applicationName: "jury tests", logger: TestDatabase.logger)
 }
+
+/// The debug `jury` binary the end-to-end tests run (`swift build` makes it).
+public let juryBinary = repositoryRoot.appendingPathComponent(".build/debug/jury").path
+
+/// Runs `jury` with `arguments` against `database`, off the cooperative pool; its exit status and output.
+public func runJury(
+    _ arguments: [String], database: String, environment: [String: String] = [:]
+) async throws -> (status: Int32, output: String) {
+    try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first: swift build")
+    let environment = ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+    return try await offThePool { try Subprocess.run(juryBinary, arguments, environment: environment) }
+}
