@@ -234,7 +234,9 @@ LANGUAGE sql AS $$
 $$;
 
 -- The reducer's verdicts, and the examples' move to decided, in the caller's transaction (the
--- one that claimed them). A verdict already there is kept. Returns how many examples moved.
+-- one that claimed them). A verdict already there is kept. A verdict made under a rule the run
+-- no longer has (jury reduce changed it meanwhile) is not stored: its example stays ready and
+-- is decided again under the new rule. Returns how many examples moved.
 DROP FUNCTION jury_record_verdicts(bigint[], bigint[], text[], text[], float8[], int[], text[], boolean[]);
 CREATE FUNCTION jury_record_verdicts(
     p_examples bigint[], p_runs bigint[], p_labels text[], p_statuses text[], p_agreements float8[],
@@ -244,12 +246,26 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_decided int;
 BEGIN
-    INSERT INTO verdicts (example_id, run_id, label, status, agreement, votes, rule, rule_params, decided_by,
-                          outcome, early)
-    SELECT * FROM unnest(p_examples, p_runs, p_labels, p_statuses, p_agreements, p_votes, p_rules, p_rule_params,
-                         p_decided_by, p_outcomes, p_early)
-    ON CONFLICT (example_id) DO NOTHING;
-    UPDATE examples SET state = 'decided' WHERE id = ANY (p_examples);
+    WITH current AS (
+        SELECT n.*
+        FROM unnest(p_examples, p_runs, p_labels, p_statuses, p_agreements, p_votes, p_rules, p_rule_params,
+                    p_decided_by, p_outcomes, p_early)
+             AS n (example_id, run_id, label, status, agreement, votes, rule, rule_params, decided_by, outcome, early)
+        JOIN runs r ON r.id = n.run_id
+        WHERE n.rule = CASE r.config #>> '{consensus,rule}'
+                           WHEN 'quorum' THEN 'quorum:' || coalesce(r.config #>> '{consensus,quorum}', '0')
+                           ELSE r.config #>> '{consensus,rule}' END
+    ), inserted AS (
+        INSERT INTO verdicts (example_id, run_id, label, status, agreement, votes, rule, rule_params, decided_by,
+                              outcome, early)
+        SELECT c.example_id, c.run_id, c.label, c.status, c.agreement, c.votes, c.rule, c.rule_params, c.decided_by,
+               c.outcome, c.early
+        FROM current c
+        ON CONFLICT (example_id) DO NOTHING
+    )
+    UPDATE examples e SET state = 'decided'
+    FROM current c
+    WHERE e.id = c.example_id AND e.id = ANY (p_examples);
     GET DIAGNOSTICS v_decided = ROW_COUNT;
     RETURN v_decided;
 END;

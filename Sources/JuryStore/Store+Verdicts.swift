@@ -211,12 +211,12 @@ extension Store {
         return examples
     }
 
-    /// The runs' configs, read under a share lock: a reduction under way (which holds the run's
-    /// row) commits its rule first, so no verdict is decided under the rule it replaced.
+    /// The runs' configs. (A reduction may change a run's rule meanwhile: `jury_record_verdicts`
+    /// then stores none of the verdicts made under the old one, and their examples stay ready.)
     static func configs(of runIDs: Set<Int64>, on connection: PostgresConnection) async throws -> [Int64: RunConfig] {
         var configs: [Int64: RunConfig] = [:]
         for row in try await connection.query(
-            "SELECT id, name, config, state FROM runs WHERE id = ANY(\(Array(runIDs))::bigint[]) ORDER BY id FOR SHARE")
+            "SELECT id, name, config, state FROM runs WHERE id = ANY(\(Array(runIDs))::bigint[])")
         {
             let run = try Self.decodeRun(row)
             configs[run.id] = run.config

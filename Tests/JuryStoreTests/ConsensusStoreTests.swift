@@ -157,6 +157,24 @@ struct ConsensusStoreTests {
                 "SELECT count(*) FROM examples WHERE jobs_open = 0 AND jobs_cancelled = 1 AND state = 'decided'") == 1)
     }
 
+    @Test(.freshDatabase) func aVerdictUnderARuleTheRunNoLongerHasIsNotStored() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus(Fixture.corpus), run: run.name, in: jury)
+        try await Fixture.castVotes(Fixture.votes, run: run, in: jury)
+        // A reducer that read the config before `jury reduce` switched the run to a quorum.
+        let stale = try await jury.decideReady(runID: nil, limit: 100) { example, config in
+            config.decide(votes: example.votes, rule: .quorum(3), sourceLabel: nil, reviewedLabel: nil)
+        }
+        #expect(stale == 0)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready'") == 8)
+        try await Fixture.decideAll(jury)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'unanimous'") == 8)
+    }
+
     @Test(.freshDatabase) func dawidSkeneWaitsForACompleteBatch() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
