@@ -14,25 +14,59 @@ public struct InstantJudge: Judge {
     }
 }
 
-/// Measures enqueue and vote throughput, and the same claim/record SQL driven by pgbench.
+/// Measures Jury's queue against the raw limit of the same PostgreSQL: enqueue, a worker alone,
+/// a worker with the reducer deciding as it goes, and pgbench running a minimal queue loop and
+/// Jury's own SQL; with last-vote-to-verdict latency, peak memory and database writes per vote.
 public enum Benchmark {
     public struct Options: Sendable {
         public var examples = 20_000
         public var judges = 4
         public var concurrency = 512
-        /// Jobs per pgbench transaction (one claim and one record of this many jobs).
+        /// Jobs per transaction of pgbench running Jury's SQL (one claim and one record).
         public var pgbenchBatch = 128
-        public var pgbenchClients = 2
+        /// Clients of both pgbench runs.
+        public var pgbenchClients = 4
         public init() {}
     }
 
-    public struct Result: Sendable {
-        public var examplesPerSecond: Double
-        /// Worker and reducer together, until every example is decided.
-        public var votesPerSecond: Double
+    /// Database writes per vote over one phase.
+    public struct Writes: Codable, Sendable {
+        public var tuplesPerVote: Double
+        public var walRecordsPerVote: Double
+        public var walBytesPerVote: Double
+        public var transactionsPerVote: Double
+
+        init(_ activity: DatabaseActivity, votes: Int) {
+            let n = Double(max(votes, 1))
+            tuplesPerVote = Double(activity.tuplesInserted + activity.tuplesUpdated + activity.tuplesDeleted) / n
+            walRecordsPerVote = Double(activity.walRecords) / n
+            walBytesPerVote = Double(activity.walBytes) / n
+            transactionsPerVote = Double(activity.transactions) / n
+        }
+    }
+
+    public struct Result: Codable, Sendable {
+        public var examples: Int
+        public var judges: Int
+        public var enqueueExamplesPerSecond: Double
+        public var enqueueJobsPerSecond: Double
         /// The worker alone, until every vote is recorded.
         public var workerVotesPerSecond: Double
-        public var pgbenchVotesPerSecond: Double?
+        /// Worker and reducer together, until every example is decided.
+        public var workerAndReducerVotesPerSecond: Double
+        /// Seconds from an example's last vote to its verdict, with worker and reducer at full load.
+        public var lastVoteToVerdictP50Seconds: Double?
+        public var lastVoteToVerdictP99Seconds: Double?
+        /// Peak resident memory of this process, which ran the worker and the reducer.
+        public var peakRSSMegabytes: Double?
+        public var workerWrites: Writes
+        public var workerAndReducerWrites: Writes
+        /// pgbench: a minimal queue loop (claim 100 with SKIP LOCKED; insert votes, mark done).
+        public var minimalQueue: PGBenchFigures?
+        /// pgbench: Jury's own claim and record SQL.
+        public var jurySQL: PGBenchFigures?
+        public var workerToMinimalQueue: Double?
+        public var workerAndReducerToMinimalQueue: Double?
     }
 
     public static func run(
@@ -51,6 +85,7 @@ public enum Benchmark {
             return result
         } catch {
             try? await store.deleteRun(id: run.id)
+            try? await store.dropMinimalQueue()
             throw error
         }
     }
@@ -65,10 +100,11 @@ public enum Benchmark {
         let (enqueued, enqueueSeconds) = try await enqueueCorpus(
             count: options.examples, prefix: "w", run: run, store: store, logger: logger)
         let examplesPerSecond = Double(enqueued.new) / enqueueSeconds
+        let jobsPerSecond = Double(enqueued.jobs) / enqueueSeconds
         report(
             String(
                 format: "enqueue: %d examples, %d jobs in %.2fs: %.0f examples/s, %.0f jobs/s",
-                enqueued.new, enqueued.jobs, enqueueSeconds, examplesPerSecond, Double(enqueued.jobs) / enqueueSeconds))
+                enqueued.new, enqueued.jobs, enqueueSeconds, examplesPerSecond, jobsPerSecond))
 
         // Worker and reducer until every example is decided.
         var workerOptions = WorkerOptions()
@@ -78,91 +114,99 @@ public enum Benchmark {
         let worker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         let reducer = Reducer(database: database, run: run.name, idlePollSeconds: 0.5, logger: logger)
+        var before = try await store.databaseActivity()
         // Watch the reducer's own count: polling the database would take from what is measured.
         let votesPerSecond =
             Double(enqueued.jobs)
             / (try await secondsRunning(
                 [worker, reducer], until: { reducer.examplesDecided >= enqueued.new }, logger: logger))
+        let bothWrites = Writes(try await settledActivity(store) - before, votes: enqueued.jobs)
+        let latency = try await store.lastVoteToVerdictSeconds(runID: run.id)
         report(
             String(
-                format: "worker + reducer: %d votes, %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new,
-                votesPerSecond))
+                format:
+                    "worker + reducer: %d votes, %d verdicts: %.0f votes/s; last vote to verdict p50 %.3fs, p99 %.3fs",
+                enqueued.jobs, enqueued.new, votesPerSecond, latency?.p50 ?? .nan, latency?.p99 ?? .nan))
+        report(describe(bothWrites, phase: "worker + reducer"))
 
-        // The worker alone (claim, call, record), which is what pgbench's script does.
+        // The worker alone (claim, call, record).
         let (more, _) = try await enqueueCorpus(
             count: options.examples, prefix: "v", run: run, store: store, logger: logger)
         let soloWorker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
+        before = try await store.databaseActivity()
         let workerVotesPerSecond =
             Double(more.jobs)
             / (try await secondsRunning([soloWorker], until: { soloWorker.votesRecorded >= more.jobs }, logger: logger))
+        let workerWrites = Writes(try await settledActivity(store) - before, votes: more.jobs)
         report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
+        report(describe(workerWrites, phase: "worker alone"))
+        let rss = peakRSSMegabytes()
+        if let rss { report(String(format: "peak RSS of this process (worker and reducer in it): %.0f MB", rss)) }
 
-        // The same claim and record SQL, driven by pgbench on the same database.
-        var pgbench: Double?
-        if let binary = pgbenchPath() {
-            pgbench = try await runPGBench(
-                binary: binary, database: database, run: run, options: options, store: store, logger: logger,
-                report: report)
+        // pgbench on the same database: the minimal queue loop, then Jury's own SQL.
+        var minimal: PGBench.Figures?
+        var jurySQL: PGBench.Figures?
+        if let binary = PGBench.path() {
+            // Enough work that the loop's rate is steady, however small the bench.
+            let jobs = max(options.examples * options.judges, 200_000)
+            minimal = try await PGBench.minimalQueue(
+                binary: binary, database: database, store: store, jobs: jobs, clients: options.pgbenchClients)
+            report(
+                String(
+                    format:
+                        "pgbench, minimal queue loop (%d clients, claim 100 with SKIP LOCKED, then record): %.0f jobs/s",
+                    options.pgbenchClients, minimal!.jobsPerSecond))
+            let (pending, _) = try await enqueueCorpus(
+                count: options.examples, prefix: "p", run: run, store: store, logger: logger)
+            jurySQL = try PGBench.jurySQL(
+                binary: binary, database: database, run: run, jobs: pending.jobs, batch: options.pgbenchBatch,
+                clients: options.pgbenchClients)
+            report(
+                String(
+                    format: "pgbench, Jury's claim + record SQL (%d clients, %d jobs per claim): %.0f votes/s",
+                    options.pgbenchClients, jurySQL!.jobsPerTransaction, jurySQL!.jobsPerSecond))
         } else {
             report("pgbench not found (install postgresql-contrib or set PATH); no raw limit to compare with")
         }
-        if let pgbench {
+        let floor = minimal?.jobsPerSecond
+        if let floor {
             report(
                 String(
-                    format: "ratio, worker alone / pgbench: %.0f / %.0f = %.2f", workerVotesPerSecond, pgbench,
-                    workerVotesPerSecond / pgbench))
-            report(
-                String(
-                    format: "ratio, worker + reducer / pgbench: %.0f / %.0f = %.2f", votesPerSecond, pgbench,
-                    votesPerSecond / pgbench))
+                    format:
+                        "ratio to the minimal loop: worker alone %.2f (target 0.8), worker + reducer %.2f (target 0.7)",
+                    workerVotesPerSecond / floor, votesPerSecond / floor))
         }
         return Result(
-            examplesPerSecond: examplesPerSecond, votesPerSecond: votesPerSecond,
-            workerVotesPerSecond: workerVotesPerSecond,
-            pgbenchVotesPerSecond: pgbench)
+            examples: options.examples, judges: options.judges, enqueueExamplesPerSecond: examplesPerSecond,
+            enqueueJobsPerSecond: jobsPerSecond, workerVotesPerSecond: workerVotesPerSecond,
+            workerAndReducerVotesPerSecond: votesPerSecond, lastVoteToVerdictP50Seconds: latency?.p50,
+            lastVoteToVerdictP99Seconds: latency?.p99, peakRSSMegabytes: rss, workerWrites: workerWrites,
+            workerAndReducerWrites: bothWrites, minimalQueue: minimal, jurySQL: jurySQL,
+            workerToMinimalQueue: floor.map { workerVotesPerSecond / $0 },
+            workerAndReducerToMinimalQueue: floor.map { votesPerSecond / $0 })
     }
 
-    private static func runPGBench(
-        binary: String, database: Database, run: StoredRun, options: Options, store: Store,
-        logger: Logger, report: @Sendable (String) -> Void
-    ) async throws -> Double {
-        // Fresh pending jobs for pgbench to claim: as many as the worker just processed.
-        let (enqueued, _) = try await enqueueCorpus(
-            count: options.examples, prefix: "p", run: run, store: store, logger: logger)
-        let judges = run.config.judges.map(\.name)
-        let perJudge = options.pgbenchBatch / judges.count
-        let jobsPerTransaction = perJudge * judges.count
-        // Leave a margin so that no transaction finds the queue empty.
-        let transactions = max(1, enqueued.jobs / jobsPerTransaction / options.pgbenchClients - 2)
-        let script = Store.pgbenchScript(run: run, perJudge: perJudge)
-        let scriptPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(run.id).sql")
-            .path
-        try script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(atPath: scriptPath) }
-        let arguments =
-            [
-                "-n", "-f", scriptPath, "-c", String(options.pgbenchClients), "-j", String(options.pgbenchClients),
-                "-t", String(transactions),
-            ]
-        // The database goes to pgbench through PG* variables: a password on its command line would
-        // be visible to every user of the machine.
-        let environment = ProcessInfo.processInfo.environment.merging(
-            try database.environment(), uniquingKeysWith: { _, ours in ours })
-        let (status, text) = try Subprocess.run(binary, arguments, environment: environment)
-        guard status == 0,
-            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
-            let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))
-        else {
-            throw JuryError(.io, "pgbench failed: \(text.suffix(500))")
-        }
-        let votes = tps * Double(jobsPerTransaction)
-        report(
-            String(
-                format:
-                    "pgbench (same claim + record SQL, %d clients, %d jobs per transaction): %.0f tps = %.0f votes/s",
-                options.pgbenchClients, jobsPerTransaction, tps, votes))
-        return votes
+    /// The counters once the phase's sessions have ended and flushed their statistics (at exit,
+    /// or within a second while they live).
+    private static func settledActivity(_ store: Store) async throws -> DatabaseActivity {
+        try await Task.sleep(for: .milliseconds(1200))
+        return try await store.databaseActivity()
+    }
+
+    private static func describe(_ writes: Writes, phase: String) -> String {
+        String(
+            format: "%@ writes per vote: %.2f tuples, %.2f WAL records, %.0f WAL bytes, %.3f transactions", phase,
+            writes.tuplesPerVote, writes.walRecordsPerVote, writes.walBytesPerVote, writes.transactionsPerVote)
+    }
+
+    /// VmHWM from /proc/self/status, in MB; nil where there is no /proc.
+    private static func peakRSSMegabytes() -> Double? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+            let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")
+        else { return nil }
+        return kilobytes / 1024
     }
 
     private static func benchConfig(name: String, judges: Int) throws -> RunConfig {
@@ -224,22 +268,6 @@ public enum Benchmark {
             try await tasks.waitForAll()
             return elapsed
         }
-    }
-
-    /// pg_config's bindir first (Debian keeps pgbench off the PATH), then the PATH.
-    private static func pgbenchPath() -> String? {
-        if let pgConfig = findOnPath("pg_config"), let (status, output) = try? Subprocess.run(pgConfig, ["--bindir"]),
-            status == 0
-        {
-            let candidate = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/pgbench"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return findOnPath("pgbench")
-    }
-
-    private static func findOnPath(_ command: String) -> String? {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-            .map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
     private static func seconds(since start: ContinuousClock.Instant) -> Double {

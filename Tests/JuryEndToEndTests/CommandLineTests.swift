@@ -99,3 +99,35 @@ struct CommandLineTests {
         }
     }
 }
+
+@Suite("Bench")
+struct BenchCommandTests {
+    @Test(.freshDatabase) func theBenchReportsEveryFigureAsJSON() async throws {
+        let url = try TestDatabase.url
+        let bench = try await runJury(["bench", "--examples", "200", "--json", "--log-level", "error"], database: url)
+        #expect(bench.status == 0, "\(bench.output)")
+        let start = try #require(bench.output.firstIndex(of: "{"))
+        let figures = try JSONValue.parse(Data(bench.output[start...].utf8))
+        for key in [
+            "enqueue_examples_per_second", "worker_votes_per_second", "worker_and_reducer_votes_per_second",
+            "last_vote_to_verdict_p99_seconds", "peak_rss_megabytes",
+        ] {
+            guard case .number(let value)? = figures[key] else {
+                Issue.record("\(key) is missing: \(bench.output)")
+                continue
+            }
+            #expect(value > 0, "\(key)")
+        }
+        guard case .number(let tuples)? = figures["worker_writes", "tuples_per_vote"] else {
+            Issue.record("no writes per vote")
+            return
+        }
+        // A vote inserts one row and updates its job at least: fewer tuples would mean the counters missed it.
+        #expect(tuples >= 2)
+        #expect(figures["minimal_queue", "jobs_per_second"] != nil)
+        // The bench leaves nothing behind.
+        let connection = try await connect(url)
+        #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'jury_bench%'") == 0)
+    }
+}

@@ -4,6 +4,8 @@
 #   deploy/local/postgres.sh restart DIR [immediate]  (a fast restart, same port: for failure tests;
 #                                                    immediate: no shutdown checkpoint, as after a crash)
 #   deploy/local/postgres.sh stop DIR
+# It trades durability for speed (fsync off), as a throwaway server may; with
+# JURY_POSTGRES_DURABLE=1 it keeps PostgreSQL's defaults, for benchmarks that must pay for them.
 # initdb and postgres refuse to run as root, so as root they run as the postgres user.
 set -euo pipefail
 
@@ -39,12 +41,14 @@ start)
     fi
     # A port that looked free can be taken before the server binds it (servers starting side
     # by side): then try the next one, unless the caller asked for this port.
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [[ "${JURY_POSTGRES_DURABLE:-}" == 1 ]] && durability=""
     for attempt in 1 2 3 4 5 6 7 8; do
         if [[ -z "$chosen" ]]; then
             while port_taken "$port"; do port=$((port + 1)); done
         fi
         if as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+            -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 $durability" \
             start >/dev/null; then
             break
         fi
