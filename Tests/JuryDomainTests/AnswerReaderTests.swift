@@ -65,4 +65,29 @@ struct PromptRenderingTests {
         #expect(request.promptHash == renderer.render(id: "e7", payload: payload).promptHash)
         #expect(request.promptHash != renderer.render(id: "e8", payload: payload).promptHash)
     }
+
+    /// A system message that reads only the taxonomy is rendered once; one that reads the
+    /// example, even inside a section, is rendered for each example.
+    @Test(arguments: [
+        (
+            "{{#taxonomy}}{{label}}: {{description}}. {{/taxonomy}}", "valid: ok. ambiguous: unclear. ",
+            "valid: ok. ambiguous: unclear. "
+        ),
+        ("For {{store}}: {{#labels}}{{.}} {{/labels}}", "For Zed: valid ambiguous ", "For Ark: valid ambiguous "),
+        ("{{#labels}}{{.}}@{{store}} {{/labels}}", "valid@Zed ambiguous@Zed ", "valid@Ark ambiguous@Ark "),
+        ("{{^store}}no shop{{/store}}", "", ""),
+    ])
+    func aSystemMessageIsTheExamplesWheneverItReadsIt(template: String, first: String, second: String) throws {
+        let yaml = """
+            name: p
+            taxonomy: [{ label: valid, description: ok }, { label: ambiguous, description: unclear }]
+            judges: [{ name: a, provider: openai-compatible, model: m, base_url: "http://127.0.0.1:9/v1" }]
+            prompt:
+              system: "\(template)"
+              user: "{{id}}"
+            """
+        let renderer = try PromptRenderer(config: try RunConfig.parse(yaml: yaml, file: "p.yaml"))
+        #expect(renderer.render(id: "1", payload: .object(["store": .string("Zed")])).system == first)
+        #expect(renderer.render(id: "2", payload: .object(["store": .string("Ark")])).system == second)
+    }
 }

@@ -12,12 +12,18 @@ public struct PromptRenderer: Sendable {
     private let user: MustacheTemplate
     private let labels: [String]
     private let taxonomy: [[String: String]]
+    /// The system message, when it reads nothing of the example (only `taxonomy` and `labels`):
+    /// then it is the same for every example and is rendered once, here.
+    private let constantSystem: String?
 
     public init(config: RunConfig) throws {
         system = try Self.compile(config.prompt.system)
         user = try Self.compile(config.prompt.user)
         labels = config.labels
         taxonomy = config.taxonomy.map { ["label": $0.label, "description": $0.description] }
+        let probe = LookupRecorder(known: ["taxonomy": taxonomy, "labels": labels])
+        let text = system.render(probe)
+        constantSystem = probe.askedForOthers ? nil : text
     }
 
     /// Prompts are plain text: values go in as they are, not HTML-escaped.
@@ -33,7 +39,23 @@ public struct PromptRenderer: Sendable {
         context["id"] = id
         context["taxonomy"] = taxonomy
         context["labels"] = labels
-        return JudgeRequest(system: system.render(context), user: user.render(context), labels: labels)
+        return JudgeRequest(
+            system: constantSystem ?? system.render(context), user: user.render(context), labels: labels)
+    }
+}
+
+/// A template's root context that answers `known` names and notes whether it was asked for any
+/// other: a template that asks for nothing else renders the same for every example.
+private final class LookupRecorder: MustacheParent {
+    let known: [String: Any]
+    var askedForOthers = false
+
+    init(known: [String: Any]) { self.known = known }
+
+    func child(named name: String) -> Any? {
+        if let value = known[name] { return value }
+        askedForOthers = true
+        return nil
     }
 }
 
