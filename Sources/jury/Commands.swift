@@ -87,26 +87,31 @@ struct Enqueue: AsyncParsableCommand {
         abstract: "Load a JSONL corpus into a run: one job per example and judge.",
         discussion: """
             Each line is a JSON object with an "id" (string or integer, unique in the run), the fields the \
-            prompt uses, and optionally "human_label" and "source_label" (labels of the taxonomy). The file \
-            goes in whole or not at all: a bad line stops the load and names the line. Ids compare by their \
-            bytes. Ids already in the run are skipped, so enqueueing a file again is a no-op; if their line \
-            changed since, the count and the first few are reported.
+            prompt uses, and optionally "human_label" and "source_label" (labels of the taxonomy). The whole \
+            file is checked first: a bad line stops the load before anything is written, and names the line. \
+            Then it goes in by chunks of --examples-per-transaction, each its own transaction. Ids compare by \
+            their bytes. Ids already in the run are skipped, so enqueueing a file again is a no-op and an \
+            interrupted enqueue resumes; ids whose line changed since are counted and the first few named.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "The run to add the examples to.") var run: String
     @Option(help: "The batch the examples belong to (default: the file's name without extension).") var batch: String?
     @Option(help: "The longest line accepted, in bytes.") var maxLineBytes = Enqueuer.defaultMaxLineBytes
+    @Option(help: "Examples per transaction: short transactions let vacuum keep up on large corpora.")
+    var examplesPerTransaction = 50_000
     @Argument(help: "The JSONL file.") var file: String
 
     func validate() throws {
         guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be at least 1") }
+        guard examplesPerTransaction > 0 else { throw ValidationError("--examples-per-transaction must be at least 1") }
     }
 
     func run() async throws {
         let logger = db.makeLogger("jury.enqueue")
         let store = try await db.connect("jury enqueue", logger: logger)
-        let report = try await Enqueuer(store: store, logger: logger, maxLineBytes: maxLineBytes)
-            .enqueue(file: file, run: run, batch: batch)
+        let report = try await Enqueuer(
+            store: store, logger: logger, maxLineBytes: maxLineBytes, examplesPerTransaction: examplesPerTransaction
+        ).enqueue(file: file, run: run, batch: batch)
         print(
             "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"
         )

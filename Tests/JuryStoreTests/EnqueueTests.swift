@@ -28,6 +28,25 @@ struct EnqueueTests {
                 == 250)
     }
 
+    @Test(.freshDatabase) func aLargeFileGoesInChunkByChunkAndAnInterruptedEnqueueResumes() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        _ = try await createRun(yaml, in: jury)
+        let enqueuer = Enqueuer(store: jury, logger: TestDatabase.logger, examplesPerTransaction: 40)
+        // The first 100 lines went in before the process died; the whole file is enqueued again.
+        let head = try writeCorpus(count: 100)
+        let all = try writeCorpus(count: 250)
+        _ = try await enqueuer.enqueue(file: head, run: "test", batch: "b")
+        let resumed = try await enqueuer.enqueue(file: all, run: "test", batch: "b")
+        #expect(resumed == EnqueueReport(examples: 250, new: 150, jobs: 450))
+        #expect(try await connection.count("SELECT count(*) FROM examples") == 250)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 750)
+        // One transaction per chunk of 40 lines: 3 for the first 100, then 5 for the chunks with new lines.
+        #expect(try await connection.count("SELECT count(DISTINCT xmin::text) FROM examples") == 8)
+        #expect(try await connection.count("SELECT count(DISTINCT xmin::text) FROM jobs") == 8)
+    }
+
     @Test(.freshDatabase) func keepsFieldsLabelsAndIntegerIDs() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
@@ -80,14 +99,15 @@ struct EnqueueTests {
         let connection = try await connect(url)
         let jury = try await store(url)
         _ = try await createRun(yaml, in: jury)
-        // Enough good lines first that the bad one arrives after COPY has started streaming.
+        // Enough good lines first that the bad one comes after many chunks' worth.
         var lines = (0..<20_000).map { #"{"id": "good-\#($0)", "request": "padding padding padding"}"# }.joined(
             separator: "\n")
         lines += "\n"
         let lineOffset = 20_000
         let file = try writeFile(lines + content)
         let error = await #expect(throws: JuryError.self) {
-            try await Enqueuer(store: jury, logger: TestDatabase.logger).enqueue(file: file, run: "test")
+            try await Enqueuer(store: jury, logger: TestDatabase.logger, examplesPerTransaction: 1000).enqueue(
+                file: file, run: "test")
         }
         let parts = message.split(separator: ":", maxSplits: 1)
         let expected = "\(file):\(Int(parts[0])! + lineOffset):\(parts[1])"

@@ -5,47 +5,90 @@ public import Logging
 
 /// The coordinator: loads a JSONL corpus into a run, one job per example and judge.
 ///
-/// The whole file goes in one transaction: a bad line (malformed JSON, no id, an id seen
-/// twice in the file, a key repeated in an object, a label outside the taxonomy, a line
-/// longer than `maxLineBytes`) aborts it, and the error names the line. Ids compare by their
-/// bytes, as PostgreSQL compares them: two spellings of one accented letter are two ids. Ids
-/// already in the run are skipped, so enqueueing the same file again is a no-op; those whose
-/// line changed since are counted in the report.
+/// The whole file is checked first: a bad line (malformed JSON, no id, an id seen twice in the
+/// file, a key repeated in an object, a label outside the taxonomy, a line longer than
+/// `maxLineBytes`) stops it before anything is written, and the error names the line. Then it
+/// goes in through COPY in chunks of `examplesPerTransaction`, each its own transaction, so a
+/// corpus of millions never holds back vacuum for minutes. Ids compare by their bytes, as
+/// PostgreSQL compares them: two spellings of one accented letter are two ids. Ids already in
+/// the run are skipped, so enqueueing the same file again is a no-op, and an enqueue that was
+/// interrupted resumes where it stopped; ids whose line changed since are counted in the report.
 public struct Enqueuer: Sendable {
     public let store: Store
     public let logger: Logger
     /// The longest line accepted, in bytes.
     public var maxLineBytes: Int
 
+    /// Examples per transaction.
+    public var examplesPerTransaction: Int
+
     /// The default for `maxLineBytes`: 1 MiB.
     public static let defaultMaxLineBytes = 1 << 20
 
-    public init(store: Store, logger: Logger, maxLineBytes: Int = Enqueuer.defaultMaxLineBytes) {
+    public init(
+        store: Store, logger: Logger, maxLineBytes: Int = Enqueuer.defaultMaxLineBytes,
+        examplesPerTransaction: Int = 50_000
+    ) {
         self.store = store
         self.logger = logger
         self.maxLineBytes = maxLineBytes
+        self.examplesPerTransaction = max(1, examplesPerTransaction)
     }
 
     public func enqueue(file path: String, run runName: String, batch: String? = nil) async throws -> EnqueueReport {
-        guard let handle = FileHandle(forReadingAtPath: path) else {
-            throw JuryError(.io, "cannot read \(path)")
-        }
-        defer { try? handle.close() }
+        guard FileManager.default.isReadableFile(atPath: path) else { throw JuryError(.io, "cannot read \(path)") }
         let batch = batch ?? URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let run = try await store.findRun(runName)
         guard run.state.acceptsExamples else {
             throw JuryError(.conflict, "run '\(runName)' is \(run.state); create a new run for new examples")
         }
-        var reader = JSONLReader(
-            handle: handle, file: path, labels: Set(run.config.labels), maxLineBytes: maxLineBytes)
-        let report = try await store.enqueue(into: run, batch: batch) { try reader.nextChunk() }
+        // First pass: every line is checked, and nothing is written if one is bad.
+        var checker = try reader(path, run: run)
+        var lines = 0
+        while let chunk = try checker.reader.nextChunk() { lines += chunk.count }
+        try? checker.handle.close()
+
+        // Second pass: chunks, each in its own transaction.
+        var source = try reader(path, run: run)
+        defer { try? source.handle.close() }
+        var total = EnqueueReport(examples: 0, new: 0, jobs: 0)
+        var pending: [IncomingExample] = []
+        var exhausted = false
+        while !exhausted || !pending.isEmpty {
+            while !exhausted && pending.count < examplesPerTransaction {
+                if let chunk = try source.reader.nextChunk() { pending += chunk } else { exhausted = true }
+            }
+            let chunk = Array(pending.prefix(examplesPerTransaction))
+            pending.removeFirst(chunk.count)
+            guard !chunk.isEmpty else { break }
+            var handed = false
+            let report = try await store.enqueue(into: run, batch: batch) {
+                defer { handed = true }
+                return handed ? nil : chunk
+            }
+            total.examples += report.examples
+            total.new += report.new
+            total.jobs += report.jobs
+            total.changed += report.changed
+            total.changedIDs = Array((total.changedIDs + report.changedIDs).prefix(5))
+            logger.debug("enqueued a chunk", metadata: ["examples": "\(total.examples)", "of": "\(lines)"])
+        }
         logger.info(
             "enqueued",
-            metadata: [JuryMetadata.run: "\(runName)", "examples": "\(report.examples)", "new": "\(report.new)"])
-        if report.new >= 1000 {
+            metadata: [JuryMetadata.run: "\(runName)", "examples": "\(total.examples)", "new": "\(total.new)"])
+        if total.new >= 1000 {
             try await store.analyzeQueue()
         }
-        return report
+        return total
+    }
+
+    private func reader(_ path: String, run: StoredRun) throws -> (handle: FileHandle, reader: JSONLReader) {
+        guard let handle = FileHandle(forReadingAtPath: path) else {
+            throw JuryError(.io, "cannot read \(path)")
+        }
+        return (
+            handle, JSONLReader(handle: handle, file: path, labels: Set(run.config.labels), maxLineBytes: maxLineBytes)
+        )
     }
 }
 
