@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
-#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to the first free from 55432)
+#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to a free one from 55432 up)
 #   deploy/local/postgres.sh restart DIR [immediate]  (a fast restart, same port: for failure tests;
 #                                                    immediate: no shutdown checkpoint, as after a crash)
 #   deploy/local/postgres.sh stop DIR
@@ -32,7 +32,9 @@ start)
         exit 0
     fi
     chosen=$port
-    [[ -n "$port" ]] || port=55432
+    # Each directory starts its search at a port of its own (55432 to 55931): a server being
+    # restarted keeps its port, which a server starting at the same moment would otherwise take.
+    [[ -n "$port" ]] || port=$((55432 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 500))
     mkdir -p "$dir"
     [[ $(id -u) == 0 ]] && chown postgres: "$dir"
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
