@@ -108,8 +108,10 @@ struct FaultTests {
             let stopping = ContinuousClock.now
             worker.kill(SIGTERM)
             #expect(await exitStatus(of: worker) == 1)
-            // The drain time, the 5 s given to recording, and a margin for a busy machine.
-            #expect(ContinuousClock.now - stopping < .seconds(1 + 5 + 3))
+            // The drain time, the 5 s given to recording, and a wide margin: a fresh clone's first
+            // test run shares 2 cores with the build's last jobs (9.1 s was seen). A worker that
+            // hung would take the lease time or forever, not 20 s.
+            #expect(ContinuousClock.now - stopping < .seconds(1 + 5 + 14))
             let output = try String(contentsOfFile: log, encoding: .utf8)
             #expect(output.contains("outcomes it could not record"), "\(output)")
             #expect(output.contains("will be redone once their leases expire"), "\(output)")
