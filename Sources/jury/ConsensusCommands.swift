@@ -159,7 +159,8 @@ struct ImportLabels: AsyncParsableCommand {
         abstract: "Take people's labels back: they become human labels and decide their examples.",
         discussion: """
             FILE holds one JSON object per line with "id" (the example's id in the corpus) and "label" \
-            (or "human_label", as in a `jury export --review` file). Every line is checked first; one \
+            (or "human_label", as in a `jury export --review` file, whose lines left null are passed over). \
+            Every line is checked first; one \
             bad line or unknown id imports nothing. Decided examples get a verdict from the person's label \
             at once (the panel's goes to verdict_history); the next `jury calibrate` counts them too.
             """)
@@ -170,8 +171,11 @@ struct ImportLabels: AsyncParsableCommand {
     func run() async throws {
         let store = try await db.connect("jury import-labels", logger: db.makeLogger("jury.import-labels"))
         let stored = try await store.findRun(run)
-        let labels = try LabelFile.read(path: file, config: stored.config)
-        let report = try await Reduction.importLabels(labels, run: run, store: store)
+        let contents = try LabelFile.contents(path: file, config: stored.config)
+        let report = try await Reduction.importLabels(contents.labels, run: run, store: store)
         print("imported \(report.labelled) labels; \(report.replaced) verdicts now decided by people")
+        if contents.unreviewed > 0 {
+            print("passed over \(contents.unreviewed) lines whose human_label is still null")
+        }
     }
 }

@@ -49,6 +49,16 @@ struct ReviewTests {
             #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
         }
 
+        // A review line left as exported (human_label null) is passed over, not an error.
+        let partly = try LabelFile.contents(
+            path: try writeFile(#"{"id":"e5","human_label":null}"# + "\n" + #"{"id":"e6","human_label":"valid"}"#),
+            config: config)
+        #expect(partly.labels.map(\.externalID) == ["e6"] && partly.unreviewed == 1)
+        let none = #expect(throws: JuryError.self) {
+            try LabelFile.read(path: try writeFile(#"{"id":"e5","human_label":null}"#), config: config)
+        }
+        #expect(none?.message.contains("1 lines still have \"human_label\": null") == true)
+
         // People settle e3 and e4; their labels decide at once, and the panel's verdicts are kept.
         let good = try writeFile(
             #"{"id":"e3","human_label":"ambiguous"}"# + "\n\n" + #"{"id":"e4","label":"valid"}"# + "\n")

@@ -3,11 +3,22 @@ public import JuryDomain
 public import JuryStore
 
 /// People's labels from a review, one JSON object per line: `{"id": "...", "label": "..."}`.
-/// A line of `jury export --review` with its `human_label` filled in is read as well.
+/// A line of `jury export --review` is read as well: with its `human_label` filled in it is a
+/// label; left `null`, as exported, it is an example nobody reviewed yet, and is passed over.
 public enum LabelFile {
+    public struct Contents: Sendable {
+        public var labels: [ReviewLabel]
+        /// Lines whose `human_label` is still null.
+        public var unreviewed: Int
+    }
+
     /// Reads and checks every line first, so that one bad line imports nothing: each must be an
     /// object with a string `id` and a label of `config`'s taxonomy, and no id may come twice.
     public static func read(path: String, config: RunConfig) throws -> [ReviewLabel] {
+        try contents(path: path, config: config).labels
+    }
+
+    public static func contents(path: String, config: RunConfig) throws -> Contents {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw JuryError(.io, "cannot read \(path)")
         }
@@ -17,6 +28,7 @@ public enum LabelFile {
         let labels = Set(config.labels)
         var seen: [String: Int] = [:]
         var result: [ReviewLabel] = []
+        var unreviewed = 0
         for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let number = index + 1
             guard !line.allSatisfy(\.isWhitespace) else { continue }
@@ -33,6 +45,10 @@ public enum LabelFile {
                 case nil, .null?: break
                 default: throw bad(path, number, "\"\(key)\" must be a string")
                 }
+            }
+            if given.isEmpty, fields["label"] == nil, fields["human_label"] == .null {
+                unreviewed += 1
+                continue
             }
             guard let label = given.first else {
                 throw bad(path, number, "needs \"label\" (or \"human_label\"): the label people gave")
@@ -52,8 +68,13 @@ public enum LabelFile {
             seen[id] = number
             result.append(ReviewLabel(externalID: id, label: label, line: number))
         }
-        guard !result.isEmpty else { throw JuryError(.invalidInput, "\(path): no labels in it") }
-        return result
+        guard !result.isEmpty else {
+            throw JuryError(
+                .invalidInput,
+                "\(path): no labels in it\(unreviewed > 0 ? " (\(unreviewed) lines still have \"human_label\": null)" : "")"
+            )
+        }
+        return Contents(labels: result, unreviewed: unreviewed)
     }
 
     private static func bad(_ path: String, _ line: Int, _ reason: String) -> JuryError {
