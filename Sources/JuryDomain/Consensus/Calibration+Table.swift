@@ -3,7 +3,7 @@ import Foundation
 extension Calibration {
     /// The report as people read it in a terminal.
     public var table: String {
-        func cell(_ value: Double?) -> String { value.map { String(format: "%.3f", $0) } ?? "-" }
+        func cell(_ value: Double?) -> String { value.map(threeDecimals) ?? "-" }
         func pad(_ text: String, _ width: Int) -> String {
             text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
         }

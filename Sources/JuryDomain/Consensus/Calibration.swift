@@ -96,7 +96,8 @@ public struct Calibration: Codable, Sendable, Equatable {
             if let kappa = judge.cohenKappa, kappa < minKappa {
                 weak.append(
                     WeakJudge(
-                        judge: judge.judge, reason: "kappa \(format(kappa)) against people is below \(format(minKappa))"
+                        judge: judge.judge,
+                        reason: "kappa \(threeDecimals(kappa)) against people is below \(threeDecimals(minKappa))"
                     ))
             } else if judge.votes == 0 {
                 weak.append(WeakJudge(judge: judge.judge, reason: "no valid vote on a labelled example"))
@@ -116,7 +117,7 @@ public struct Calibration: Codable, Sendable, Equatable {
                         WeakJudge(
                             judge: judge,
                             reason:
-                                "without it \(best) reaches precision \(format(better)) (from \(format(precision))) at coverage \(format(without.coverage))"
+                                "without it \(best) reaches precision \(threeDecimals(better)) (from \(threeDecimals(precision))) at coverage \(threeDecimals(without.coverage))"
                         ))
                 }
             }
@@ -210,6 +211,7 @@ extension ConsensusRule {
     }
 }
 
-func format(_ value: Double) -> String {
+/// A figure as the reports print it: three decimals.
+func threeDecimals(_ value: Double) -> String {
     String(format: "%.3f", value)
 }
