@@ -84,15 +84,18 @@ extension Store {
         }
     }
 
-    /// Ready examples of runs under `dawid-skene` whose batch has all its votes: per run, how many.
+    /// Runs under `dawid-skene` with a ready example whose batch has all its votes. The reducer
+    /// asks after each short batch, so the runs table (a few rows) is read first and the
+    /// examples only of such runs: other runs' ready examples are never scanned for this.
     public func dawidSkeneDue(runID: Int64?) async throws -> [Int64] {
         try await connection.query(
             """
-            SELECT DISTINCT e.run_id FROM examples e JOIN runs r ON r.id = e.run_id
-            WHERE e.state = 'ready' AND r.config #>> '{consensus,rule}' = 'dawid-skene'
-              AND (\(runID)::bigint IS NULL OR e.run_id = \(runID))
-              AND NOT EXISTS (SELECT 1 FROM examples x WHERE x.run_id = e.run_id AND x.batch = e.batch
-                                                         AND x.state = 'voting')
+            SELECT r.id AS run_id FROM runs r
+            WHERE r.config #>> '{consensus,rule}' = 'dawid-skene' AND (\(runID)::bigint IS NULL OR r.id = \(runID))
+              AND EXISTS (SELECT 1 FROM examples e
+                          WHERE e.run_id = r.id AND e.state = 'ready'
+                            AND NOT EXISTS (SELECT 1 FROM examples x WHERE x.run_id = e.run_id AND x.batch = e.batch
+                                                                       AND x.state = 'voting'))
             """
         ).map { try $0.decode("run_id") }
     }
