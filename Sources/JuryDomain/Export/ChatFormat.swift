@@ -39,9 +39,7 @@ public struct ChatFormat: Sendable {
 
     /// The conversation for one example labelled `label`, as one JSON line; or why there is none.
     public func line(id: String, payload: JSONValue, label: String) -> Result<String, SkipReason> {
-        var context: [String: Any] = [:]
-        if case .object(let fields) = payload { context = fields.mapValues(TemplateValue.make) }
-        context["id"] = id
+        var context = TemplateValue.context(id: id, payload: payload)
         context["label"] = label
         let reply: MustacheTemplate
         if kinds[label] == .accept {

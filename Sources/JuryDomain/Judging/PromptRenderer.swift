@@ -32,11 +32,7 @@ public struct PromptRenderer: Sendable {
     }
 
     public func render(id: String, payload: JSONValue) -> JudgeRequest {
-        var context: [String: Any] = [:]
-        if case .object(let fields) = payload {
-            context = fields.mapValues(TemplateValue.make)
-        }
-        context["id"] = id
+        var context = TemplateValue.context(id: id, payload: payload)
         context["taxonomy"] = taxonomy
         context["labels"] = labels
         return JudgeRequest(
@@ -62,6 +58,14 @@ private final class LookupRecorder: MustacheParent {
 /// A JSON value as the templates see it. Objects and arrays render as canonical JSON, never as
 /// a Swift description, whose key order changes from process to process.
 enum TemplateValue {
+    /// What every template sees of an example: its fields, and `id`.
+    static func context(id: String, payload: JSONValue) -> [String: Any] {
+        var context: [String: Any] = [:]
+        if case .object(let fields) = payload { context = fields.mapValues(make) }
+        context["id"] = id
+        return context
+    }
+
     static func make(_ value: JSONValue) -> Any {
         switch value {
         case .null: return TemplateNull()
