@@ -68,35 +68,3 @@ extension PostgresConnection {
         return received
     }
 }
-
-extension PostgresConnection {
-    /// The notifications on the channels listened to, as they come: each element is the batch
-    /// that arrived, or an empty batch when `idle` passed without any (a tick for pollers). It
-    /// ends when the iterating task is cancelled; a failed connection throws, and the next
-    /// iteration tries again on a reset connection.
-    public func notifications(idle: Duration) -> PostgresNotificationSequence {
-        PostgresNotificationSequence(connection: self, idle: idle)
-    }
-}
-
-/// See `PostgresConnection.notifications(idle:)`.
-public struct PostgresNotificationSequence: AsyncSequence, Sendable {
-    public typealias Element = [PostgresNotification]
-    let connection: PostgresConnection
-    let idle: Duration
-
-    public func makeAsyncIterator() -> Iterator {
-        Iterator(connection: connection, idle: idle)
-    }
-
-    public struct Iterator: AsyncIteratorProtocol {
-        let connection: PostgresConnection
-        let idle: Duration
-
-        public mutating func next() async throws -> [PostgresNotification]? {
-            if Task.isCancelled { return nil }
-            let received = try await connection.waitForNotifications(timeout: idle)
-            return Task.isCancelled ? nil : received
-        }
-    }
-}

@@ -6,8 +6,9 @@ public import Logging
 /// One connection to PostgreSQL through libpq.
 ///
 /// libpq blocks, so every call runs on the connection's own serial dispatch queue, never on
-/// Swift's cooperative pool. Use a connection from one task at a time (a transaction is a
-/// sequence of calls on one connection); open more connections for more concurrency.
+/// Swift's cooperative pool. Calls from several tasks run one after the other, each whole; a
+/// transaction is a sequence of calls, so it needs the connection to its own task. Open more
+/// connections for more concurrency.
 ///
 /// A broken connection (the server restarted, the backend was terminated) is reset
 /// before the next call, and channels that were listened on are listened on again.
@@ -135,20 +136,21 @@ public final class PostgresConnection: @unchecked Sendable {
         reconnect: Bool = true, _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
         if Task.isCancelled { throw CancellationError() }
+        let call = canceller.nextCall()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
                 queue.async {
                     continuation.resume(
                         with: Result {
                             if reconnect { try self.ensureConnected() }
-                            self.canceller.running = true
-                            defer { self.canceller.running = false }
+                            self.canceller.setRunning(call)
+                            defer { self.canceller.setRunning(nil) }
                             return try body(self)
                         })
                 }
             }
         } onCancel: {
-            canceller.cancelRunningStatement()
+            canceller.cancel(call: call)
         }
     }
 
@@ -174,6 +176,7 @@ public final class PostgresConnection: @unchecked Sendable {
         // Print nothing on the terminal: notices such as "relation already exists, skipping" are expected.
         PQsetNoticeProcessor(handle, { _, _ in }, nil)
         canceller.replace(with: PQgetCancel(handle))
+        // PgBouncer keeps TimeZone per client, so this one holds even through transaction pooling.
         try runScript("SET TIME ZONE 'UTC'; " + settings.sessionScript)
     }
 

@@ -20,6 +20,10 @@ public struct PostgresSettings: Sendable, Equatable {
     public var lockTimeout: Duration? = .seconds(30)
     /// Longest a transaction may sit idle before the server ends the session; nil for no limit.
     public var idleInTransactionTimeout: Duration? = .seconds(120)
+    /// Whether the three timeouts above are SET on each session. Not through a PgBouncer in
+    /// transaction pooling: a session's settings stay on whichever server connection ran them,
+    /// for other clients to inherit. Set them on the database role instead.
+    public var setsSessionTimeouts = true
 
     public init() {}
 
@@ -35,12 +39,13 @@ public struct PostgresSettings: Sendable, Equatable {
         ]
     }
 
-    /// The `SET` statements that bound a session's waits.
+    /// The `SET` statements that bound a session's waits; empty when not set on sessions.
     var sessionScript: String {
         func milliseconds(_ duration: Duration?) -> String {
             guard let duration else { return "0" }
             return String(max(1, duration.wholeMilliseconds))
         }
+        guard setsSessionTimeouts else { return "" }
         return """
             SET statement_timeout = \(milliseconds(statementTimeout));
             SET lock_timeout = \(milliseconds(lockTimeout));

@@ -16,12 +16,22 @@ final class StatementCanceller: @unchecked Sendable {
 
     private let lock = NSLock()
     private var handle: Handle?
-    private var _running = false
+    /// The call whose statement is on the wire, if any: a cancel must hit that call's statement
+    /// only, never the next one, nor one that another task runs on the same connection.
+    private var runningCall: UInt64?
+    private var lastCall: UInt64 = 0
 
-    /// Whether a statement is on the wire; a cancel outside one would hit the next statement.
-    var running: Bool {
-        get { lock.withLock { _running } }
-        set { lock.withLock { _running = newValue } }
+    /// A number for a call about to run; cancel it with `cancel(call:)`.
+    func nextCall() -> UInt64 {
+        lock.withLock {
+            lastCall += 1
+            return lastCall
+        }
+    }
+
+    /// Marks `call` as running (or, with nil, that no statement is).
+    func setRunning(_ call: UInt64?) {
+        lock.withLock { runningCall = call }
     }
 
     func replace(with pointer: OpaquePointer?) {
@@ -29,9 +39,10 @@ final class StatementCanceller: @unchecked Sendable {
         lock.withLock { self.handle = handle }
     }
 
-    func cancelRunningStatement() {
+    /// Cancels the statement of `call` if it is running now.
+    func cancel(call: UInt64) {
         DispatchQueue.global().async {
-            guard let handle = self.lock.withLock({ self._running ? self.handle : nil }) else { return }
+            guard let handle = self.lock.withLock({ self.runningCall == call ? self.handle : nil }) else { return }
             var message = [CChar](repeating: 0, count: 256)
             _ = PQcancel(handle.pointer, &message, Int32(message.count))
         }

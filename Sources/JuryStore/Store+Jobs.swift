@@ -1,7 +1,7 @@
 public import JuryDomain
 import JuryPostgres
 
-/// The queue's transitions for workers: claim, record, renew, reap, and the shared rate limits.
+/// The queue's transitions for workers: claim, record, reap, and the shared rate limits.
 extension Store {
     /// Claims pending jobs of the runs and judges asked, leased to `owner` for `leaseSeconds`.
     public func claim(_ requests: [ClaimRequest], owner: String, leaseSeconds: Double) async throws -> [ClaimedJob] {
@@ -82,19 +82,6 @@ extension Store {
     static func storable(_ text: String, limit: Int) -> String {
         let clean = text.utf8.contains(0) ? text.replacing("\u{0}", with: "") : text
         return clean.count > limit ? String(clean.prefix(limit)) : clean
-    }
-
-    /// Extends the leases of these claims; returns the jobs whose claim still holds.
-    public func renewLeases(_ jobs: [(id: Int64, claim: Int)], owner: String, leaseSeconds: Double) async throws
-        -> Set<Int64>
-    {
-        guard !jobs.isEmpty else { return [] }
-        let rows = try await connection.query(
-            """
-            SELECT jury_renew_leases(\(owner), \(leaseSeconds), \(jobs.map(\.id))::bigint[],
-                                     \(jobs.map(\.claim))::int[]) AS id
-            """)
-        return Set(try rows.map { try $0.decode("id", as: Int64.self) })
     }
 
     /// Takes back jobs whose lease expired; returns how many.

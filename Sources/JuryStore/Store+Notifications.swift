@@ -8,9 +8,9 @@ extension Store {
         try await connection.listen(channel.rawValue)
     }
 
-    /// The channels notified, batch by batch as they come; an empty batch each time `idle`
-    /// passes without any. Ends when the iterating task is cancelled.
-    public func notifications(idle: Duration) -> some AsyncSequence<[Channel], any Error> {
-        connection.notifications(idle: idle).map { batch in batch.compactMap { Channel(rawValue: $0.channel) } }
+    /// Waits until a channel listened on is notified or `timeout` passes (or the task is
+    /// cancelled); returns the channels notified, none after a timeout.
+    public func waitForNotifications(timeout: Duration) async throws -> Set<Channel> {
+        Set(try await connection.waitForNotifications(timeout: timeout).compactMap { Channel(rawValue: $0.channel) })
     }
 }

@@ -15,8 +15,13 @@ extension Store {
             """)
     }
 
-    public func heartbeat(_ id: String, inFlight: Int) async throws {
-        try await connection.query("SELECT jury_process_heartbeat(\(id), \(inFlight))")
+    /// Beats the process's heartbeat, which holds the lease of every job it owns for
+    /// `leaseSeconds` more. Returns false when that lease had lapsed: the reaper may have taken
+    /// the jobs back.
+    @discardableResult
+    public func heartbeat(_ id: String, inFlight: Int, leaseSeconds: Double) async throws -> Bool {
+        try await connection.query(
+            "SELECT jury_process_heartbeat(\(id), \(inFlight), \(leaseSeconds)) AS held")[0].decode("held")
     }
 
     /// Marks the process stopped; best effort, as the database may be what stopped it.

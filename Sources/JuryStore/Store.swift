@@ -29,7 +29,8 @@ public struct Database: Sendable {
 
 /// Every statement Jury runs, one typed method each: nothing else touches the database.
 ///
-/// A store is one connection, to be used by one task at a time. The state changes are
+/// A store is one connection: statements from several tasks run one after the other, and a
+/// transaction needs the store to its own task. The state changes are
 /// `jury_*` functions in Schema/; the methods here call them and read the views.
 public struct Store: Sendable {
     let connection: PostgresConnection

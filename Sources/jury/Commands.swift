@@ -143,9 +143,15 @@ struct WorkerCommand: AsyncParsableCommand {
             cancelled and their jobs released.
             """)
     @OptionGroup var db: DatabaseOptions
+    @OptionGroup var polling: PollingOptions
     @Option(help: "Only work on this run (default: every active run).") var run: String?
     @Option(help: "Most judge calls in flight in this process.") var concurrency = 128
-    @Option(help: "Seconds a claimed job stays this worker's without renewal.") var leaseSeconds = 60.0
+    @Option(
+        help: """
+            Seconds this worker's jobs stay its own after its last heartbeat (beaten every third of it); \
+            then another worker takes them back.
+            """)
+    var leaseSeconds = 60.0
     @Option(help: "Seconds calls in flight may take to finish after SIGTERM.") var drainSeconds = 30.0
 
     func validate() throws {
@@ -158,9 +164,10 @@ struct WorkerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let logger = db.makeLogger("jury.worker")
-        let store = try await db.connect("jury worker", logger: logger)
-        if let run { _ = try await store.findRun(run) }
+        if let run { _ = try await db.connect("jury worker", logger: logger).findRun(run) }
         var options = WorkerOptions()
+        options.listens = !polling.poll
+        options.idlePollSeconds = polling.idleSeconds
         options.run = run
         options.concurrency = concurrency
         options.leaseSeconds = leaseSeconds
@@ -170,7 +177,8 @@ struct WorkerCommand: AsyncParsableCommand {
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let worker = Worker(
-            database: db.target, options: options, logger: logger, makeJudge: HTTPJudge.factory(client: client))
+            database: polling.target(db), options: options, logger: logger, makeJudge: HTTPJudge.factory(client: client)
+        )
         do {
             // The worker bounds its own stop; the group's limit is a backstop a little beyond it.
             try await runUntilSignalled(worker, maximumShutdownSeconds: options.longestStopSeconds + 5, logger: logger)
@@ -187,13 +195,15 @@ struct ReducerCommand: AsyncParsableCommand {
         commandName: "reducer",
         abstract: "Turn the votes of ready examples into verdicts, exactly once; until SIGTERM or SIGINT.")
     @OptionGroup var db: DatabaseOptions
+    @OptionGroup var polling: PollingOptions
     @Option(help: "Only decide examples of this run (default: every run).") var run: String?
 
     func run() async throws {
         let logger = db.makeLogger("jury.reducer")
-        let store = try await db.connect("jury reducer", logger: logger)
-        if let run { _ = try await store.findRun(run) }
-        let reducer = Reducer(database: db.target, run: run, logger: logger)
+        if let run { _ = try await db.connect("jury reducer", logger: logger).findRun(run) }
+        let reducer = Reducer(
+            database: polling.target(db), run: run, idlePollSeconds: polling.idleSeconds, listens: !polling.poll,
+            logger: logger)
         try await runUntilSignalled(reducer, maximumShutdownSeconds: 30, logger: logger)
     }
 }

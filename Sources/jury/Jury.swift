@@ -126,3 +126,33 @@ func runUntilSignalled(_ service: any Service, maximumShutdownSeconds: Double, l
         // Cancelled by the second signal: the service stopped at once, as asked.
     }
 }
+
+/// How workers and reducers learn of new work: LISTEN (the default), or polling, for
+/// connections through PgBouncer in transaction pooling.
+struct PollingOptions: ParsableArguments {
+    @Flag(
+        help: """
+            Poll for work instead of LISTEN, and set nothing on the session: for connections through \
+            PgBouncer in transaction pooling. The timeout options are then not set; set them on the role \
+            (ALTER ROLE ... SET statement_timeout = '120s') or in PgBouncer.
+            """)
+    var poll = false
+
+    @Option(help: "Seconds between looks for work while idle (default: 2, or 0.5 with --poll).")
+    var idlePollSeconds: Double?
+
+    var idleSeconds: Double { idlePollSeconds ?? (poll ? 0.5 : 2) }
+
+    func validate() throws {
+        if let idlePollSeconds, !(idlePollSeconds >= 0.05 && idlePollSeconds <= 3600) {
+            throw ValidationError("--idle-poll-seconds must be between 0.05 and 3600")
+        }
+    }
+
+    /// The database, with session settings left out when polling through a pooler.
+    func target(_ db: DatabaseOptions) -> Database {
+        var database = db.target
+        database.settings.setsSessionTimeouts = !poll
+        return database
+    }
+}

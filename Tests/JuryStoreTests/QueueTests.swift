@@ -30,10 +30,6 @@ struct QueueTests {
 
         let answer = JudgeAnswer(label: "valid", rationale: "late")
         #expect(
-            try await jury.renewLeases(
-                [(first[0].id, first[0].claim)], owner: "w", leaseSeconds: 60
-            ).isEmpty)
-        #expect(
             try await jury.record(
                 [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w") == 0)
         #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w") == 0)
@@ -45,6 +41,44 @@ struct QueueTests {
             try await jury.record(
                 [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w") == 1)
         #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
+    }
+
+    @Test(.freshDatabase) func aBeatingWorkerKeepsItsJobsAndOneThatStoppedBeatingLosesThem() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 2)
+        try await jury.registerProcess("alive", role: "worker")
+        try await jury.registerProcess("gone", role: "worker")
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
+        let kept = try await jury.claim(want, owner: "alive", leaseSeconds: 60)
+        let lost = try await jury.claim(want, owner: "gone", leaseSeconds: 60)
+        #expect(try await jury.heartbeat("alive", inFlight: 1, leaseSeconds: 60))
+        #expect(try await jury.heartbeat("gone", inFlight: 1, leaseSeconds: 60))
+        // Both claims' own leases pass: only the heartbeat holds the jobs now.
+        try await connection.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
+        #expect(try await jury.reapExpiredLeases() == 0)
+        // One worker stops beating and its lease runs out: its job, and only it, is taken back.
+        try await connection.query(
+            "UPDATE workers SET lease_expires_at = now() - interval '1 second' WHERE id = 'gone'")
+        #expect(try await jury.reapExpiredLeases() == 1)
+        #expect(
+            try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running' AND lease_owner = 'alive'")
+                == 1)
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending'") == 1)
+        #expect(
+            try await connection.count("SELECT count(*) FROM jobs WHERE id = \(lost[0].id) AND state = 'pending'") == 1)
+        // Its heartbeat, when it comes back, says the lease had lapsed; its late vote is refused.
+        #expect(try await !jury.heartbeat("gone", inFlight: 1, leaseSeconds: 60))
+        #expect(try await jury.heartbeat("gone", inFlight: 0, leaseSeconds: 60))
+        let answer = JudgeAnswer(label: "valid", rationale: "late")
+        #expect(try await jury.record([.vote(lost[0], answer, latencyMilliseconds: 1)], owner: "gone") == 0)
+        #expect(try await jury.record([.vote(kept[0], answer, latencyMilliseconds: 1)], owner: "alive") == 1)
+        // A process unknown to the table has no lease to beat; one that stopped loses its jobs at once.
+        #expect(try await !jury.heartbeat("never-registered", inFlight: 0, leaseSeconds: 60))
+        let again = try await jury.claim(want, owner: "alive", leaseSeconds: 60)
+        #expect(again.count == 1)
+        await jury.processStopped("alive")
+        try await connection.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
+        #expect(try await jury.reapExpiredLeases() == 1)
     }
 
     @Test(.freshDatabase) func pausedRunsAndExamplesNoLongerVotingAreNotClaimed() async throws {

@@ -5,7 +5,7 @@
 # the tests start a throwaway server in a temporary directory and remove it when done.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-source deploy/local/setup.sh
+JURY_SETUP_FOR_TESTS=1 source deploy/local/setup.sh
 # One build for all: the process tests and the chaos run use its jury binary, swift test the rest.
 swift build --build-tests
 # With arguments (test.sh --filter X), only swift test with them.

@@ -8,24 +8,28 @@ import Synchronization
 ///
 /// Ready examples are claimed with `FOR UPDATE SKIP LOCKED`, so several reducers share the
 /// work; the verdict and the example's move to `decided` commit together. It runs as a
-/// `Service` until graceful shutdown or cancellation, sleeping on notifications when idle.
+/// `Service` until graceful shutdown or cancellation, sleeping on notifications (or polling)
+/// when idle.
 public final class Reducer: Service, Sendable {
     private let database: Database
     private let run: String?
     private let batchSize: Int
     private let idlePollSeconds: Double
+    private let listens: Bool
     private let logger: Logger
     private let stopping = Mutex(false)
     private let decided = Mutex(0)
     private let wakeup = Wakeup()
 
     public init(
-        database: Database, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2, logger: Logger
+        database: Database, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2,
+        listens: Bool = true, logger: Logger
     ) {
         self.database = database
         self.run = run
         self.batchSize = batchSize
         self.idlePollSeconds = idlePollSeconds
+        self.listens = listens
         self.logger = logger
     }
 
@@ -46,21 +50,27 @@ public final class Reducer: Service, Sendable {
 
     private func work() async throws {
         let store = try await database.connect(applicationName: "jury reducer", logger: logger)
-        let listener = try await database.connect(applicationName: "jury reducer", logger: logger)
-        try await listener.listen(.ready)
-        // The listening task also beats the heartbeat, between its waits, on the same connection.
+        // Listening takes a second connection, which also beats the heartbeat between its waits;
+        // polling (through a pooler) does both on the one connection.
+        let listener = listens ? try await database.connect(applicationName: "jury reducer", logger: logger) : nil
+        try await listener?.listen(.ready)
         let id = Store.processID(role: "reducer")
-        try await listener.registerProcess(id, role: "reducer")
+        try await (listener ?? store).registerProcess(id, role: "reducer")
         var runID: Int64?
         if let run { runID = try await store.findRun(run).id }
-        logger.info("reducer started")
+        logger.info("reducer started", metadata: ["listens": "\(listens)"])
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen(on: listener, id: id) }
+            if let listener { group.addTask { await self.listen(on: listener, id: id) } }
+            var lastBeat = ContinuousClock.now
             while !isStopping {
                 do {
                     let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
                     decided.withLock { $0 += count }
                     logger.debug("decided", metadata: ["examples": "\(count)"])
+                    if listener == nil && ContinuousClock.now - lastBeat > Self.heartbeatInterval {
+                        try await store.heartbeat(id, inFlight: 0, leaseSeconds: Self.leaseSeconds)
+                        lastBeat = .now
+                    }
                     if count < batchSize { await wakeup.wait(timeout: .seconds(idlePollSeconds)) }
                 } catch {
                     logger.warning("reducing failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
@@ -69,9 +79,13 @@ public final class Reducer: Service, Sendable {
             }
             group.cancelAll()
         }
-        _ = try? await withDeadline(.seconds(2)) { await listener.processStopped(id) }
+        _ = try? await withDeadline(.seconds(2)) { await (listener ?? store).processStopped(id) }
         logger.info("reducer stopped")
     }
+
+    /// A reducer holds no jobs; its heartbeat only shows it alive.
+    private static let heartbeatInterval = Duration.seconds(10)
+    private static let leaseSeconds = 60.0
 
     /// One pass: decides up to `limit` ready examples, and when fewer were ready, the complete
     /// batches of runs under `dawid-skene` (which fits the whole run, so it waits for them).
@@ -95,12 +109,10 @@ public final class Reducer: Service, Sendable {
         var lastBeat = ContinuousClock.now
         while !Task.isCancelled {
             do {
-                for try await received in listener.notifications(idle: .milliseconds(200)) {
-                    if !received.isEmpty { wakeup.raise() }
-                    if ContinuousClock.now - lastBeat > .seconds(10) {
-                        try? await listener.heartbeat(id, inFlight: 0)
-                        lastBeat = .now
-                    }
+                if try await !listener.waitForNotifications(timeout: .milliseconds(200)).isEmpty { wakeup.raise() }
+                if ContinuousClock.now - lastBeat > Self.heartbeatInterval {
+                    _ = try? await listener.heartbeat(id, inFlight: 0, leaseSeconds: Self.leaseSeconds)
+                    lastBeat = .now
                 }
             } catch {
                 // The database is unreachable: wait before trying again, or this loop would spin.

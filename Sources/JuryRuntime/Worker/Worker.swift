@@ -7,7 +7,7 @@ import Synchronization
 /// Builds the judge that answers for a judge of a run's panel.
 public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
 
-/// A worker: claims jobs, calls judges concurrently, records votes, keeps its leases alive.
+/// A worker: claims jobs, calls judges concurrently, records votes, keeps its lease alive.
 ///
 /// It runs as a `Service` until graceful shutdown or cancellation. On graceful shutdown it stops
 /// claiming, lets calls in flight finish for up to `drainSeconds`, cancels and releases the rest,
@@ -17,8 +17,9 @@ public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
 ///
 /// Its parts each do one thing: the `Claimer` (with the pure `ClaimPlanner`) claims and starts
 /// calls, the `JudgeCaller` (with the pure `CallPolicy`) turns a call into an outcome, the
-/// `OutcomeRecorder` stores outcomes, the `LeaseKeeper` renews leases, the `Listener` wakes the
-/// claimer and lets the `Reaper` take back expired leases. They share the `WorkerLedger`.
+/// `OutcomeRecorder` stores outcomes (both on one connection), and the `ControlLoop` beats the
+/// heartbeat that holds the worker's leases, wakes the claimer and lets the `Reaper` take back
+/// expired leases (on a second). They share the `WorkerLedger`.
 public final class Worker: Service, Sendable {
     public let id: String
     private let database: Database
@@ -46,37 +47,34 @@ public final class Worker: Service, Sendable {
     }
 
     private func work() async throws {
+        // Two connections: claims and votes on one; heartbeat, reaping and wake-ups on the other.
         let connect = { try await self.database.connect(applicationName: "jury worker", logger: self.logger) }
-        let claimStore = try await connect()
-        let recordStore = try await connect()
-        let leaseStore = try await connect()
-        let listenStore = try await connect()
-        try await listenStore.listen(.jobs)
-        try await leaseStore.registerProcess(id, role: "worker")
-        logger.info("worker started", metadata: ["concurrency": "\(options.concurrency)"])
+        let queueStore = try await connect()
+        let controlStore = try await connect()
+        if options.listens { try await controlStore.listen(.jobs) }
+        try await controlStore.registerProcess(id, role: "worker")
+        logger.info(
+            "worker started", metadata: ["concurrency": "\(options.concurrency)", "listens": "\(options.listens)"])
 
         let claimer = Claimer(
-            id: id, store: claimStore, options: options, ledger: ledger,
+            id: id, store: queueStore, options: options, ledger: ledger,
             caller: JudgeCaller(ledger: ledger, logger: logger), makeJudge: makeJudge, logger: logger)
         let recorder = OutcomeRecorder(
-            id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
-        let leaseKeeper = LeaseKeeper(
-            id: id, store: leaseStore, ledger: ledger, leaseSeconds: options.leaseSeconds, logger: logger)
-        let listener = Listener(
-            store: listenStore, ledger: ledger,
-            reaper: Reaper(store: listenStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
+            id: id, store: queueStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
+        let control = ControlLoop(
+            id: id, store: controlStore, ledger: ledger, leaseSeconds: options.leaseSeconds, listens: options.listens,
+            reaper: Reaper(store: controlStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
 
         await withDiscardingTaskGroup { helpers in
-            helpers.addTask { await listener.run() }
-            helpers.addTask { await leaseKeeper.run() }
+            helpers.addTask { await control.run() }
             await withDiscardingTaskGroup { main in
                 main.addTask { await recorder.run() }
                 await claimer.run()
             }
-            // Everything claimed is recorded (or could not be): leases and wake-ups are done with.
+            // Everything claimed is recorded (or could not be): the lease and wake-ups are done with.
             helpers.cancelAll()
         }
-        _ = try? await withDeadline(.seconds(2)) { await leaseStore.processStopped(self.id) }
+        _ = try? await withDeadline(.seconds(2)) { await controlStore.processStopped(self.id) }
         let unrecorded = ledger.state.withLock { $0.unrecorded }
         logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)", "unrecorded": "\(unrecorded)"])
         if unrecorded > 0 {

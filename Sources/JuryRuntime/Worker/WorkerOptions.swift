@@ -4,8 +4,11 @@ public struct WorkerOptions: Sendable {
     public var run: String?
     /// Most judge calls in flight in this process, all judges together.
     public var concurrency: Int = 128
-    /// How long a claimed job stays ours without renewal; renewed every third of it.
+    /// How long the worker's jobs stay its own after its last heartbeat (beaten every third of it).
     public var leaseSeconds: Double = 60
+    /// Whether to LISTEN for announced jobs. Without it (through a transaction-pooling PgBouncer,
+    /// where a session's LISTEN is lost) an idle worker only polls.
+    public var listens = true
     /// How often an idle worker looks for work when no notification wakes it.
     public var idlePollSeconds: Double = 2
     /// On stop, how long in-flight calls may take to finish before they are cancelled and released.
