@@ -155,6 +155,7 @@ struct ConsensusStoreTests {
         #expect(
             try await connection.count(
                 "SELECT count(*) FROM examples WHERE jobs_open = 0 AND jobs_cancelled = 1 AND state = 'decided'") == 1)
+        try await expectCountsMatchTables(connection)
     }
 
     @Test(.freshDatabase) func aVerdictUnderARuleTheRunNoLongerHasIsNotStored() async throws {

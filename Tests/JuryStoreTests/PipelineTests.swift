@@ -180,6 +180,7 @@ struct PipelineTests {
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 0)
             #expect(try await connection.count("SELECT count(*) FROM votes") == 80)
             #expect(try await Operations.retryFailed(run: run.name, batch: nil, judge: nil, in: jury) == 0)
+            try await expectCountsMatchTables(connection)
             await #expect(throws: JuryError.self) {
                 try await Operations.retryFailed(run: run.name, batch: nil, judge: "nobody", in: jury)
             }

@@ -80,6 +80,7 @@ struct ReviewTests {
         // The next calibration counts them with people's labels.
         let calibration = try await Calibrator.calibrate(run: run.name, minCoverage: 0.5, minKappa: 0.75, store: jury)
         #expect(calibration.examples == 7)
+        try await expectCountsMatchTables(connection)
     }
 
     @Test(.freshDatabase) func calibrationMeasuresThePanelAndTheChatExportWritesTheReplies() async throws {

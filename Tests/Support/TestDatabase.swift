@@ -223,3 +223,18 @@ public func runJury(
     let environment = ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
     return try await offThePool { try Subprocess.run(juryBinary, arguments, environment: environment) }
 }
+
+/// Checks that the counts the transitions kept (what `jury status` reads) equal the counts of
+/// the tables, counter by counter; then folds the slots of gone backends and checks again.
+public func expectCountsMatchTables(
+    _ connection: PostgresConnection, sourceLocation: SourceLocation = #_sourceLocation
+) async throws {
+    let disagreeing = """
+        SELECT count(*) FROM (SELECT * FROM jury_counts WHERE n <> 0) kept
+        FULL JOIN jury_counts_from_tables t USING (run_id, judge, counter)
+        WHERE kept.n IS DISTINCT FROM t.n
+        """
+    #expect(try await connection.count(PostgresQuery(stringLiteral: disagreeing)) == 0, sourceLocation: sourceLocation)
+    try await connection.query("SELECT jury_compact_counts()")
+    #expect(try await connection.count(PostgresQuery(stringLiteral: disagreeing)) == 0, sourceLocation: sourceLocation)
+}
