@@ -26,53 +26,63 @@ LANGUAGE sql IMMUTABLE AS $$
                 ELSE ARRAY['jobs.' || p_state] END
 $$;
 
--- Adds the changes (run, judge, counter, delta) to this backend's slots, in key order.
-CREATE FUNCTION jury_add_counts(p_runs bigint[], p_judges text[], p_counters text[], p_deltas bigint[]) RETURNS void
-LANGUAGE sql AS $$
-    INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
-    SELECT d.run_id, d.judge, d.counter, pg_backend_pid(), sum(d.delta)
-    FROM unnest(p_runs, p_judges, p_counters, p_deltas) AS d (run_id, judge, counter, delta)
-    -- A run being deleted takes its counts with it: its cascading deletes add nothing.
-    WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = d.run_id)
-    GROUP BY d.run_id, d.judge, d.counter
-    HAVING sum(d.delta) <> 0
-    ORDER BY d.run_id, d.judge, d.counter
-    ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n
+-- What a row of examples counts towards: its state, and whether it was decided early.
+CREATE FUNCTION jury_example_counters(p_state text, p_jobs_cancelled int) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_jobs_cancelled > 0 THEN ARRAY['examples', 'examples.' || p_state, 'examples.early']
+                ELSE ARRAY['examples', 'examples.' || p_state] END
 $$;
 
+-- What a verdict counts towards: its status, its outcome for the production label, who decided.
+CREATE FUNCTION jury_verdict_counters(p_status text, p_outcome text, p_decided_by text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['verdicts.' || p_status, 'outcomes.' || coalesce(p_outcome, 'none')]
+           || CASE WHEN p_decided_by = 'people' THEN ARRAY['verdicts.people'] ELSE ARRAY[]::text[] END
+$$;
+
+-- The triggers. Claims and records fire them on every statement, so each is a single
+-- INSERT ... ON CONFLICT over the statement's transition tables (PL/pgSQL plans it once per
+-- session), adding rows in key order. A statement that deleted rows because their run is
+-- being deleted adds nothing: the run's counts go with it.
 CREATE FUNCTION jury_count_jobs() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    runs bigint[];
-    judges text[];
-    counters text[];
-    deltas bigint[];
 BEGIN
     -- `jury run purge` removes finished jobs without changing what the run counted.
     IF current_setting('jury.purging', true) = 'on' THEN
         RETURN NULL;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(n.run_id), array_agg(n.judge), array_agg(k.counter), array_agg(1::bigint)
-        INTO runs, judges, counters, deltas
-        FROM new_jobs n CROSS JOIN LATERAL unnest(jury_job_counters(n.state, n.attempts, n.retrying_since)) k (counter);
-    ELSIF TG_OP = 'UPDATE' THEN
-        SELECT array_agg(d.run_id), array_agg(d.judge), array_agg(d.counter), array_agg(d.delta)
-        INTO runs, judges, counters, deltas
+    IF TG_OP = 'UPDATE' THEN
+        -- Spelled out rather than through jury_job_counters: this runs for every claim and vote.
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT d.run_id, d.judge, d.counter, pg_backend_pid(), sum(d.delta)
         FROM (
-            SELECT n.run_id, n.judge, k.counter, 1::bigint AS delta
-            FROM new_jobs n CROSS JOIN LATERAL unnest(jury_job_counters(n.state, n.attempts, n.retrying_since)) k (counter)
+            SELECT n.run_id, n.judge, 'jobs.' || n.state AS counter, 1 AS delta FROM new_jobs n
             UNION ALL
-            SELECT o.run_id, o.judge, k.counter, -1::bigint
-            FROM old_jobs o CROSS JOIN LATERAL unnest(jury_job_counters(o.state, o.attempts, o.retrying_since)) k (counter)
-        ) d;
+            SELECT o.run_id, o.judge, 'jobs.' || o.state, -1 FROM old_jobs o
+            UNION ALL
+            SELECT n.run_id, n.judge, 'jobs.retrying', 1 FROM new_jobs n
+            WHERE n.state = 'pending' AND (n.attempts > 0 OR n.retrying_since IS NOT NULL)
+            UNION ALL
+            SELECT o.run_id, o.judge, 'jobs.retrying', -1 FROM old_jobs o
+            WHERE o.state = 'pending' AND (o.attempts > 0 OR o.retrying_since IS NOT NULL)
+        ) d
+        GROUP BY d.run_id, d.judge, d.counter
+        HAVING sum(d.delta) <> 0
+        ORDER BY d.run_id, d.judge, d.counter
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT n.run_id, n.judge, k.counter, pg_backend_pid(), count(*)
+        FROM new_jobs n CROSS JOIN LATERAL unnest(jury_job_counters(n.state, n.attempts, n.retrying_since)) k (counter)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     ELSE
-        SELECT array_agg(o.run_id), array_agg(o.judge), array_agg(k.counter), array_agg(-1::bigint)
-        INTO runs, judges, counters, deltas
-        FROM old_jobs o CROSS JOIN LATERAL unnest(jury_job_counters(o.state, o.attempts, o.retrying_since)) k (counter);
-    END IF;
-    IF runs IS NOT NULL THEN
-        PERFORM jury_add_counts(runs, judges, counters, deltas);
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT o.run_id, o.judge, k.counter, pg_backend_pid(), -count(*)
+        FROM old_jobs o CROSS JOIN LATERAL unnest(jury_job_counters(o.state, o.attempts, o.retrying_since)) k (counter)
+        WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = o.run_id)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     END IF;
     RETURN NULL;
 END
@@ -85,44 +95,39 @@ FOR EACH STATEMENT EXECUTE FUNCTION jury_count_jobs();
 CREATE TRIGGER jobs_count_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_jobs
 FOR EACH STATEMENT EXECUTE FUNCTION jury_count_jobs();
 
--- What a row of examples counts towards: its state, and whether it was decided early.
-CREATE FUNCTION jury_example_counters(p_state text, p_jobs_cancelled int) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN p_jobs_cancelled > 0 THEN ARRAY['examples', 'examples.' || p_state, 'examples.early']
-                ELSE ARRAY['examples', 'examples.' || p_state] END
-$$;
-
 CREATE FUNCTION jury_count_examples() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    runs bigint[];
-    counters text[];
-    deltas bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(n.run_id), array_agg(k.counter), array_agg(1::bigint) INTO runs, counters, deltas
-        FROM new_examples n CROSS JOIN LATERAL unnest(jury_example_counters(n.state, n.jobs_cancelled)) k (counter);
-    ELSIF TG_OP = 'UPDATE' THEN
-        -- Most updates move counters only (jobs_open): count only the rows whose state or
-        -- early decision changed.
-        SELECT array_agg(d.run_id), array_agg(d.counter), array_agg(d.delta) INTO runs, counters, deltas
+    IF TG_OP = 'UPDATE' THEN
+        -- Most updates move only the job counters: just the rows whose state or early decision changed.
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT x.run_id, '', d.counter, pg_backend_pid(), sum(d.delta)
         FROM (
-            SELECT n.run_id, k.counter, 1::bigint AS delta
+            SELECT n.run_id, n.state AS new_state, o.state AS old_state,
+                   (n.jobs_cancelled > 0)::int - (o.jobs_cancelled > 0)::int AS early
             FROM old_examples o JOIN new_examples n ON n.id = o.id
-            CROSS JOIN LATERAL unnest(jury_example_counters(n.state, n.jobs_cancelled)) k (counter)
             WHERE o.state <> n.state OR (o.jobs_cancelled > 0) <> (n.jobs_cancelled > 0)
-            UNION ALL
-            SELECT o.run_id, k.counter, -1::bigint
-            FROM old_examples o JOIN new_examples n ON n.id = o.id
-            CROSS JOIN LATERAL unnest(jury_example_counters(o.state, o.jobs_cancelled)) k (counter)
-            WHERE o.state <> n.state OR (o.jobs_cancelled > 0) <> (n.jobs_cancelled > 0)
-        ) d;
+        ) x
+        CROSS JOIN LATERAL (
+            VALUES ('examples.' || x.new_state, 1), ('examples.' || x.old_state, -1), ('examples.early', x.early)
+        ) d (counter, delta)
+        GROUP BY x.run_id, d.counter
+        HAVING sum(d.delta) <> 0
+        ORDER BY x.run_id, d.counter
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT n.run_id, '', k.counter, pg_backend_pid(), count(*)
+        FROM new_examples n CROSS JOIN LATERAL unnest(jury_example_counters(n.state, n.jobs_cancelled)) k (counter)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     ELSE
-        SELECT array_agg(o.run_id), array_agg(k.counter), array_agg(-1::bigint) INTO runs, counters, deltas
-        FROM old_examples o CROSS JOIN LATERAL unnest(jury_example_counters(o.state, o.jobs_cancelled)) k (counter);
-    END IF;
-    IF runs IS NOT NULL THEN
-        PERFORM jury_add_counts(runs, array_fill(''::text, ARRAY[cardinality(runs)]), counters, deltas);
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT o.run_id, '', k.counter, pg_backend_pid(), -count(*)
+        FROM old_examples o CROSS JOIN LATERAL unnest(jury_example_counters(o.state, o.jobs_cancelled)) k (counter)
+        WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = o.run_id)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     END IF;
     RETURN NULL;
 END
@@ -136,42 +141,40 @@ FOR EACH STATEMENT EXECUTE FUNCTION jury_count_examples();
 CREATE TRIGGER examples_count_deleted AFTER DELETE ON examples REFERENCING OLD TABLE AS old_examples
 FOR EACH STATEMENT EXECUTE FUNCTION jury_count_examples();
 
--- What a verdict counts towards: its status, its outcome for the production label, who decided.
-CREATE FUNCTION jury_verdict_counters(p_status text, p_outcome text, p_decided_by text) RETURNS text[]
-LANGUAGE sql IMMUTABLE AS $$
-    SELECT ARRAY['verdicts.' || p_status, 'outcomes.' || coalesce(p_outcome, 'none')]
-           || CASE WHEN p_decided_by = 'people' THEN ARRAY['verdicts.people'] ELSE ARRAY[]::text[] END
-$$;
-
 CREATE FUNCTION jury_count_verdicts() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    runs bigint[];
-    counters text[];
-    deltas bigint[];
 BEGIN
-    IF TG_OP = 'INSERT' THEN
-        SELECT array_agg(n.run_id), array_agg(k.counter), array_agg(1::bigint) INTO runs, counters, deltas
-        FROM new_verdicts n
-        CROSS JOIN LATERAL unnest(jury_verdict_counters(n.status, n.outcome, n.decided_by)) k (counter);
-    ELSIF TG_OP = 'UPDATE' THEN
-        SELECT array_agg(d.run_id), array_agg(d.counter), array_agg(d.delta) INTO runs, counters, deltas
+    IF TG_OP = 'UPDATE' THEN
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT d.run_id, '', d.counter, pg_backend_pid(), sum(d.delta)
         FROM (
-            SELECT n.run_id, k.counter, 1::bigint AS delta
+            SELECT n.run_id, k.counter, 1 AS delta
             FROM new_verdicts n
             CROSS JOIN LATERAL unnest(jury_verdict_counters(n.status, n.outcome, n.decided_by)) k (counter)
             UNION ALL
-            SELECT o.run_id, k.counter, -1::bigint
+            SELECT o.run_id, k.counter, -1
             FROM old_verdicts o
             CROSS JOIN LATERAL unnest(jury_verdict_counters(o.status, o.outcome, o.decided_by)) k (counter)
-        ) d;
+        ) d
+        GROUP BY d.run_id, d.counter
+        HAVING sum(d.delta) <> 0
+        ORDER BY d.run_id, d.counter
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT n.run_id, '', k.counter, pg_backend_pid(), count(*)
+        FROM new_verdicts n
+        CROSS JOIN LATERAL unnest(jury_verdict_counters(n.status, n.outcome, n.decided_by)) k (counter)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     ELSE
-        SELECT array_agg(o.run_id), array_agg(k.counter), array_agg(-1::bigint) INTO runs, counters, deltas
+        INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+        SELECT o.run_id, '', k.counter, pg_backend_pid(), -count(*)
         FROM old_verdicts o
-        CROSS JOIN LATERAL unnest(jury_verdict_counters(o.status, o.outcome, o.decided_by)) k (counter);
-    END IF;
-    IF runs IS NOT NULL THEN
-        PERFORM jury_add_counts(runs, array_fill(''::text, ARRAY[cardinality(runs)]), counters, deltas);
+        CROSS JOIN LATERAL unnest(jury_verdict_counters(o.status, o.outcome, o.decided_by)) k (counter)
+        WHERE EXISTS (SELECT 1 FROM runs r WHERE r.id = o.run_id)
+        GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+        ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     END IF;
     RETURN NULL;
 END
@@ -185,22 +188,18 @@ FOR EACH STATEMENT EXECUTE FUNCTION jury_count_verdicts();
 CREATE TRIGGER verdicts_count_deleted AFTER DELETE ON verdicts REFERENCING OLD TABLE AS old_verdicts
 FOR EACH STATEMENT EXECUTE FUNCTION jury_count_verdicts();
 
--- Tokens of the votes cast, per judge.
+-- Tokens of the votes cast, per judge (votes are only ever inserted, or deleted with their run).
 CREATE FUNCTION jury_count_votes() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE
-    runs bigint[];
-    judges text[];
-    tokens bigint[];
 BEGIN
-    SELECT array_agg(t.run_id), array_agg(t.judge), array_agg(t.tokens) INTO runs, judges, tokens
-    FROM (
-        SELECT n.run_id, n.judge, sum(coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0))::bigint AS tokens
-        FROM new_votes n GROUP BY n.run_id, n.judge
-    ) t;
-    IF runs IS NOT NULL THEN
-        PERFORM jury_add_counts(runs, judges, array_fill('votes.tokens'::text, ARRAY[cardinality(runs)]), tokens);
-    END IF;
+    INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+    SELECT n.run_id, n.judge, 'votes.tokens', pg_backend_pid(),
+           sum(coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0))
+    FROM new_votes n
+    GROUP BY n.run_id, n.judge
+    HAVING sum(coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0)) <> 0
+    ORDER BY n.run_id, n.judge
+    ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END
 $$;

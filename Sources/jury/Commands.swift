@@ -23,8 +23,8 @@ struct Migrate: AsyncParsableCommand {
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Create, list, pause, resume or cancel runs.",
-        subcommands: [Create.self, List.self, Pause.self, Resume.self, Cancel.self])
+        commandName: "run", abstract: "Create, list, pause, resume, cancel or purge runs.",
+        subcommands: [Create.self, List.self, Pause.self, Resume.self, Cancel.self, Purge.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -73,6 +73,59 @@ struct RunCommand: AsyncParsableCommand {
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
         func run() async throws { try await setState(.cancelled, name, db) }
+    }
+
+    struct Purge: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Delete a finished run's jobs (or, with --everything, the whole run) and vacuum.",
+            discussion: """
+                A run can be purged once every example is decided (or the run was cancelled) and no job is \
+                running. By default only its jobs go: they are the queue's bookkeeping, with the invalid \
+                answers kept for people; examples, votes, verdicts and the counts jury status shows stay, so \
+                exports and calibration still work. --everything deletes the run and all it holds. Rows go \
+                in chunks of --examples-per-transaction, each its own short transaction, so workers on other \
+                runs are not held up, and an interrupted purge can simply be run again. VACUUM then makes the \
+                space reusable; to return it to the operating system, use VACUUM FULL or pg_repack in a quiet \
+                hour. Table sizes and dead rows are printed before and after.
+                """)
+        @OptionGroup var db: DatabaseOptions
+        @Argument(help: "The run.") var name: String
+        @Flag(help: "Delete the run itself with its examples, votes and verdicts, not only its jobs.")
+        var everything = false
+        @Option(help: "Examples whose rows are deleted per transaction.") var examplesPerTransaction = 10_000
+
+        func validate() throws {
+            guard examplesPerTransaction > 0 else {
+                throw ValidationError("--examples-per-transaction must be at least 1")
+            }
+        }
+
+        func run() async throws {
+            let store = try await db.connect("jury run", logger: db.makeLogger("jury.run"))
+            let report = try await Operations.purge(
+                run: name, everything: everything, examplesPerTransaction: examplesPerTransaction, in: store)
+            print(everything ? "run \(name) deleted (\(report.examples) examples)" : "jobs of run \(name) deleted")
+            print(Self.sizes(before: report.before, after: report.after))
+        }
+
+        static func sizes(before: [Store.TableSize], after: [Store.TableSize]) -> String {
+            func megabytes(_ bytes: Int64) -> String { String(format: "%.1f MB", Double(bytes) / 1_048_576) }
+            var lines = [
+                "table            table before -> after     indexes before -> after   live rows before -> after   dead rows before -> after"
+            ]
+            for old in before {
+                guard let new = after.first(where: { $0.table == old.table }) else { continue }
+                lines.append(
+                    old.table.padding(toLength: 16, withPad: " ", startingAt: 0)
+                        + " \(megabytes(old.tableBytes)) -> \(megabytes(new.tableBytes))".padding(
+                            toLength: 25, withPad: " ", startingAt: 0)
+                        + " \(megabytes(old.indexBytes)) -> \(megabytes(new.indexBytes))".padding(
+                            toLength: 26, withPad: " ", startingAt: 0)
+                        + " \(old.liveRows) -> \(new.liveRows)".padding(toLength: 28, withPad: " ", startingAt: 0)
+                        + " \(old.deadRows) -> \(new.deadRows)")
+            }
+            return lines.joined(separator: "\n")
+        }
     }
 
     static func setState(_ state: RunState, _ name: String, _ db: DatabaseOptions) async throws {

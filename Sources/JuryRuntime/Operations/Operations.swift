@@ -1,7 +1,7 @@
 import JuryDomain
 public import JuryStore
 
-/// What people do to runs: retry failures, pause, resume, cancel.
+/// What people do to runs: retry failures, purge finished runs.
 public enum Operations {
     /// Puts the failed jobs of a run (optionally of one batch or judge) back to pending; returns how many.
     public static func retryFailed(run: String, batch: String?, judge: String?, in store: Store) async throws -> Int {
@@ -30,4 +30,39 @@ public enum Operations {
 
     /// Jobs put back to pending per transaction by `retryFailed`.
     static let retryChunk = 5000
+
+    /// What a purge did, and the tables' sizes before and after.
+    public struct PurgeReport: Sendable {
+        public var examples = 0
+        public var before: [Store.TableSize] = []
+        public var after: [Store.TableSize] = []
+    }
+
+    /// Removes a finished run's jobs (with `everything`, the whole run), chunk by chunk, each
+    /// chunk its own transaction, then vacuums. Refused, with the reason, while the run still
+    /// has examples to decide (unless cancelled) or jobs running.
+    public static func purge(run: String, everything: Bool, examplesPerTransaction: Int, in store: Store)
+        async throws -> PurgeReport
+    {
+        let stored = try await store.findRun(run)
+        if let refusal = try await store.purgeRefusal(runID: stored.id) {
+            throw JuryError(.conflict, "run '\(run)' cannot be purged yet: \(refusal)")
+        }
+        var report = PurgeReport(before: try await store.tableSizes())
+        if everything {
+            while true {
+                let deleted = try await store.purgeRun(runID: stored.id, limit: examplesPerTransaction)
+                if deleted == 0 { break }
+                report.examples += deleted
+            }
+        } else {
+            var after: Int64 = 0
+            while let last = try await store.purgeJobs(runID: stored.id, after: after, limit: examplesPerTransaction) {
+                after = last
+            }
+        }
+        try await store.vacuumQueueTables(everything: everything)
+        report.after = try await store.tableSizes()
+        return report
+    }
 }

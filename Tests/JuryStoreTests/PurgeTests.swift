@@ -1,0 +1,67 @@
+import Foundation
+import JuryDomain
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Testing
+
+private typealias Fixture = ConsensusFixture
+
+@Suite("Purge")
+struct PurgeTests {
+    @Test(.freshDatabase) func aFinishedRunsJobsGoAndWhatItDecidedStays() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        let other = try await createRun(Fixture.yaml().replacing("name: cons\n", with: "name: other\n"), in: jury)
+        let rows = (0..<5).map { (id: "p\($0)", human: String?.none, source: String?.none) }
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: other.name, in: jury)
+        let votes = Dictionary(
+            uniqueKeysWithValues: (0..<4).map { ("p\($0)", [String?](repeating: "valid", count: 4)) })
+        try await Fixture.castVotes(votes, run: run, in: jury)
+        try await Fixture.decideAll(jury)
+
+        // p4 is still voting: refused, and nothing is deleted.
+        await #expect(throws: JuryError.self) {
+            try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 2, in: jury)
+        }
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE run_id = \(run.id)") == 20)
+        // A job under way is refused even in a cancelled run.
+        try await connection.query("UPDATE jobs SET run_after = now() WHERE state = 'pending'")
+        let held = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 1)], owner: "w", leaseSeconds: 60)
+        try await jury.setRunState(.cancelled, run: run.name)
+        do {
+            _ = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 2, in: jury)
+            Issue.record("a run with a job running was purged")
+        } catch let error as JuryError {
+            #expect(error.message.contains("1 of its jobs are still running"))
+        }
+        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "w") == 1)
+
+        let progressBefore = try await connection.query("SELECT * FROM jury_run_progress WHERE run = \(run.name)")
+        let report = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 2, in: jury)
+        #expect(report.before.contains { $0.table == "jobs" } && report.after.contains { $0.table == "jobs" })
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE run_id = \(run.id)") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE run_id = \(other.id)") == 20)
+        #expect(try await connection.count("SELECT count(*) FROM votes WHERE run_id = \(run.id)") == 16)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE run_id = \(run.id)") == 4)
+        // What status shows of the run stays as it was.
+        let progressAfter = try await connection.query("SELECT * FROM jury_run_progress WHERE run = \(run.name)")
+        #expect(progressAfter[0].values == progressBefore[0].values)
+
+        // --everything: the run goes with all it holds; the other run is untouched.
+        let gone = try await Operations.purge(run: run.name, everything: true, examplesPerTransaction: 2, in: jury)
+        #expect(gone.examples == 5)
+        #expect(try await connection.count("SELECT count(*) FROM runs WHERE id = \(run.id)") == 0)
+        for table in ["examples", "votes", "verdicts", "run_counts", "judge_spend"] {
+            #expect(
+                try await connection.count("SELECT count(*) FROM \(unescaped: table) WHERE run_id = \(run.id)") == 0)
+        }
+        #expect(try await connection.count("SELECT count(*) FROM examples WHERE run_id = \(other.id)") == 5)
+        try await expectCountsMatchTables(connection)
+    }
+}
