@@ -209,7 +209,7 @@ public enum Benchmark {
         return kilobytes / 1024
     }
 
-    private static func benchConfig(name: String, judges: Int) throws -> RunConfig {
+    static func benchConfig(name: String, judges: Int) throws -> RunConfig {
         let panel = (1...judges).map { index in
             """
               - name: judge-\(index)
@@ -270,7 +270,7 @@ public enum Benchmark {
         }
     }
 
-    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
         (ContinuousClock.now - start).inSeconds
     }
 }

@@ -21,6 +21,11 @@ extension PostgresConnection {
         }
     }
 
+    /// Ends the `waitForNotifications` under way at once (or the next one); from any thread.
+    public func interruptWait() {
+        interrupter.interrupt()
+    }
+
     /// Sends a notification to every session listening on `channel`, when the current transaction commits.
     public func notify(_ channel: String, payload: String = "") async throws {
         try await query("SELECT pg_notify(\(channel), \(payload))")

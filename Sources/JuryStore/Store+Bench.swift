@@ -104,3 +104,24 @@ extension Store {
         return (p50, p99)
     }
 }
+
+extension Store {
+    /// Reads the first `limit` rows of one of Jury's views (named by the code, never by input).
+    public func readView(_ view: String, limit: Int) async throws {
+        precondition(view.allSatisfy { $0.isLetter || $0 == "_" }, "a view name is letters and underscores")
+        try await connection.query("SELECT * FROM \(unescaped: view) LIMIT \(limit)")
+    }
+
+    /// Lets the statistics of other sessions reach `pg_stat_*` (they report at most once a second).
+    public func refreshTableStatistics() async throws {
+        try await Task.sleep(for: .milliseconds(1200))
+        try await connection.query("SELECT pg_stat_clear_snapshot()")
+    }
+}
+
+extension Store {
+    /// The value of a setting on this store's session (`SHOW name`), for diagnostics.
+    public func currentSetting(_ name: String) async throws -> String {
+        try await connection.query("SELECT current_setting(\(name)) AS value")[0].decode("value")
+    }
+}

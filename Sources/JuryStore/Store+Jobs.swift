@@ -87,13 +87,15 @@ extension Store {
     /// Takes back jobs whose lease expired; returns how many.
     ///
     /// It waits at most `lockTimeout` for the examples it must lock, so that a long transaction
-    /// elsewhere (a large retry) delays the reaping, never the process that reaps.
+    /// elsewhere (a large retry) delays the reaping, never the process that reaps. One statement
+    /// (the timeout is set for its transaction alone), so it can share a connection with others.
     @discardableResult
     public func reapExpiredLeases(lockTimeout: Duration = .seconds(2)) async throws -> Int {
-        try await connection.transaction { connection in
-            try await connection.query("SELECT set_config('lock_timeout', \(String(lockTimeout.inMilliseconds)), true)")
-            return try await connection.query("SELECT jury_reap_expired_leases() AS reaped")[0].decode("reaped")
-        }
+        try await connection.query(
+            """
+            WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', \(String(lockTimeout.inMilliseconds)), true))
+            SELECT jury_reap_expired_leases() AS reaped FROM bounded
+            """)[0].decode("reaped")
     }
 
     /// The failed jobs of a run, of one batch or judge when given.

@@ -13,4 +13,9 @@ extension Store {
     public func waitForNotifications(timeout: Duration) async throws -> Set<Channel> {
         Set(try await connection.waitForNotifications(timeout: timeout).compactMap { Channel(rawValue: $0.channel) })
     }
+
+    /// Ends the `waitForNotifications` under way at once (or the next one); from any thread.
+    public func interruptWait() {
+        connection.interruptWait()
+    }
 }

@@ -15,42 +15,60 @@ struct Bench: AsyncParsableCommand {
             then insert their votes and mark them done) and Jury's own claim and record SQL, with the ratios. \
             Use a database no other worker serves, on a server nothing else writes to: a worker without \
             --run would claim the bench's jobs, and other writes would count as the bench's.
+
+            With --scale it instead judges a large corpus (--examples, 2,500,000 by default: ten million \
+            jobs with four judges) with a worker and the reducer together, and prints votes/s over each \
+            million votes, how long jury status and each view take at the end, and table and index sizes \
+            with dead rows at the end, after purging the run's jobs, and after purging the run. It takes \
+            about half an hour on two cores, and needs a few GB of disk.
             """)
     @OptionGroup var db: DatabaseOptions
-    @Option(help: "Examples to enqueue and judge.") var examples = 20_000
+    @Option(help: "Examples to enqueue and judge (default: 20,000, or 2,500,000 with --scale).") var examples: Int?
     @Option(help: "Judges in the panel.") var judges = 4
     @Option(help: "Worker concurrency.") var concurrency = 512
     @Option(help: "Clients of each pgbench run.") var pgbenchClients = 4
     @Flag(help: "Print the figures as one JSON object on stdout (the lines go to stderr).") var json = false
+    @Flag(help: "Run the scale test instead: a large corpus end to end, status and views at the end, purge.")
+    var scale = false
 
     func validate() throws {
-        guard examples >= 100 else { throw ValidationError("--examples must be at least 100") }
+        if let examples, !(100...50_000_000).contains(examples) {
+            throw ValidationError("--examples must be between 100 and 50,000,000")
+        }
         guard (1...20).contains(judges) else { throw ValidationError("--judges must be between 1 and 20") }
         guard (1...10_000).contains(concurrency) else { throw ValidationError("--concurrency must be 1...10000") }
         guard (1...64).contains(pgbenchClients) else { throw ValidationError("--pgbench-clients must be 1...64") }
     }
 
     func run() async throws {
-        var options = Benchmark.Options()
-        options.examples = examples
-        options.judges = judges
-        options.concurrency = concurrency
-        options.pgbenchClients = pgbenchClients
         var logger = db.makeLogger("jury.bench")
         logger.logLevel = max(logger.logLevel, .warning)
         let json = json
-        let result = try await Benchmark.run(database: db.target, options: options, logger: logger) { line in
+        let report: @Sendable (String) -> Void = { line in
             if json {
                 FileHandle.standardError.write(Data((line + "\n").utf8))
             } else {
                 print(line)
             }
         }
-        if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(result), as: UTF8.self))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        if scale {
+            var options = ScaleRun.Options()
+            options.examples = examples ?? options.examples
+            options.judges = judges
+            options.concurrency = concurrency
+            let result = try await ScaleRun.run(database: db.target, options: options, logger: logger, report: report)
+            if json { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
+            return
         }
+        var options = Benchmark.Options()
+        options.examples = examples ?? options.examples
+        options.judges = judges
+        options.concurrency = concurrency
+        options.pgbenchClients = pgbenchClients
+        let result = try await Benchmark.run(database: db.target, options: options, logger: logger, report: report)
+        if json { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
     }
 }

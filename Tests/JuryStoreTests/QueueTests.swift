@@ -81,6 +81,25 @@ struct QueueTests {
         #expect(try await jury.reapExpiredLeases() == 1)
     }
 
+    @Test(.freshDatabase) func aReapHeldUpByLocksGivesUpAfterItsTimeoutAndLeavesTheSessionAsItWas() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 1)
+        _ = try await jury.claim([ClaimRequest(runID: run.id, judge: "j1", count: 1)], owner: "gone", leaseSeconds: 60)
+        try await connection.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second'")
+        // Another transaction holds the example (a long retry, say).
+        let holder = try await connect(url)
+        try await holder.execute(script: "BEGIN")
+        try await holder.query("SELECT id FROM examples FOR UPDATE")
+        let error = await #expect(throws: PostgresError.self) {
+            try await jury.reapExpiredLeases(lockTimeout: .milliseconds(200))
+        }
+        #expect(error?.sqlState == "55P03")
+        try await holder.execute(script: "ROLLBACK")
+        #expect(try await jury.reapExpiredLeases(lockTimeout: .milliseconds(200)) == 1)
+        // The timeout held for the reap's own transaction only.
+        #expect(try await jury.currentSetting("lock_timeout") == "30s")
+    }
+
     @Test(.freshDatabase) func pausedRunsAndExamplesNoLongerVotingAreNotClaimed() async throws {
         let url = try TestDatabase.url
         let (connection, jury, run) = try await setUp(url)

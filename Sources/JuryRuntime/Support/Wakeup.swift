@@ -11,8 +11,24 @@ final class Wakeup: Sendable {
     }
 
     private let state = Mutex(State())
+    /// Also called on every raise: ends a wait that is not on this signal (a claimer asleep on
+    /// its connection's socket for notifications).
+    private let alsoOnRaise = Mutex<(@Sendable () -> Void)?>(nil)
+
+    func alsoOnRaise(_ action: @escaping @Sendable () -> Void) {
+        alsoOnRaise.withLock { $0 = action }
+    }
+
+    /// Whether the signal was raised since the last wait, clearing it.
+    func consume() -> Bool {
+        state.withLock { state in
+            defer { state.raised = false }
+            return state.raised
+        }
+    }
 
     func raise() {
+        alsoOnRaise.withLock { $0 }?()
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             guard let waiter = state.waiter else {
                 state.raised = true

@@ -53,10 +53,10 @@ struct Claimer: Sendable {
                     try await permits.settle(taken, claimed: claimed)
                     if let throttledFor {
                         // A judge is at its rate limit: come back when its next permit is due.
-                        await ledger.claimerWakeup.wait(timeout: .seconds(min(throttledFor, options.idlePollSeconds)))
+                        await idle(.seconds(min(throttledFor, options.idlePollSeconds)))
                     } else if requested == 0 || claimed.count < requested {
                         // Until a slot frees, work is announced, the poll interval passes, or a stop.
-                        await ledger.claimerWakeup.wait(timeout: .seconds(options.idlePollSeconds))
+                        await idle(.seconds(options.idlePollSeconds))
                     }
                 } catch {
                     logger.warning("claiming failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
@@ -64,6 +64,24 @@ struct Claimer: Sendable {
                 }
             }
             await drain(&calls)
+        }
+    }
+
+    /// Waits until the claimer's wakeup is raised (a slot freed, a stop), `timeout` passes, or,
+    /// listening, jobs are announced: then it sleeps on its connection's socket, and a raise
+    /// interrupts that sleep. (The connection is the claimer's own: nothing else waits behind it.)
+    private func idle(_ timeout: Duration) async {
+        guard options.listens else {
+            await ledger.claimerWakeup.wait(timeout: timeout)
+            return
+        }
+        if ledger.claimerWakeup.consume() { return }
+        do {
+            _ = try await store.waitForNotifications(timeout: timeout)
+            _ = ledger.claimerWakeup.consume()
+        } catch {
+            // The connection failed: the next claim resets it; meanwhile wait on the signal alone.
+            await ledger.claimerWakeup.wait(timeout: timeout)
         }
     }
 

@@ -17,9 +17,9 @@ public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
 ///
 /// Its parts each do one thing: the `Claimer` (with the pure `ClaimPlanner`) claims and starts
 /// calls, the `JudgeCaller` (with the pure `CallPolicy`) turns a call into an outcome, the
-/// `OutcomeRecorder` stores outcomes (both on one connection), and the `ControlLoop` beats the
-/// heartbeat that holds the worker's leases, wakes the claimer and lets the `Reaper` take back
-/// expired leases (on a second). They share the `WorkerLedger`.
+/// `OutcomeRecorder` stores outcomes, the `Heartbeat` holds the worker's leases and lets the
+/// `Reaper` take back expired ones. They share the `WorkerLedger`. The claimer has a connection
+/// of its own, on which it sleeps for notifications; the others share the second.
 public final class Worker: Service, Sendable {
     public let id: String
     private let database: Database
@@ -47,26 +47,30 @@ public final class Worker: Service, Sendable {
     }
 
     private func work() async throws {
-        // Two connections: claims and votes on one; heartbeat, reaping and wake-ups on the other.
+        // Two connections: claims (and LISTEN, which the claimer sleeps on) on one; outcomes,
+        // the heartbeat and reaping on the other.
         let connect = { try await self.database.connect(applicationName: "jury worker", logger: self.logger) }
-        let queueStore = try await connect()
-        let controlStore = try await connect()
-        if options.listens { try await controlStore.listen(.jobs) }
-        try await controlStore.registerProcess(id, role: "worker")
+        let claimStore = try await connect()
+        let recordStore = try await connect()
+        if options.listens {
+            try await claimStore.listen(.jobs)
+            ledger.claimerWakeup.alsoOnRaise { claimStore.interruptWait() }
+        }
+        try await recordStore.registerProcess(id, role: "worker")
         logger.info(
             "worker started", metadata: ["concurrency": "\(options.concurrency)", "listens": "\(options.listens)"])
 
         let claimer = Claimer(
-            id: id, store: queueStore, options: options, ledger: ledger,
+            id: id, store: claimStore, options: options, ledger: ledger,
             caller: JudgeCaller(ledger: ledger, logger: logger), makeJudge: makeJudge, logger: logger)
         let recorder = OutcomeRecorder(
-            id: id, store: queueStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
-        let control = ControlLoop(
-            id: id, store: controlStore, ledger: ledger, leaseSeconds: options.leaseSeconds, listens: options.listens,
-            reaper: Reaper(store: controlStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
+            id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
+        let heartbeat = Heartbeat(
+            id: id, store: recordStore, ledger: ledger, leaseSeconds: options.leaseSeconds,
+            reaper: Reaper(store: recordStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
 
         await withDiscardingTaskGroup { helpers in
-            helpers.addTask { await control.run() }
+            helpers.addTask { await heartbeat.run() }
             await withDiscardingTaskGroup { main in
                 main.addTask { await recorder.run() }
                 await claimer.run()
@@ -74,7 +78,7 @@ public final class Worker: Service, Sendable {
             // Everything claimed is recorded (or could not be): the lease and wake-ups are done with.
             helpers.cancelAll()
         }
-        _ = try? await withDeadline(.seconds(2)) { await controlStore.processStopped(self.id) }
+        _ = try? await withDeadline(.seconds(2)) { await recordStore.processStopped(self.id) }
         let unrecorded = ledger.state.withLock { $0.unrecorded }
         logger.info("worker stopped", metadata: ["votes": "\(votesRecorded)", "unrecorded": "\(unrecorded)"])
         if unrecorded > 0 {

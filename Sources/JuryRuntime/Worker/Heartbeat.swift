@@ -3,44 +3,24 @@ import JuryStore
 import Logging
 import Synchronization
 
-/// What the worker does on its second connection, apart from claims and votes: beats the
-/// heartbeat, which holds the lease of every job the worker owns; lets the reaper take back
-/// the jobs of workers that stopped beating; and wakes the claimer when jobs are announced
-/// (or, polling, leaves the claimer to its own idle poll).
-///
-/// A reap held up by locks waits on this connection only, never on claims or votes.
-struct ControlLoop: Sendable {
+/// Beats the worker's heartbeat, which holds the lease of every job it owns, every third of
+/// the lease, and lets the reaper take back the jobs of workers that stopped beating; until
+/// cancelled (once the last job is recorded). It shares the recorder's connection: a beat
+/// never waits behind a claimer asleep on its socket.
+struct Heartbeat: Sendable {
     let id: String
     let store: Store
     let ledger: WorkerLedger
     let leaseSeconds: Double
-    /// Whether jobs are announced by NOTIFY on this connection (false: through a pooler, polling).
-    let listens: Bool
     let reaper: Reaper
     let logger: Logger
 
-    /// Until cancelled (once the last job is recorded).
     func run() async {
-        let beatInterval = Duration.seconds(max(leaseSeconds / 3, 0.2))
-        var lastBeat: ContinuousClock.Instant?
+        let interval = Duration.seconds(max(leaseSeconds / 3, 0.2))
         while !Task.isCancelled {
-            if lastBeat.map({ ContinuousClock.now - $0 >= beatInterval }) ?? true {
-                await beat()
-                lastBeat = .now
-            }
+            await beat()
             await reaper.reapIfDue()
-            if listens {
-                do {
-                    if try await store.waitForNotifications(timeout: .milliseconds(200)).contains(.jobs) {
-                        ledger.claimerWakeup.raise()
-                    }
-                } catch {
-                    logger.debug("listening failed; reconnecting", metadata: [JuryMetadata.error: "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            } else {
-                try? await Task.sleep(for: .milliseconds(200))
-            }
+            try? await Task.sleep(for: interval)
         }
     }
 
