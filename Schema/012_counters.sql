@@ -188,17 +188,24 @@ FOR EACH STATEMENT EXECUTE FUNCTION jury_count_verdicts();
 CREATE TRIGGER verdicts_count_deleted AFTER DELETE ON verdicts REFERENCING OLD TABLE AS old_verdicts
 FOR EACH STATEMENT EXECUTE FUNCTION jury_count_verdicts();
 
--- Tokens of the votes cast, per judge (votes are only ever inserted, or deleted with their run).
+-- Tokens of the votes cast per judge, and votes per judge and minute (for jury_throughput).
+-- Votes are only ever inserted, or deleted with their run.
 CREATE FUNCTION jury_count_votes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
-    SELECT n.run_id, n.judge, 'votes.tokens', pg_backend_pid(),
-           sum(coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0))
-    FROM new_votes n
-    GROUP BY n.run_id, n.judge
-    HAVING sum(coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0)) <> 0
-    ORDER BY n.run_id, n.judge
+    SELECT d.run_id, d.judge, d.counter, pg_backend_pid(), sum(d.n)
+    FROM (
+        SELECT n.run_id, n.judge, 'votes.tokens' AS counter,
+               coalesce(n.prompt_tokens, 0) + coalesce(n.completion_tokens, 0) AS n
+        FROM new_votes n
+        UNION ALL
+        SELECT n.run_id, n.judge, 'votes.minute.' || to_char(n.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'), 1
+        FROM new_votes n
+    ) d
+    GROUP BY d.run_id, d.judge, d.counter
+    HAVING sum(d.n) <> 0
+    ORDER BY d.run_id, d.judge, d.counter
     ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     RETURN NULL;
 END
@@ -223,20 +230,33 @@ FROM verdicts v CROSS JOIN LATERAL unnest(jury_verdict_counters(v.status, v.outc
 GROUP BY 1, 2, 3
 UNION ALL
 SELECT v.run_id, v.judge, 'votes.tokens', sum(coalesce(v.prompt_tokens, 0) + coalesce(v.completion_tokens, 0))::bigint
-FROM votes v GROUP BY 1, 2 HAVING sum(coalesce(v.prompt_tokens, 0) + coalesce(v.completion_tokens, 0)) <> 0;
+FROM votes v GROUP BY 1, 2 HAVING sum(coalesce(v.prompt_tokens, 0) + coalesce(v.completion_tokens, 0)) <> 0
+UNION ALL
+SELECT v.run_id, v.judge, 'votes.minute.' || to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI'),
+       count(*)
+FROM votes v
+WHERE to_char(v.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')
+      >= to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')
+GROUP BY 1, 2, 3;
 
 -- The counts of what is already there, in slot 0.
 INSERT INTO run_counts (run_id, judge, counter, slot, n) SELECT run_id, judge, counter, 0, n FROM jury_counts_from_tables;
 
--- Folds the slots of backends that have gone into slot 0, so that readers sum few rows.
--- Returns how many slots it folded. Safe at any time: a backend that comes back with a
--- reused pid adds to a fresh row once the fold has committed.
+-- Folds the slots of backends that have gone into slot 0, so that readers sum few rows, and
+-- drops the votes-per-minute counts older than an hour. Returns how many rows it folded or
+-- dropped. Safe at any time: a backend that comes back with a reused pid adds to a fresh
+-- row once the fold has committed. The reducer calls it every minute.
 CREATE FUNCTION jury_compact_counts() RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     folded int;
+    dropped int;
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('jury.compact_counts'));
+    DELETE FROM run_counts c
+    WHERE c.counter LIKE 'votes.minute.%'
+      AND c.counter < 'votes.minute.' || to_char((now() - interval '1 hour') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI');
+    GET DIAGNOSTICS dropped = ROW_COUNT;
     WITH gone AS (
         DELETE FROM run_counts c
         WHERE c.slot <> 0 AND c.slot <> pg_backend_pid()
@@ -249,7 +269,7 @@ BEGIN
         ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n
     )
     SELECT count(*) INTO folded FROM gone;
-    RETURN folded;
+    RETURN folded + dropped;
 END
 $$;
 
@@ -347,14 +367,13 @@ FROM runs r JOIN run_counts c ON c.run_id = r.id AND c.judge = ''
 GROUP BY r.id, r.name
 HAVING sum(c.n) FILTER (WHERE c.counter LIKE 'outcomes.%') > 0;
 
--- Votes per minute over the last 15 minutes, per run and judge, judge by judge through the index.
+-- Votes per minute over the last 15 minutes, per run and judge, from the counts (whose
+-- minutes are named in UTC, whatever the session's time zone).
 CREATE VIEW jury_throughput AS
-SELECT r.name AS run, j.judge, t.minute, t.votes
-FROM runs r
-JOIN (SELECT DISTINCT c.run_id, c.judge FROM run_counts c WHERE c.judge <> '') j ON j.run_id = r.id
-CROSS JOIN LATERAL (
-    SELECT date_trunc('minute', v.created_at) AS minute, count(*) AS votes
-    FROM votes v
-    WHERE v.run_id = r.id AND v.judge = j.judge AND v.created_at > now() - interval '15 minutes'
-    GROUP BY 1
-) t;
+SELECT r.name AS run, c.judge, (substr(c.counter, 14) || ':00+00')::timestamptz AS minute,
+       sum(c.n)::bigint AS votes
+FROM run_counts c
+JOIN runs r ON r.id = c.run_id
+WHERE c.counter LIKE 'votes.minute.%'
+  AND c.counter >= 'votes.minute.' || to_char((now() - interval '15 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')
+GROUP BY r.name, c.judge, c.counter;

@@ -15,7 +15,7 @@ public enum ScaleRun {
         public var examples = 2_500_000
         public var judges = 4
         public var concurrency = 512
-        /// Votes per throughput sample.
+        /// Votes per throughput sample (at most a fifth of the jobs, for small runs).
         public var sampleVotes = 1_000_000
         public init() {}
     }
@@ -75,24 +75,25 @@ public enum ScaleRun {
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         let reducer = Reducer(database: database, run: run.name, idlePollSeconds: 0.5, logger: logger)
         var samples: [Double] = []
+        let sampleVotes = min(options.sampleVotes, max(enqueued.jobs / 5, 1000))
         started = .now
         var sampleStart = ContinuousClock.now
-        var sampleEnd = options.sampleVotes
+        var sampleEnd = sampleVotes
         let group = ServiceGroup(services: [worker, reducer], logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             while reducer.examplesDecided < enqueued.new {
                 try await Task.sleep(for: .milliseconds(100))
                 let votes = worker.votesRecorded
-                if votes >= sampleEnd || (votes >= enqueued.jobs && sampleEnd - options.sampleVotes < votes) {
-                    let counted = min(votes, sampleEnd) - (sampleEnd - options.sampleVotes)
+                if votes >= sampleEnd || (votes >= enqueued.jobs && sampleEnd - sampleVotes < votes) {
+                    let counted = min(votes, sampleEnd) - (sampleEnd - sampleVotes)
                     samples.append(Double(counted) / Benchmark.seconds(since: sampleStart))
                     report(
                         String(
                             format: "votes %d: %.0f votes/s over the last %d", min(votes, sampleEnd), samples.last!,
                             counted))
                     sampleStart = .now
-                    sampleEnd += options.sampleVotes
+                    sampleEnd += sampleVotes
                 }
             }
             await group.triggerGracefulShutdown()

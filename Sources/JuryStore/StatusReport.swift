@@ -188,3 +188,12 @@ extension String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
+
+extension Store {
+    /// Folds the count slots of backends that are gone, and drops votes-per-minute counts older
+    /// than an hour; returns how many rows that was.
+    @discardableResult
+    public func compactCounts() async throws -> Int {
+        try await connection.query("SELECT jury_compact_counts() AS compacted")[0].decode("compacted")
+    }
+}

@@ -181,6 +181,7 @@ struct PipelineTests {
             #expect(try await connection.count("SELECT count(*) FROM votes") == 80)
             #expect(try await Operations.retryFailed(run: run.name, batch: nil, judge: nil, in: jury) == 0)
             try await expectCountsMatchTables(connection)
+            #expect(try await connection.count("SELECT sum(votes) FROM jury_throughput") == 80)
             await #expect(throws: JuryError.self) {
                 try await Operations.retryFailed(run: run.name, batch: nil, judge: "nobody", in: jury)
             }

@@ -62,11 +62,17 @@ public final class Reducer: Service, Sendable {
         await withDiscardingTaskGroup { group in
             if let listener { group.addTask { await self.listen(on: listener, id: id) } }
             var lastBeat = ContinuousClock.now
+            var lastCompaction = ContinuousClock.now
             while !isStopping {
                 do {
                     let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
                     decided.withLock { $0 += count }
                     logger.debug("decided", metadata: ["examples": "\(count)"])
+                    // Keeps the counts that status sums few: gone backends folded, old minutes dropped.
+                    if ContinuousClock.now - lastCompaction > Self.compactionInterval {
+                        try await store.compactCounts()
+                        lastCompaction = .now
+                    }
                     if listener == nil && ContinuousClock.now - lastBeat > Self.heartbeatInterval {
                         try await store.heartbeat(id, inFlight: 0, leaseSeconds: Self.leaseSeconds)
                         lastBeat = .now
@@ -82,6 +88,8 @@ public final class Reducer: Service, Sendable {
         _ = try? await withDeadline(.seconds(2)) { await (listener ?? store).processStopped(id) }
         logger.info("reducer stopped")
     }
+
+    private static let compactionInterval = Duration.seconds(60)
 
     /// A reducer holds no jobs; its heartbeat only shows it alive.
     private static let heartbeatInterval = Duration.seconds(10)
