@@ -5,9 +5,9 @@ import JuryPostgres
 /// Loading a corpus: COPY into a staging table, then one function moves it into the run.
 extension Store {
     /// Adds examples to a run, one job per example and judge, in one transaction: `next` gives
-    /// the examples a chunk at a time (nil at the end), and an error it throws writes nothing.
+    /// the checked lines a chunk at a time (nil at the end), and an error it throws writes nothing.
     public func enqueue(
-        into run: StoredRun, batch: String, next: () throws -> [IncomingExample]?
+        into run: StoredRun, batch: String, next: () throws -> [CorpusLine]?
     ) async throws -> EnqueueReport {
         let judges = run.config.judges.map(\.name)
         let orders = run.config.judges.map(\.order)
@@ -16,19 +16,13 @@ extension Store {
             // A corpus of millions of lines takes longer than the statement timeout workers use.
             try await connection.execute(script: "SET LOCAL statement_timeout = 0")
             try await connection.execute(
-                script: """
-                    CREATE TEMP TABLE jury_incoming (
-                        external_id text, payload jsonb, human_label text, source_label text, line int
-                    ) ON COMMIT DROP
-                    """)
-            let copied = try await connection.copyIn(
-                "COPY jury_incoming (external_id, payload, human_label, source_label, line) FROM STDIN"
-            ) {
+                script: "CREATE TEMP TABLE jury_incoming_lines (line int, doc jsonb) ON COMMIT DROP")
+            let copied = try await connection.copyIn("COPY jury_incoming_lines (line, doc) FROM STDIN") {
                 try next().map(Self.copyRows)
             }
             let row = try await connection.query(
                 """
-                SELECT * FROM jury_enqueue_incoming(\(run.id), \(batch), \(judges)::text[], \(orders)::int[], \(votesNeeded))
+                SELECT * FROM jury_enqueue_lines(\(run.id), \(batch), \(judges)::text[], \(orders)::int[], \(votesNeeded))
                 """)[0]
             return EnqueueReport(
                 examples: copied, new: try row.decode("inserted_examples"), jobs: try row.decode("inserted_jobs"),
@@ -44,37 +38,25 @@ extension Store {
         try await connection.execute(script: "ANALYZE examples, jobs")
     }
 
-    /// COPY's text format: a row per example, backslash escapes for the bytes that separate columns and rows.
-    static func copyRows(_ examples: [IncomingExample]) -> [UInt8] {
+    /// COPY's text format: a row per line (its number, a tab, the line), with backslash escapes
+    /// for the bytes that separate columns and rows, and for backslash itself.
+    static func copyRows(_ lines: [CorpusLine]) -> [UInt8] {
         var rows: [UInt8] = []
-        for example in examples {
-            append(example.externalID, to: &rows)
+        rows.reserveCapacity(lines.reduce(0) { $0 + $1.bytes.count + 12 })
+        for line in lines {
+            rows += String(line.number).utf8
             rows.append(UInt8(ascii: "\t"))
-            append(example.payloadJSON, to: &rows)
-            rows.append(UInt8(ascii: "\t"))
-            append(example.humanLabel, to: &rows)
-            rows.append(UInt8(ascii: "\t"))
-            append(example.sourceLabel, to: &rows)
-            rows.append(UInt8(ascii: "\t"))
-            append(String(example.line), to: &rows)
+            for byte in line.bytes {
+                switch byte {
+                case UInt8(ascii: "\\"): rows += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+                case UInt8(ascii: "\t"): rows += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
+                case UInt8(ascii: "\n"): rows += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
+                case UInt8(ascii: "\r"): rows += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
+                default: rows.append(byte)
+                }
+            }
             rows.append(UInt8(ascii: "\n"))
         }
         return rows
-    }
-
-    private static func append(_ value: String?, to row: inout [UInt8]) {
-        guard let value else {
-            row += [UInt8(ascii: "\\"), UInt8(ascii: "N")]
-            return
-        }
-        for byte in value.utf8 {
-            switch byte {
-            case UInt8(ascii: "\\"): row += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
-            case UInt8(ascii: "\t"): row += [UInt8(ascii: "\\"), UInt8(ascii: "t")]
-            case UInt8(ascii: "\n"): row += [UInt8(ascii: "\\"), UInt8(ascii: "n")]
-            case UInt8(ascii: "\r"): row += [UInt8(ascii: "\\"), UInt8(ascii: "r")]
-            default: row.append(byte)
-            }
-        }
     }
 }

@@ -1,20 +1,15 @@
 /// One line of a corpus, checked and ready to store.
-public struct IncomingExample: Sendable, Equatable {
-    /// The example's id, unique in the run.
-    public let externalID: String
-    /// The line's other fields, as a JSON object's text.
-    public let payloadJSON: String
-    public let humanLabel: String?
-    public let sourceLabel: String?
-    /// Where it came from in the file: examples keep the file's order.
-    public let line: Int
+public struct CorpusLine: Sendable, Equatable {
+    /// The line's number in the file: examples keep the file's order, and errors name it.
+    public let number: Int
+    /// The line as it is in the file, already checked: a JSON object with an "id" and the
+    /// fields the prompt uses, optionally "human_label" and "source_label". PostgreSQL takes
+    /// it apart (jury_enqueue_lines).
+    public let bytes: ArraySlice<UInt8>
 
-    public init(externalID: String, payloadJSON: String, humanLabel: String?, sourceLabel: String?, line: Int) {
-        self.externalID = externalID
-        self.payloadJSON = payloadJSON
-        self.humanLabel = humanLabel
-        self.sourceLabel = sourceLabel
-        self.line = line
+    public init(number: Int, bytes: ArraySlice<UInt8>) {
+        self.number = number
+        self.bytes = bytes
     }
 }
 

@@ -43,24 +43,30 @@ public struct Enqueuer: Sendable {
             throw JuryError(.conflict, "run '\(runName)' is \(run.state); create a new run for new examples")
         }
         // First pass: every line is checked, and nothing is written if one is bad.
+        let stamp = try fileStamp(path)
         var checker = try reader(path, run: run)
-        var lines = 0
-        while let chunk = try checker.reader.nextChunk() { lines += chunk.count }
+        let lines = try checker.reader.checkAll()
         try? checker.handle.close()
-
-        // Second pass: chunks, each in its own transaction.
+        // Second pass: the lines as they are, in chunks, each in its own transaction.
         var source = try reader(path, run: run)
         defer { try? source.handle.close() }
         var total = EnqueueReport(examples: 0, new: 0, jobs: 0)
-        var pending: [IncomingExample] = []
+        var pending: [CorpusLine] = []
         var exhausted = false
         while !exhausted || !pending.isEmpty {
             while !exhausted && pending.count < examplesPerTransaction {
-                if let chunk = try source.reader.nextChunk() { pending += chunk } else { exhausted = true }
+                if let chunk = try source.reader.nextLines() { pending += chunk } else { exhausted = true }
             }
             let chunk = Array(pending.prefix(examplesPerTransaction))
             pending.removeFirst(chunk.count)
             guard !chunk.isEmpty else { break }
+            // What goes in is what was checked: a file rewritten meanwhile stops the load.
+            guard try fileStamp(path) == stamp else {
+                throw JuryError(
+                    .io,
+                    "\(path) changed while it was being enqueued; \(total.examples) of its lines went in. "
+                        + "Enqueue it again: the lines already in are skipped")
+            }
             var handed = false
             let report = try await store.enqueue(into: run, batch: batch) {
                 defer { handed = true }
@@ -82,6 +88,16 @@ public struct Enqueuer: Sendable {
         return total
     }
 
+    /// The file's size and modification time: what tells that it changed between the passes.
+    private func fileStamp(_ path: String) throws -> [FileAttributeKey: AnyHashable] {
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        var stamp: [FileAttributeKey: AnyHashable] = [:]
+        for key in [FileAttributeKey.size, .modificationDate, .systemFileNumber] {
+            if let value = attributes[key] as? AnyHashable { stamp[key] = value }
+        }
+        return stamp
+    }
+
     private func reader(_ path: String, run: StoredRun) throws -> (handle: FileHandle, reader: JSONLReader) {
         guard let handle = FileHandle(forReadingAtPath: path) else {
             throw JuryError(.io, "cannot read \(path)")
@@ -92,7 +108,8 @@ public struct Enqueuer: Sendable {
     }
 }
 
-/// Reads a JSONL corpus and turns it into COPY rows, validating each line.
+/// Reads a JSONL corpus: checks every line (the first pass), then hands the lines on as they
+/// are (the second).
 struct JSONLReader {
     let handle: FileHandle
     let file: String
@@ -113,20 +130,36 @@ struct JSONLReader {
         self.maxLineBytes = maxLineBytes
     }
 
-    /// The examples of the next lines of the file, about a megabyte of them; nil at the end.
-    mutating func nextChunk() throws -> [IncomingExample]? {
-        var output: [IncomingExample] = []
+    /// Checks every line to the end of the file; returns how many examples it holds.
+    mutating func checkAll() throws -> Int {
+        var count = 0
+        while let line = try nextLine() {
+            lineNumber += 1
+            if Self.isBlank(line) { continue }
+            try check(line)
+            count += 1
+        }
+        return count
+    }
+
+    /// The next lines of the file as they are, about a megabyte of them; nil at the end. Only
+    /// for a file `checkAll` went through: blank lines are passed over, nothing else is checked.
+    mutating func nextLines() throws -> [CorpusLine]? {
+        var output: [CorpusLine] = []
         var bytes = 0
         while bytes < 1 << 20 {
             guard let line = try nextLine() else { break }
             lineNumber += 1
-            if line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }) {
-                continue  // blank lines, including a trailing one, are allowed
-            }
-            output.append(try example(from: line))
+            if Self.isBlank(line) { continue }
+            output.append(CorpusLine(number: lineNumber, bytes: line))
             bytes += line.count
         }
         return output.isEmpty ? nil : output
+    }
+
+    /// Blank lines, including a trailing one, are allowed.
+    private static func isBlank(_ line: ArraySlice<UInt8>) -> Bool {
+        line.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
     }
 
     private mutating func nextLine() throws -> ArraySlice<UInt8>? {
@@ -167,10 +200,12 @@ struct JSONLReader {
         }
     }
 
-    private mutating func example(from line: ArraySlice<UInt8>) throws -> IncomingExample {
+    /// Checks one line: a JSON object (strict: no key twice), an id not seen before in the file,
+    /// labels of the taxonomy, no NUL character.
+    private mutating func check(_ line: ArraySlice<UInt8>) throws {
         func fail(_ reason: String) -> JuryError { .invalidInput(file, line: lineNumber, reason) }
         if let problem = JSONStrictness.problem(in: line) { throw fail("not valid JSON: \(problem)") }
-        guard case .object(var object) = try? JSONValue.parse(line) else {
+        guard case .object(let object) = try? JSONValue.parse(line) else {
             throw fail((try? JSONValue.parse(line)) == nil ? "not valid JSON" : "expected a JSON object")
         }
         let id: String
@@ -181,11 +216,10 @@ struct JSONLReader {
         default: throw fail("\"id\" must be a non-empty string or an integer")
         }
         guard seenIDs.insert(Array(id.utf8)).inserted else { throw fail("id \"\(id)\" appears earlier in the file") }
-        var labelsFound: [String: String] = [:]
         for key in ["human_label", "source_label"] {
             switch object[key] {
             case nil, .null: continue
-            case .string(let label) where labels.contains(label): labelsFound[key] = label
+            case .string(let label) where labels.contains(label): continue
             case .string(let label):
                 throw fail(
                     "\(key) \"\(label)\" is not in the run's taxonomy (\(labels.sorted().joined(separator: ", ")))")
@@ -196,11 +230,5 @@ struct JSONLReader {
         if JSONValue.object(object).containsNUL {
             throw fail("contains the NUL character (\\u0000), which PostgreSQL cannot store")
         }
-        object.removeValue(forKey: "id")
-        object.removeValue(forKey: "human_label")
-        object.removeValue(forKey: "source_label")
-        return IncomingExample(
-            externalID: id, payloadJSON: JSONValue.object(object).jsonText, humanLabel: labelsFound["human_label"],
-            sourceLabel: labelsFound["source_label"], line: lineNumber)
     }
 }
