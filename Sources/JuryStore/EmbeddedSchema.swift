@@ -2362,20 +2362,15 @@ LANGUAGE plpgsql AS $$
 DECLARE
     v_first int := (SELECT min(o) FROM unnest(p_orders) AS o);
     v_waiting int := (SELECT count(*) FROM unnest(p_orders) AS o WHERE o > v_first);
-    v_staged bigint;
+    v_staged bigint := (SELECT count(*) FROM jury_incoming_lines);
 BEGIN
-    CREATE TEMP TABLE jury_incoming ON COMMIT DROP AS
-    SELECT l.line, l.doc ->> 'id' AS external_id, l.doc - 'id' - 'human_label' - 'source_label' AS payload,
-           l.doc ->> 'human_label' AS human_label, l.doc ->> 'source_label' AS source_label
-    FROM jury_incoming_lines l;
-    GET DIAGNOSTICS v_staged = ROW_COUNT;
-
     WITH added AS (
         INSERT INTO examples (run_id, batch, external_id, payload, human_label, source_label,
                               jobs_total, jobs_open, jobs_waiting, votes_needed)
-        SELECT p_run, p_batch, i.external_id, i.payload, i.human_label, i.source_label,
+        SELECT p_run, p_batch, l.doc ->> 'id', l.doc - ARRAY['id', 'human_label', 'source_label'],
+               l.doc ->> 'human_label', l.doc ->> 'source_label',
                cardinality(p_judges), cardinality(p_judges), v_waiting, p_votes_needed
-        FROM jury_incoming i ORDER BY i.line
+        FROM jury_incoming_lines l ORDER BY l.line
         ON CONFLICT (run_id, external_id) DO NOTHING
         RETURNING id
     ), added_jobs AS (
@@ -2390,12 +2385,13 @@ BEGIN
     changed_examples := 0;
     changed_sample := '[]';
     IF inserted_examples < v_staged THEN
-        SELECT count(*), coalesce(to_jsonb((array_agg(i.external_id ORDER BY i.line))[1:5]), '[]')::text
+        SELECT count(*), coalesce(to_jsonb((array_agg(e.external_id ORDER BY l.line))[1:5]), '[]')::text
         INTO changed_examples, changed_sample
-        FROM jury_incoming i
-        JOIN examples e ON e.run_id = p_run AND e.external_id = i.external_id
-        WHERE e.payload <> i.payload OR e.batch <> p_batch OR e.human_label IS DISTINCT FROM i.human_label
-           OR e.source_label IS DISTINCT FROM i.source_label;
+        FROM jury_incoming_lines l
+        JOIN examples e ON e.run_id = p_run AND e.external_id = l.doc ->> 'id'
+        WHERE e.payload <> l.doc - ARRAY['id', 'human_label', 'source_label'] OR e.batch <> p_batch
+           OR e.human_label IS DISTINCT FROM l.doc ->> 'human_label'
+           OR e.source_label IS DISTINCT FROM l.doc ->> 'source_label';
     END IF;
 
     IF inserted_jobs > 0 THEN
