@@ -20,7 +20,7 @@ public struct PostgresSettings: Sendable, Equatable {
     public var lockTimeout: Duration? = .seconds(30)
     /// Longest a transaction may sit idle before the server ends the session; nil for no limit.
     public var idleInTransactionTimeout: Duration? = .seconds(120)
-    /// Whether the three timeouts above are SET on each session. Not through a PgBouncer in
+    /// Whether the three timeouts above (and `jit = off`) are SET on each session. Not through a PgBouncer in
     /// transaction pooling: a session's settings stay on whichever server connection ran them,
     /// for other clients to inherit. Set them on the database role instead.
     public var setsSessionTimeouts = true
@@ -39,14 +39,18 @@ public struct PostgresSettings: Sendable, Equatable {
         ]
     }
 
-    /// The `SET` statements that bound a session's waits; empty when not set on sessions.
+    /// The `SET` statements that bound a session's waits and turn JIT off; empty when not set on sessions.
     var sessionScript: String {
         func milliseconds(_ duration: Duration?) -> String {
             guard let duration else { return "0" }
             return String(max(1, duration.wholeMilliseconds))
         }
         guard setsSessionTimeouts else { return "" }
+        // JIT compiles a plan whose estimated cost passes jit_above_cost: on tables of millions
+        // of rows that is most of Jury's short statements, and the compiling (10 to 50 ms) took
+        // longer than the statements themselves.
         return """
+            SET jit = off;
             SET statement_timeout = \(milliseconds(statementTimeout));
             SET lock_timeout = \(milliseconds(lockTimeout));
             SET idle_in_transaction_session_timeout = \(milliseconds(idleInTransactionTimeout))

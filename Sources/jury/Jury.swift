@@ -133,8 +133,9 @@ struct PollingOptions: ParsableArguments {
     @Flag(
         help: """
             Poll for work instead of LISTEN, and set nothing on the session: for connections through \
-            PgBouncer in transaction pooling. The timeout options are then not set; set them on the role \
-            (ALTER ROLE ... SET statement_timeout = '120s') or in PgBouncer.
+            PgBouncer in transaction pooling. The timeout options and jit = off are then not set; set them \
+            on the role (ALTER ROLE ... SET statement_timeout = '120s', ALTER ROLE ... SET jit = off) or in \
+            PgBouncer.
             """)
     var poll = false
 

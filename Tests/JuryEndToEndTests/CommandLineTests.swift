@@ -34,6 +34,27 @@ struct CommandLineTests {
         #expect(unknown.output.contains("no run named 'missing'"))
     }
 
+    @Test(.freshDatabase) func aRunIsPurgedOnlyOnceFinishedAndTheSizesArePrinted() async throws {
+        let url = try TestDatabase.url
+        let config = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))
+        #expect(try await jury(["run", "create", "--config", config], database: url).status == 0)
+        let corpus = try writeFile("{\"id\": 1, \"request\": \"x\"}\n{\"id\": 2, \"request\": \"y\"}\n")
+        #expect(try await jury(["enqueue", "--run", "test", corpus], database: url).status == 0)
+        let refused = try await jury(["run", "purge", "test"], database: url)
+        #expect(refused.status == 1)
+        #expect(
+            refused.output.contains("run 'test' cannot be purged yet: 2 of its examples are not decided yet"),
+            "\(refused.output)")
+        #expect(try await jury(["run", "cancel", "test"], database: url).status == 0)
+        let jobs = try await jury(["run", "purge", "test"], database: url)
+        #expect(jobs.status == 0, "\(jobs.output)")
+        #expect(jobs.output.contains("jobs of run test deleted"))
+        #expect(jobs.output.contains("jobs ") && jobs.output.contains("dead rows before -> after"))
+        let everything = try await jury(["run", "purge", "test", "--everything"], database: url)
+        #expect(everything.output.contains("run test deleted (2 examples)"), "\(everything.output)")
+        #expect(try await jury(["run", "purge", "test"], database: url).output.contains("no run named 'test'"))
+    }
+
     @Test(.freshDatabase) func anUnmigratedDatabaseIsNamedAsSuch() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
