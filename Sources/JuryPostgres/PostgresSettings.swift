@@ -20,10 +20,10 @@ public struct PostgresSettings: Sendable, Equatable {
     public var lockTimeout: Duration? = .seconds(30)
     /// Longest a transaction may sit idle before the server ends the session; nil for no limit.
     public var idleInTransactionTimeout: Duration? = .seconds(120)
-    /// Whether the three timeouts above (and `jit = off`) are SET on each session. Not through a PgBouncer in
-    /// transaction pooling: a session's settings stay on whichever server connection ran them,
-    /// for other clients to inherit. Set them on the database role instead.
-    public var setsSessionTimeouts = true
+    /// Whether the three timeouts above, and `jit = off`, are SET on each session. Not through a
+    /// PgBouncer in transaction pooling: a session's settings stay on whichever server connection
+    /// ran them, for other clients to inherit. Set them on the database role instead.
+    public var setsSessionSettings = true
 
     public init() {}
 
@@ -45,7 +45,7 @@ public struct PostgresSettings: Sendable, Equatable {
             guard let duration else { return "0" }
             return String(max(1, duration.wholeMilliseconds))
         }
-        guard setsSessionTimeouts else { return "" }
+        guard setsSessionSettings else { return "" }
         // JIT compiles a plan whose estimated cost passes jit_above_cost: on tables of millions
         // of rows that is most of Jury's short statements, and the compiling (10 to 50 ms) took
         // longer than the statements themselves.

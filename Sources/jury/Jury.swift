@@ -153,7 +153,7 @@ struct PollingOptions: ParsableArguments {
     /// The database, with session settings left out when polling through a pooler.
     func target(_ db: DatabaseOptions) -> Database {
         var database = db.target
-        database.settings.setsSessionTimeouts = !poll
+        database.settings.setsSessionSettings = !poll
         return database
     }
 }

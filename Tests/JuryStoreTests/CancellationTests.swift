@@ -60,11 +60,19 @@ struct CancellationTests {
         let row = try await connection.query(
             """
             SELECT current_setting('statement_timeout') AS statement, current_setting('lock_timeout') AS lock,
-                   current_setting('idle_in_transaction_session_timeout') AS idle
+                   current_setting('idle_in_transaction_session_timeout') AS idle, current_setting('jit') AS jit
             """)[0]
         #expect(row["statement"] == "300ms")
         #expect(row["lock"] == "30s")
         #expect(row["idle"] == "2min")
+        #expect(row["jit"] == "off")
+        // Behind a pooler (--poll) nothing is set on the session: the server's defaults hold.
+        settings.setsSessionSettings = false
+        let pooled = try await PostgresConnection.connect(url, settings: settings, logger: TestDatabase.logger)
+        let defaults = try await pooled.query(
+            "SELECT current_setting('statement_timeout') AS statement, current_setting('TimeZone') AS zone")[0]
+        #expect(defaults["statement"] == "0")
+        #expect(defaults["zone"] == "UTC")
         let error = await #expect(throws: PostgresError.self) { try await connection.query("SELECT pg_sleep(5)") }
         #expect(error?.sqlState == "57014")
         #expect(error?.isTransient == true)
