@@ -238,18 +238,31 @@ public enum Benchmark {
     private static func enqueueCorpus(
         count: Int, prefix: String, run: StoredRun, store: Store, logger: Logger
     ) async throws -> (report: EnqueueReport, seconds: Double) {
-        var text = ""
-        text.reserveCapacity(count * 80)
-        for index in 0..<count {
-            text +=
-                #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
-        }
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(UUID()).jsonl").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let path = try writeCorpus(count: count, prefix: prefix)
         defer { try? FileManager.default.removeItem(atPath: path) }
         let started = ContinuousClock.now
         let report = try await Enqueuer(store: store, logger: logger).enqueue(file: path, run: run.name)
         return (report, seconds(since: started))
+    }
+
+    /// Writes `count` generated examples (ids `prefix0`, `prefix1`, ...) to a temporary file a
+    /// megabyte at a time, so that millions of lines never sit in memory; returns its path.
+    static func writeCorpus(count: Int, prefix: String) throws -> String {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-bench-\(UUID()).jsonl").path
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path)
+        else { throw JuryError(.io, "cannot write the corpus to \(path)") }
+        defer { try? file.close() }
+        var chunk = ""
+        for index in 0..<count {
+            chunk +=
+                #"{"id":"\#(prefix)\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
+            if chunk.utf8.count > 1 << 20 {
+                try file.write(contentsOf: Data(chunk.utf8))
+                chunk = ""
+            }
+        }
+        try file.write(contentsOf: Data(chunk.utf8))
+        return path
     }
 
     /// Runs the services until `done` holds; returns the seconds that took, then shuts them down gracefully.

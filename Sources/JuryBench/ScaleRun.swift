@@ -60,7 +60,7 @@ public enum ScaleRun {
         let (run, _) = try await store.createRun(try Benchmark.benchConfig(name: name, judges: options.judges))
         report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
 
-        let path = try writeCorpus(count: options.examples)
+        let path = try Benchmark.writeCorpus(count: options.examples, prefix: "s")
         defer { try? FileManager.default.removeItem(atPath: path) }
         var started = ContinuousClock.now
         let enqueued = try await Enqueuer(store: store, logger: logger).enqueue(file: path, run: run.name)
@@ -131,24 +131,6 @@ public enum ScaleRun {
             votesPerSecond: votesPerSecond, statusMilliseconds: statusMilliseconds, viewMilliseconds: viewMilliseconds,
             sizesAtEnd: atEnd, sizesAfterPurgingJobs: afterJobs, purgeJobsSeconds: purgeJobsSeconds,
             sizesAfterPurgingRun: afterRun, purgeRunSeconds: purgeRunSeconds)
-    }
-
-    /// Writes the corpus to a temporary file a chunk at a time; returns its path.
-    private static func writeCorpus(count: Int) throws -> String {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-scale-\(UUID()).jsonl").path
-        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path)
-        else { throw JuryError(.io, "cannot write the corpus to \(path)") }
-        defer { try? file.close() }
-        var chunk = ""
-        for index in 0..<count {
-            chunk += #"{"id":"s\#(index)","request":"customers who ordered more than \#(index % 17) times"}"# + "\n"
-            if chunk.utf8.count > 1 << 20 {
-                try file.write(contentsOf: Data(chunk.utf8))
-                chunk = ""
-            }
-        }
-        try file.write(contentsOf: Data(chunk.utf8))
-        return path
     }
 
     private static func medianMilliseconds(_ body: () async throws -> Void) async throws -> Double {
