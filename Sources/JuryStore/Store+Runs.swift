@@ -45,17 +45,50 @@ extension Store {
         return try rows.map(Self.decodeRun)
     }
 
-    /// Every run, oldest first, with its state and when it was created.
-    public func listRuns() async throws -> [(name: String, state: RunState, createdAt: Date)] {
-        try await connection.query("SELECT name, state, created_at FROM runs ORDER BY id").map { row in
-            (try row.decode("name"), try row.decode("state"), try row.decode("created_at"))
+    /// A run as `jury run list` shows it (the view `jury_runs`).
+    public struct RunSummary: Sendable, Encodable {
+        public let name: String
+        public let state: RunState
+        public let examples: Int, undecided: Int, decided: Int
+        public let agreed: Int, disagreed: Int, insufficient: Int
+        public let jobsFailed: Int
+        public let costUSD: Double
+        public let budgetUSD: Double?
+        public let createdAt: Date
+        /// When its last example was decided; nil while it has work left.
+        public let finishedAt: Date?
+    }
+
+    /// Every run, oldest first, with its state, counts and spend.
+    public func listRuns() async throws -> [RunSummary] {
+        try await connection.query("SELECT v.* FROM jury_runs v JOIN runs r ON r.name = v.run ORDER BY r.id").map {
+            row in
+            RunSummary(
+                name: try row.decode("run"), state: try row.decode("state"),
+                examples: try row.decode("examples"), undecided: try row.decode("undecided"),
+                decided: try row.decode("decided"), agreed: try row.decode("agreed"),
+                disagreed: try row.decode("disagreed"), insufficient: try row.decode("insufficient"),
+                jobsFailed: try row.decode("jobs_failed"), costUSD: try row.decode("cost_usd"),
+                budgetUSD: try row.decodeIfPresent("budget_usd"), createdAt: try row.decode("created_at"),
+                finishedAt: try row.decodeIfPresent("finished_at"))
         }
+    }
+
+    /// Marks done the active runs with no example left to decide; returns their names.
+    public func finishRuns() async throws -> [String] {
+        try await connection.query("SELECT jury_finish_runs() AS run").map { try $0.decode("run") }
     }
 
     /// Sets a run's state: `paused` stops claims (calls in flight finish), `active` resumes and
     /// wakes the workers, `cancelled` stops for good. A cancelled run cannot be resumed.
     public func setRunState(_ state: RunState, run name: String) async throws {
         let run = try await findRun(name)
+        if run.state == .done && state != .cancelled {
+            throw JuryError(
+                .conflict,
+                "run '\(name)' is done: every example is decided. Enqueue new examples or retry failed jobs to reopen it"
+            )
+        }
         let before: RunState? = try await connection.query(
             "SELECT jury_set_run_state(\(run.id), \(state)) AS before")[0].decodeIfPresent("before")
         if before == .cancelled && state != .cancelled {

@@ -42,14 +42,27 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List runs and their state.")
+        static let configuration = CommandConfiguration(
+            abstract: "List runs: state, examples decided and left, verdicts, failed jobs, cost.",
+            discussion: """
+                A run is done once the reducer has decided all its examples; enqueuing new examples \
+                or retrying failed jobs makes it active again. The same figures are in the view jury_runs.
+                """)
         @OptionGroup var db: DatabaseOptions
+        @Flag(help: "Print the runs as a JSON array.") var json = false
 
         func run() async throws {
             let logger = db.makeLogger("jury.run")
             let store = try await db.connect("jury run", logger: logger)
-            for run in try await store.listRuns() {
-                print("\(run.name)\t\(run.state)\t\(run.createdAt.formatted(.iso8601))")
+            let runs = try await store.listRuns()
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                encoder.keyEncodingStrategy = .convertToSnakeCase
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(runs), as: UTF8.self))
+            } else {
+                print(RunTable(runs).text, terminator: "")
             }
         }
     }

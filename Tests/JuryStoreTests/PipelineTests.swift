@@ -151,11 +151,19 @@ struct PipelineTests {
             let run = try await createRun(
                 runYAML(models: ["f-good", "f-broken"], baseURL: baseURL, maxAttempts: 2, giveUpAfter: 1),
                 in: jury)
-            try await enqueue(try writeCorpus(count: 40), run: run.name, batch: "first", in: jury)
+            let corpus = try writeCorpus(count: 40)
+            try await enqueue(corpus, run: run.name, batch: "first", in: jury)
+            // The reducer marks the run done once its last example is decided.
             try await runWorkers(url: url, run: run.name) {
-                try await connection.count("SELECT count(*) FROM verdicts") == 40
+                try await jury.findRun(run.name).state == .done
             }
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 40)
+            let ended = try #require(try await jury.listRuns().first)
+            #expect(ended.examples == 40 && ended.decided == 40 && ended.insufficient == 40 && ended.jobsFailed == 40)
+            #expect(ended.finishedAt != nil)
+            // The same lines again add nothing, so the run stays done.
+            #expect(try await enqueue(corpus, run: run.name, batch: "first", in: jury).new == 0)
+            #expect(try await jury.findRun(run.name).state == .done)
             // An outage uses up no attempts: the jobs failed when retrying it had lasted give_up_after_seconds.
             #expect(
                 try await connection.count(
@@ -174,9 +182,12 @@ struct PipelineTests {
             #expect(
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0")
                     == 40)
+            // Retried jobs reopen the run, which ends again when they have voted.
+            #expect(try await jury.findRun(run.name).state == .active)
             try await runWorkers(url: url, run: run.name) {
-                try await connection.count("SELECT count(*) FROM verdicts") == 40
+                try await jury.findRun(run.name).state == .done
             }
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 40)
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE status = 'insufficient'") == 0)
             #expect(try await connection.count("SELECT count(*) FROM votes") == 80)
             #expect(try await Operations.retryFailed(run: run.name, batch: nil, judge: nil, in: jury) == 0)
@@ -185,6 +196,10 @@ struct PipelineTests {
             await #expect(throws: JuryError.self) {
                 try await Operations.retryFailed(run: run.name, batch: nil, judge: "nobody", in: jury)
             }
+            // New examples reopen it too.
+            #expect(try await enqueue(try writeCorpus(count: 3, prefix: "more"), run: run.name, in: jury).new == 3)
+            #expect(try await jury.listRuns().first?.state == .active)
+            #expect(try await jury.listRuns().first?.finishedAt == nil)
         }
     }
 

@@ -51,7 +51,8 @@ echo "== progress"
 while true; do
     line=$("$jury" status --run demo | head -1)
     echo "  $line"
-    [[ $(psql "$DATABASE_URL" -Atc "SELECT decided = examples FROM jury_run_progress WHERE run = 'demo'") == t ]] && break
+    # The reducer marks the run done once its last example is decided.
+    [[ $(psql "$DATABASE_URL" -Atc "SELECT state FROM jury_runs WHERE run = 'demo'") == done ]] && break
     sleep 2
 done
 cleanup
@@ -59,6 +60,8 @@ pids=()
 
 echo
 "$jury" status --run demo
+echo
+"$jury" run list
 echo
 echo "== calibration: the panel against the 300 examples people labelled"
 "$jury" calibrate --run demo --log-level warning

@@ -1,12 +1,13 @@
 /// The states a run, an example and a job go through; the schema's CHECK constraints list the same.
 
 /// A run: `active` runs have their jobs claimed; `paused` ones keep them until resumed;
-/// `cancelled` ones never again. (`done` is reserved for runs whose examples are all decided.)
-public enum RunState: String, Sendable, CaseIterable {
+/// `cancelled` ones never again; `done` ones have every example decided (the reducer marks them,
+/// and new examples or retried jobs make them active again).
+public enum RunState: String, Sendable, CaseIterable, Encodable {
     case active, paused, cancelled, done
 
-    /// Whether examples may still be added.
-    public var acceptsExamples: Bool { self == .active || self == .paused }
+    /// Whether examples may still be added (to a done run, they make it active again).
+    public var acceptsExamples: Bool { self != .cancelled }
 }
 
 /// An example: `voting` while any job is open, `ready` once the votes it can get are in (or too

@@ -77,7 +77,13 @@ public final class Reducer: Service, Sendable {
                         try await store.heartbeat(id, inFlight: 0, leaseSeconds: Self.leaseSeconds)
                         lastBeat = .now
                     }
-                    if count < batchSize { await wakeup.wait(timeout: .seconds(idlePollSeconds)) }
+                    if count < batchSize {
+                        // Nothing more is ready: runs whose last example was just decided end.
+                        for finished in try await store.finishRuns() {
+                            logger.info("run done: every example decided", metadata: ["run": "\(finished)"])
+                        }
+                        await wakeup.wait(timeout: .seconds(idlePollSeconds))
+                    }
                 } catch {
                     logger.warning("reducing failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
                     await wakeup.wait(timeout: .seconds(idlePollSeconds))
