@@ -25,7 +25,18 @@ extension Store {
         while let name = try await applyNext(migrations, logger: logger) {
             applied.append(name)
         }
+        if !applied.isEmpty { try await grantRoles(logger: logger) }
         return applied
+    }
+
+    /// Creates the `jury_worker` and `jury_reader` roles when missing and sets the privileges
+    /// of every table, view and function (Schema/017_roles.sql). Safe to run again at any time.
+    public func grantRoles(logger: Logger) async throws {
+        let found = try await connection.query("SELECT to_regproc('jury_grant_roles') IS NOT NULL AS found")
+        guard try found[0].decode("found", as: Bool.self) else { return }
+        let problem: String? = try await connection.query("SELECT jury_grant_roles() AS problem")[0]
+            .decodeIfPresent("problem")
+        if let problem { logger.warning("roles not set up", metadata: [JuryMetadata.error: "\(problem)"]) }
     }
 
     /// Applies the oldest migration the database lacks; returns its name, or nil when up to date.

@@ -130,8 +130,8 @@ extension Store {
     ) async throws -> ReductionReport {
         try await connection.transaction { connection in
             try await connection.execute(script: "SET LOCAL statement_timeout = 0")
-            let rows = try await connection.query(
-                "SELECT id, name, config, state FROM runs WHERE id = \(runID) FOR NO KEY UPDATE")
+            // Through a function: the reducer, which runs these for Dawid-Skene, may not lock runs itself.
+            let rows = try await connection.query("SELECT * FROM jury_lock_run_for_reduction(\(runID))")
             guard let row = rows.first else { throw JuryError(.notFound, "run \(runID) is gone") }
             var config = try Self.decodeRun(row).config
             var labelled = Set<Int64>()

@@ -10,13 +10,20 @@ import NIOCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply the schema's migrations not yet applied (safe to run from many processes at once).")
+        abstract: "Apply the schema's migrations not yet applied (safe to run from many processes at once).",
+        discussion: """
+            Run it as the login that owns Jury's tables. It also creates the group roles jury_worker \
+            (for worker and reducer processes: the queue's functions only) and jury_reader (the \
+            monitoring views) when it may, and sets their privileges; running it again puts them right.
+            """)
     @OptionGroup var db: DatabaseOptions
 
     func run() async throws {
         let logger = db.makeLogger("jury.migrate")
         let store = try await db.target.connect(applicationName: "jury migrate", logger: logger)
         let applied = try await store.migrate(logger: logger)
+        // Already done when a migration was applied; otherwise this is what puts the roles right.
+        if applied.isEmpty { try await store.grantRoles(logger: logger) }
         print(applied.isEmpty ? "schema up to date" : "applied \(applied.joined(separator: ", "))")
     }
 }

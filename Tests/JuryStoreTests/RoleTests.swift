@@ -1,0 +1,122 @@
+import Foundation
+import JuryDomain
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Testing
+
+/// The roles of Schema/017_roles.sql, exercised through logins made members of them.
+@Suite("Roles")
+struct RoleTests {
+    @Test(.freshDatabase) func workersAndReducersNeedNothingButTheWorkerRole() async throws {
+        try await withMockJudges([mockJudge("r-a", seed: 1), mockJudge("r-b", seed: 2), mockJudge("r-c", seed: 3)]) {
+            baseURL, _ in
+            let url = try TestDatabase.url
+            let owner = try await store(url)
+            let connection = try await connect(url)
+            let workerURL = try await login(inRole: "jury_worker", on: connection, url: url)
+            // One run under unanimity (early decision, ordered judges) and one under Dawid-Skene,
+            // which the reducer fits on the run's votes.
+            let unanimous = try await createRun(
+                runYAML(name: "roles-unanimous", models: ["r-a", "r-b", "r-c"], baseURL: baseURL, orders: [1, 1, 2]),
+                in: owner)
+            let fitted = try await createRun(
+                runYAML(
+                    name: "roles-ds", models: ["r-a", "r-b", "r-c"], baseURL: baseURL, rule: "dawid-skene",
+                    consensus: ["threshold: 0.5"]), in: owner)
+            try await enqueue(try writeCorpus(count: 60), run: unanimous.name, in: owner)
+            try await enqueue(try writeCorpus(count: 30), run: fitted.name, in: owner)
+
+            try await runWorkers(url: workerURL) {
+                try await owner.listRuns().allSatisfy { $0.state == .done }
+            }
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 90)
+            #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'dawid-skene'") == 30)
+            try await expectCountsMatchTables(connection)
+
+            // What else the worker role tries is refused.
+            let worker = try await connect(workerURL)
+            for statement in [
+                "SELECT count(*) FROM jobs", "SELECT count(*) FROM verdicts", "SELECT count(*) FROM workers",
+                "SELECT count(*) FROM run_counts", "SELECT count(*) FROM judge_spend",
+                "SELECT count(*) FROM invalid_answers", "SELECT count(*) FROM jury_run_progress",
+                "UPDATE runs SET state = 'paused'", "DELETE FROM votes", "UPDATE examples SET state = 'voting'",
+                "INSERT INTO verdicts (example_id, run_id, label, status) SELECT id, run_id, 'valid', 'agreed' FROM examples LIMIT 1",
+                "TRUNCATE jobs", "CREATE TABLE mine (id int)",
+                "SELECT jury_delete_run(\(unanimous.id))", "SELECT jury_set_run_state(\(unanimous.id), 'cancelled')",
+                "SELECT jury_retry_failed(\(unanimous.id), NULL, NULL, 10)",
+                "SELECT jury_purge_run(\(unanimous.id), 10)", "SELECT jury_grant_roles()",
+                "SELECT * FROM jury_import_labels(\(unanimous.id), ARRAY['ex-1'], ARRAY['valid'])",
+            ] {
+                await expectRefused(statement, on: worker)
+            }
+            #expect(try await worker.count("SELECT count(*) FROM runs") == 2)
+            #expect(try await connection.count("SELECT count(*) FROM runs WHERE state = 'done'") == 2)
+        }
+    }
+
+    @Test(.freshDatabase) func theReaderRoleSeesTheViewsAndStatusButNoTable() async throws {
+        try await withMockJudges([mockJudge("v-a", seed: 4), mockJudge("v-b", seed: 5)]) { baseURL, _ in
+            let url = try TestDatabase.url
+            let owner = try await store(url)
+            let connection = try await connect(url)
+            let run = try await createRun(runYAML(models: ["v-a", "v-b"], baseURL: baseURL), in: owner)
+            try await enqueue(try writeCorpus(count: 20), run: run.name, in: owner)
+            try await runWorkers(url: url) { try await owner.findRun(run.name).state == .done }
+
+            let readerURL = try await login(inRole: "jury_reader", on: connection, url: url)
+            let reader = try await connect(readerURL)
+            let views: [String] = try await connection.query(
+                """
+                SELECT viewname FROM pg_views WHERE schemaname = current_schema() AND viewname LIKE 'jury\\_%'
+                ORDER BY 1
+                """
+            ).map { try $0.decode("viewname") }
+            #expect(views.count >= 18)
+            for view in views {
+                _ = try await reader.query(PostgresQuery(unsafeSQL: "SELECT * FROM \(view) LIMIT 5"))
+            }
+            // `jury status` and `jury run list` read as the reader.
+            let readerStore = try await store(readerURL)
+            let report = try await StatusReport.load(run: run.name, from: readerStore)
+            #expect(report.runs.first?.decided == 20)
+            #expect(try await readerStore.listRuns().first?.state == .done)
+
+            for statement in [
+                "SELECT count(*) FROM examples", "SELECT count(*) FROM votes", "SELECT count(*) FROM jobs",
+                "SELECT count(*) FROM calibrations", "UPDATE runs SET state = 'paused'",
+                "SELECT * FROM jury_claim_jobs('reader', 30, ARRAY[\(run.id)]::bigint[], ARRAY['j1'], ARRAY[1])",
+                "SELECT jury_finish_runs()", "SELECT jury_compact_counts()",
+            ] {
+                await expectRefused(statement, on: reader)
+            }
+        }
+    }
+
+    /// Makes a login that is a member of `role`, with a password (in case the server asks for
+    /// one); returns the URL it connects with.
+    private func login(inRole role: String, on connection: PostgresConnection, url: String) async throws -> String {
+        let name = "test_\(role)_\(UUID().uuidString.prefix(8).lowercased())"
+        let password = UUID().uuidString
+        try await connection.execute(script: "CREATE ROLE \(name) LOGIN PASSWORD '\(password)' IN ROLE \(role)")
+        var components = try #require(URLComponents(string: url), "the role tests need a postgresql:// URL")
+        components.user = name
+        components.password = password
+        return try #require(components.string)
+    }
+
+    private func expectRefused(
+        _ statement: String, on connection: PostgresConnection, sourceLocation: SourceLocation = #_sourceLocation
+    ) async {
+        do {
+            _ = try await connection.query(PostgresQuery(unsafeSQL: statement))
+            Issue.record("allowed: \(statement)", sourceLocation: sourceLocation)
+        } catch let error as PostgresError {
+            // 42501 insufficient_privilege.
+            #expect(error.sqlState == "42501", "\(statement): \(error)", sourceLocation: sourceLocation)
+        } catch {
+            Issue.record("\(statement): \(error)", sourceLocation: sourceLocation)
+        }
+    }
+}
