@@ -16,6 +16,8 @@ let testDependencies: [Target.Dependency] = [
     "JuryBench",
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "Logging", package: "swift-log"),
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOHTTP1", package: "swift-nio"),
     .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
 ]
 
@@ -35,6 +37,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // libpq, through pkg-config; Debian's libpq-dev provides it. Only JuryPostgres imports it.
@@ -84,13 +88,31 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // The processes' work: worker, reducer, enqueuer, exporter, operations.
+        // The processes' work: worker, reducer, enqueuer, exporter, operations. Reports its
+        // metrics through swift-metrics, whichever backend the process bootstrapped.
         .target(
             name: "JuryRuntime",
             dependencies: [
                 "JuryDomain",
                 "JuryStore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // A process's HTTP endpoint for operators: /metrics in the Prometheus text format,
+        // /healthz and /readyz for probes.
+        .target(
+            name: "JuryTelemetry",
+            dependencies: [
+                "JuryRuntime",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
@@ -130,6 +152,7 @@ let package = Package(
                 "JuryStore",
                 "JuryJudges",
                 "JuryRuntime",
+                "JuryTelemetry",
                 "JuryMockJudge",
                 "JuryBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -196,4 +196,21 @@ extension Store {
     public func compactCounts() async throws -> Int {
         try await connection.query("SELECT jury_compact_counts() AS compacted")[0].decode("compacted")
     }
+
+    /// Jobs waiting per run and judge, and how long the oldest claimable one has waited.
+    public struct QueueDepth: Sendable {
+        public let run: String
+        public let judge: String
+        public let pending: Int
+        public let oldestAgeSeconds: Double
+    }
+
+    /// The queue's depth, in one cheap query (kept counts, and the first entry of the claim index).
+    public func queueDepth() async throws -> [QueueDepth] {
+        try await connection.query("SELECT * FROM jury_queue_depth()").map { row in
+            QueueDepth(
+                run: try row.decode("run"), judge: try row.decode("judge"), pending: try row.decode("pending"),
+                oldestAgeSeconds: try row.decode("oldest_age_seconds"))
+        }
+    }
 }

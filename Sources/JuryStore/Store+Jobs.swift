@@ -23,13 +23,29 @@ extension Store {
         }
     }
 
-    /// Records votes and releases jobs; returns how many of the outcomes' claims still held.
+    /// What `record` stored: the outcomes whose claims still held, and which of them were votes.
+    public struct Recorded: Sendable {
+        public var outcomes = 0
+        public var votedJobs: Set<Int64> = []
+
+        public init() {}
+
+        public static func + (lhs: Recorded, rhs: Recorded) -> Recorded {
+            var sum = lhs
+            sum.outcomes += rhs.outcomes
+            sum.votedJobs.formUnion(rhs.votedJobs)
+            return sum
+        }
+    }
+
+    /// Records votes and releases jobs; returns what was stored (an outcome whose claim was
+    /// taken back meanwhile is not).
     ///
     /// Text is made storable first (no NUL, bounded length), so that what a judge answered can
     /// never make the statement fail.
     @discardableResult
-    public func record(_ outcomes: [JobOutcome], owner: String) async throws -> Int {
-        var recorded = 0
+    public func record(_ outcomes: [JobOutcome], owner: String) async throws -> Recorded {
+        var recorded = Recorded()
         var votes: [(job: ClaimedJob, answer: JudgeAnswer, latency: Int, promptHash: String?, cost: Double?)] = []
         var releases: [(job: ClaimedJob, error: String, decision: CallPolicy.Decision, answer: String?)] = []
         for outcome in outcomes {
@@ -49,9 +65,10 @@ extension Store {
                     \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
                     \(votes.map(\.answer.cachedTokens))::bigint[],
                     \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
-                    \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[])
+                    \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[]) AS job_id
                 """)
-            recorded += rows.count
+            recorded.outcomes += rows.count
+            recorded.votedJobs = Set(try rows.map { try $0.decode("job_id", as: Int64.self) })
         }
         // Unreadable answers are kept for people first, while the claims still hold.
         let invalid = releases.filter { $0.answer != nil && $0.decision.kind == .answer }
@@ -73,7 +90,7 @@ extension Store {
                     \(releases.map(\.decision.delaySeconds))::float8[], \(releases.map(\.decision.final))::boolean[],
                     \(releases.map(\.decision.cappedRetryAfter))::float8[])
                 """)
-            recorded += rows.count
+            recorded.outcomes += rows.count
         }
         return recorded
     }

@@ -17,9 +17,18 @@ public struct ExampleVotes: Sendable {
     public var state: ExampleState = .ready
     /// Judge name to label.
     public var votes: [String: String]
+    /// In the reducer's claim: seconds since the example's last vote landed.
+    public var secondsSinceLastVote: Double? = nil
 
     /// The label that decides over the panel, if a person gave one.
     public var reviewedLabel: String? { reviewed ? humanLabel : nil }
+}
+
+/// An example the reducer decided: what its metrics count.
+public struct DecidedExample: Sendable {
+    public let run: String
+    public let status: Verdict.Status
+    public let secondsSinceLastVote: Double?
 }
 
 /// A person's label for one example, by its id in the corpus; `line` names it in errors.
@@ -53,7 +62,7 @@ extension Store {
     /// `reduce(runID:...)`, which needs a whole batch. Returns how many were decided.
     public func decideReady(
         runID: Int64?, limit: Int, decide: (ExampleVotes, RunConfig) -> Decision
-    ) async throws -> Int {
+    ) async throws -> [DecidedExample] {
         try await connection.transaction { connection in
             var examples: [ExampleVotes] = []
             for row in try await connection.query("SELECT * FROM jury_claim_ready_examples(\(runID), \(limit))") {
@@ -64,13 +73,14 @@ extension Store {
                             id: id, runID: try row.decode("run_id"),
                             sourceLabel: try row.decodeIfPresent("source_label"),
                             humanLabel: try row.decodeIfPresent("human_label"), reviewed: try row.decode("reviewed"),
-                            early: try row.decode("early"), votes: [:]))
+                            early: try row.decode("early"), votes: [:],
+                            secondsSinceLastVote: try row.decodeIfPresent("since_last_vote_seconds")))
                 }
                 if let judge: String = try row.decodeIfPresent("judge") {
                     examples[examples.count - 1].votes[judge] = try row.decode("label")
                 }
             }
-            guard !examples.isEmpty else { return 0 }
+            guard !examples.isEmpty else { return [] }
             let configs = try await Self.configs(of: Set(examples.map(\.runID)), on: connection)
             var decisions: [Decision] = []
             for example in examples {
@@ -79,8 +89,13 @@ extension Store {
                 }
                 decisions.append(decide(example, config))
             }
-            return try await Self.record(
-                decisions, of: examples.map(\.id), runs: examples.map(\.runID), replacing: false, on: connection)
+            let stored = try await Self.record(
+                decisions, of: examples.map(\.id), runs: examples.map(\.runID), on: connection)
+            return zip(examples, decisions).filter { stored.contains($0.0.id) }.map { example, decision in
+                DecidedExample(
+                    run: configs[example.runID]?.name ?? "", status: decision.verdict.status,
+                    secondsSinceLastVote: example.secondsSinceLastVote)
+            }
         }
     }
 
@@ -175,14 +190,13 @@ extension Store {
             let ready = zip(targets, decisions).filter { $0.0.state == .ready }
             var report = ReductionReport(replaced: 0, decided: 0, labelled: labelled.count)
             if !decided.isEmpty {
-                report.replaced = try await Self.record(
-                    decided.map(\.1), of: decided.map(\.0.id), runs: decided.map(\.0.runID), replacing: true,
-                    on: connection)
+                report.replaced = try await Self.replace(
+                    decided.map(\.1), of: decided.map(\.0.id), run: runID, on: connection)
             }
             if !ready.isEmpty {
                 report.decided = try await Self.record(
-                    ready.map(\.1), of: ready.map(\.0.id), runs: ready.map(\.0.runID), replacing: false,
-                    on: connection)
+                    ready.map(\.1), of: ready.map(\.0.id), runs: ready.map(\.0.runID), on: connection
+                ).count
             }
             return report
         }
@@ -235,36 +249,52 @@ extension Store {
         return configs
     }
 
-    /// Writes decisions: new verdicts for ready examples (which move to decided), or
-    /// replacements, whose predecessors go to the history. Returns how many it wrote.
+    /// Stores the verdicts of examples decided for the first time (they move to decided).
+    /// Returns the examples decided: a verdict made under a rule its run no longer has is not stored.
     static func record(
-        _ decisions: [Decision], of examples: [Int64], runs: [Int64], replacing: Bool, on connection: PostgresConnection
+        _ decisions: [Decision], of examples: [Int64], runs: [Int64], on connection: PostgresConnection
+    ) async throws -> Set<Int64> {
+        let c = try VerdictColumns(decisions)
+        let rows = try await connection.query(
+            """
+            SELECT jury_record_verdicts(\(examples)::bigint[], \(runs)::bigint[], \(c.labels)::text[],
+                \(c.statuses)::text[], \(c.agreements)::float8[], \(c.votes)::int[], \(c.rules)::text[],
+                \(c.parameters)::jsonb[], \(c.decidedBy)::text[], \(c.outcomes)::text[], \(c.early)::boolean[]) AS example_id
+            """)
+        return Set(try rows.map { try $0.decode("example_id", as: Int64.self) })
+    }
+
+    /// Replaces the verdicts of decided examples of one run, whose lock the caller holds; the
+    /// earlier ones go to the history. Returns how many it wrote.
+    static func replace(
+        _ decisions: [Decision], of examples: [Int64], run: Int64, on connection: PostgresConnection
     ) async throws -> Int {
-        let verdicts = decisions.map(\.verdict)
-        let labels = verdicts.map(\.label)
-        let statuses = verdicts.map(\.status.rawValue)
-        let agreements = verdicts.map(\.agreement)
-        let votes = verdicts.map(\.votes)
-        let rules = verdicts.map(\.rule.description)
-        let parameters = try verdicts.map { try json($0.rule) }
-        let decidedBy = decisions.map(\.decidedBy.rawValue)
-        let outcomes = decisions.map { $0.outcome?.rawValue }
-        let early = decisions.map(\.early)
-        if replacing {
-            // One run per reduction: the run lock covers it.
-            return try await connection.query(
-                """
-                SELECT jury_replace_verdicts(\(runs[0]), \(examples)::bigint[], \(labels)::text[], \(statuses)::text[],
-                    \(agreements)::float8[], \(votes)::int[], \(rules)::text[], \(parameters)::jsonb[],
-                    \(decidedBy)::text[], \(outcomes)::text[], \(early)::boolean[]) AS written
-                """)[0].decode("written")
-        }
+        let c = try VerdictColumns(decisions)
         return try await connection.query(
             """
-            SELECT jury_record_verdicts(\(examples)::bigint[], \(runs)::bigint[], \(labels)::text[],
-                \(statuses)::text[], \(agreements)::float8[], \(votes)::int[], \(rules)::text[], \(parameters)::jsonb[],
-                \(decidedBy)::text[], \(outcomes)::text[], \(early)::boolean[]) AS decided
-            """)[0].decode("decided")
+            SELECT jury_replace_verdicts(\(run), \(examples)::bigint[], \(c.labels)::text[], \(c.statuses)::text[],
+                \(c.agreements)::float8[], \(c.votes)::int[], \(c.rules)::text[], \(c.parameters)::jsonb[],
+                \(c.decidedBy)::text[], \(c.outcomes)::text[], \(c.early)::boolean[]) AS written
+            """)[0].decode("written")
+    }
+
+    /// Decisions as the columns the verdict functions take, one array each.
+    private struct VerdictColumns {
+        let labels: [String?], statuses: [String], agreements: [Double], votes: [Int], rules: [String]
+        let parameters: [String], decidedBy: [String], outcomes: [String?], early: [Bool]
+
+        init(_ decisions: [Decision]) throws {
+            let verdicts = decisions.map(\.verdict)
+            labels = verdicts.map(\.label)
+            statuses = verdicts.map(\.status.rawValue)
+            agreements = verdicts.map(\.agreement)
+            votes = verdicts.map(\.votes)
+            rules = verdicts.map(\.rule.description)
+            parameters = try verdicts.map { try Store.json($0.rule) }
+            decidedBy = decisions.map(\.decidedBy.rawValue)
+            outcomes = decisions.map { $0.outcome?.rawValue }
+            early = decisions.map(\.early)
+        }
     }
 
     static func json(_ rule: ConsensusRule) throws -> String {

@@ -217,6 +217,7 @@ struct WorkerCommand: AsyncParsableCommand {
             """)
     @OptionGroup var db: DatabaseOptions
     @OptionGroup var polling: PollingOptions
+    @OptionGroup var metrics: MetricsOptions
     @Option(help: "Only work on this run (default: every active run).") var run: String?
     @Option(help: "Most judge calls in flight in this process.") var concurrency = 128
     @Option(
@@ -252,9 +253,12 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = Worker(
             database: polling.target(db), options: options, logger: logger, makeJudge: HTTPJudge.factory(client: client)
         )
+        let endpoint = metrics.endpoint(probes: worker.probes, logger: logger) { await worker.refreshQueueMetrics() }
         do {
             // The worker bounds its own stop; the group's limit is a backstop a little beyond it.
-            try await runUntilSignalled(worker, maximumShutdownSeconds: options.longestStopSeconds + 5, logger: logger)
+            try await runUntilSignalled(
+                [endpoint, worker].compactMap { $0 }, maximumShutdownSeconds: options.longestStopSeconds + 5,
+                logger: logger)
         } catch {
             try? await client.shutdown()
             throw error
@@ -269,6 +273,7 @@ struct ReducerCommand: AsyncParsableCommand {
         abstract: "Turn the votes of ready examples into verdicts, exactly once; until SIGTERM or SIGINT.")
     @OptionGroup var db: DatabaseOptions
     @OptionGroup var polling: PollingOptions
+    @OptionGroup var metrics: MetricsOptions
     @Option(help: "Only decide examples of this run (default: every run).") var run: String?
 
     func run() async throws {
@@ -277,7 +282,8 @@ struct ReducerCommand: AsyncParsableCommand {
         let reducer = Reducer(
             database: polling.target(db), run: run, idlePollSeconds: polling.idleSeconds, listens: !polling.poll,
             logger: logger)
-        try await runUntilSignalled(reducer, maximumShutdownSeconds: 30, logger: logger)
+        let endpoint = metrics.endpoint(probes: reducer.probes, logger: logger)
+        try await runUntilSignalled([endpoint, reducer].compactMap { $0 }, maximumShutdownSeconds: 30, logger: logger)
     }
 }
 

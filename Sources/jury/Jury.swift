@@ -2,7 +2,9 @@ public import ArgumentParser
 import Foundation
 import JuryDomain
 import JuryPostgres
+import JuryRuntime
 import JuryStore
+import JuryTelemetry
 public import Logging
 import ServiceLifecycle
 import UnixSignals
@@ -101,9 +103,12 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// Runs a service (worker, reducer, mock judge) until SIGTERM or SIGINT, which shut it down
 /// gracefully. A second signal, or a shutdown that outlasts `maximumShutdownSeconds`, cancels it:
 /// it stops at once (a worker releases its jobs without waiting for their calls).
-func runUntilSignalled(_ service: any Service, maximumShutdownSeconds: Double, logger: Logger) async throws {
+///
+/// With several services, the last shuts down first: a worker drains while the metrics
+/// endpoint before it still answers.
+func runUntilSignalled(_ services: [any Service], maximumShutdownSeconds: Double, logger: Logger) async throws {
     var configuration = ServiceGroupConfiguration(
-        services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
     configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(maximumShutdownSeconds * 1000))
     let group = ServiceGroup(configuration: configuration)
     let running = Task { try await group.run() }
@@ -155,5 +160,37 @@ struct PollingOptions: ParsableArguments {
         var database = db.target
         database.settings.setsSessionSettings = !poll
         return database
+    }
+}
+
+/// The operators' endpoint of a worker or reducer: metrics for Prometheus, and probes.
+struct MetricsOptions: ParsableArguments {
+    @Option(
+        help: """
+            Serve /metrics (Prometheus text format), /healthz (liveness) and /readyz (readiness) over HTTP \
+            on this port; 0 picks a free one. Off unless given.
+            """)
+    var metricsPort: Int?
+
+    @Option(help: "The address the metrics endpoint listens on.") var metricsHost = "0.0.0.0"
+
+    func validate() throws {
+        if let metricsPort, !(0...65535).contains(metricsPort) {
+            throw ValidationError("--metrics-port must be between 0 and 65535")
+        }
+    }
+
+    /// When a port is given: makes Prometheus the process's metrics backend, and returns the
+    /// endpoint's service, which says on stdout where it listens.
+    func endpoint(
+        probes: ProcessProbes, logger: Logger, beforeScrape: @escaping @Sendable () async -> Void = {}
+    ) -> (any Service)? {
+        guard let metricsPort else { return nil }
+        let server = TelemetryServer(
+            registry: TelemetryServer.bootstrap(), probes: probes, logger: logger, beforeScrape: beforeScrape)
+        let host = metricsHost
+        return server.service(host: host, port: metricsPort) { port in
+            FileHandle.standardOutput.write(Data("metrics listening on http://\(host):\(port)/metrics\n".utf8))
+        }
     }
 }

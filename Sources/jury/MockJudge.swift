@@ -21,6 +21,6 @@ struct MockJudge: AsyncParsableCommand {
         let application = server.application(host: host, port: port) { port in
             FileHandle.standardOutput.write(Data("mock judges listening on http://\(host):\(port)/v1\n".utf8))
         }
-        try await runUntilSignalled(application, maximumShutdownSeconds: 5, logger: logger)
+        try await runUntilSignalled([application], maximumShutdownSeconds: 5, logger: logger)
     }
 }

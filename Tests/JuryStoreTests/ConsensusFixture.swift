@@ -92,7 +92,7 @@ enum ConsensusFixture {
                 }
             }
             if outcomes.isEmpty { return recorded }
-            recorded += try await jury.record(outcomes, owner: "test")
+            recorded += try await jury.record(outcomes, owner: "test").outcomes
         }
     }
 

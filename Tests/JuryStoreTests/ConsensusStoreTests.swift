@@ -150,7 +150,7 @@ struct ConsensusStoreTests {
         try await Fixture.decideAll(jury)
         #expect(try await Fixture.verdicts(connection)["q"]?["early"] == "true")
         // The slow worker gives its job back: it is cancelled, not called again.
-        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "slow") == 1)
+        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "slow").outcomes == 1)
         #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j4' AND state = 'cancelled'") == 1)
         #expect(
             try await connection.count(
@@ -168,7 +168,7 @@ struct ConsensusStoreTests {
         // A reducer that read the config before `jury reduce` switched the run to a quorum.
         let stale = try await jury.decideReady(runID: nil, limit: 100) { example, config in
             config.decide(votes: example.votes, rule: .quorum(3), sourceLabel: nil, reviewedLabel: nil)
-        }
+        }.count
         #expect(stale == 0)
         #expect(try await connection.count("SELECT count(*) FROM verdicts") == 0)
         #expect(try await connection.count("SELECT count(*) FROM examples WHERE state = 'ready'") == 8)

@@ -126,7 +126,7 @@ struct PipelineTests {
                                 config.decide(
                                     votes: example.votes, rule: config.rule, sourceLabel: example.sourceLabel,
                                     reviewedLabel: example.reviewedLabel)
-                            }
+                            }.count
                             if count == 0 { return total }
                             total += count
                         }

@@ -40,7 +40,7 @@ struct PurgeTests {
         } catch let error as JuryError {
             #expect(error.message.contains("1 of its jobs are still running"))
         }
-        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "w") == 1)
+        #expect(try await jury.record([.returned(held[0], error: "stopping")], owner: "w").outcomes == 1)
 
         let progressBefore = try await connection.query("SELECT * FROM jury_run_progress WHERE run = \(run.name)")
         let report = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 2, in: jury)

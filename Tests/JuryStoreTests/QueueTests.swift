@@ -31,15 +31,15 @@ struct QueueTests {
         let answer = JudgeAnswer(label: "valid", rationale: "late")
         #expect(
             try await jury.record(
-                [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w") == 0)
-        #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w") == 0)
+                [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w").outcomes == 0)
+        #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w").outcomes == 0)
         #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
         #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 1)
 
         let current = JudgeAnswer(label: "ambiguous", rationale: "current")
         #expect(
             try await jury.record(
-                [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w") == 1)
+                [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w").outcomes == 1)
         #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
     }
 
@@ -70,8 +70,8 @@ struct QueueTests {
         #expect(try await !jury.heartbeat("gone", inFlight: 1, leaseSeconds: 60))
         #expect(try await jury.heartbeat("gone", inFlight: 0, leaseSeconds: 60))
         let answer = JudgeAnswer(label: "valid", rationale: "late")
-        #expect(try await jury.record([.vote(lost[0], answer, latencyMilliseconds: 1)], owner: "gone") == 0)
-        #expect(try await jury.record([.vote(kept[0], answer, latencyMilliseconds: 1)], owner: "alive") == 1)
+        #expect(try await jury.record([.vote(lost[0], answer, latencyMilliseconds: 1)], owner: "gone").outcomes == 0)
+        #expect(try await jury.record([.vote(kept[0], answer, latencyMilliseconds: 1)], owner: "alive").outcomes == 1)
         // A process unknown to the table has no lease to beat; one that stopped loses its jobs at once.
         #expect(try await !jury.heartbeat("never-registered", inFlight: 0, leaseSeconds: 60))
         let again = try await jury.claim(want, owner: "alive", leaseSeconds: 60)

@@ -50,9 +50,18 @@ public enum Reduction {
 
     /// Decides the ready examples of complete batches of a `dawid-skene` run.
     public static func decideCompleteBatches(runID: Int64, store: Store) async throws -> ReductionReport {
-        try await store.reduce(runID: runID, scope: .completeBatches) { all, targets, config in
-            decide(all: all, targets: targets, config: config, rule: config.rule)
+        var run = ""
+        var statuses: [Verdict.Status] = []
+        let report = try await store.reduce(runID: runID, scope: .completeBatches) { all, targets, config in
+            let decisions = decide(all: all, targets: targets, config: config, rule: config.rule)
+            (run, statuses) = (config.name, decisions.map(\.verdict.status))
+            return decisions
         }
+        // Under the run's lock, every verdict of a complete batch is stored.
+        if report.decided == statuses.count {
+            for status in statuses { RuntimeMetrics.verdictStored(run: run, status: status, secondsSinceLastVote: nil) }
+        }
+        return report
     }
 
     /// Stores people's labels (all or nothing) and lets them decide the examples already decided.

@@ -20,11 +20,13 @@ public final class Reducer: Service, Sendable {
     private let stopping = Mutex(false)
     private let decided = Mutex(0)
     private let wakeup = Wakeup()
+    public let probes: ProcessProbes
 
     public init(
         database: Database, run: String? = nil, batchSize: Int = 500, idlePollSeconds: Double = 2,
-        listens: Bool = true, logger: Logger
+        listens: Bool = true, probes: ProcessProbes = ProcessProbes(), logger: Logger
     ) {
+        self.probes = probes
         self.database = database
         self.run = run
         self.batchSize = batchSize
@@ -42,6 +44,7 @@ public final class Reducer: Service, Sendable {
     }
 
     private func stop() {
+        probes.stopping()
         stopping.withLock { $0 = true }
         wakeup.raise()
     }
@@ -64,8 +67,10 @@ public final class Reducer: Service, Sendable {
             var lastBeat = ContinuousClock.now
             var lastCompaction = ContinuousClock.now
             while !isStopping {
+                probes.turned()
                 do {
                     let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
+                    probes.reachedDatabase()
                     decided.withLock { $0 += count }
                     logger.debug("decided", metadata: ["examples": "\(count)"])
                     // Keeps the counts that status sums few: gone backends folded, old minutes dropped.
@@ -105,11 +110,16 @@ public final class Reducer: Service, Sendable {
     /// batches of runs under `dawid-skene` (which fits the whole run, so it waits for them).
     /// Returns how many examples it decided.
     public static func decideAvailable(runID: Int64?, limit: Int, store: Store) async throws -> Int {
-        var count = try await store.decideReady(runID: runID, limit: limit) { example, config in
+        let decided = try await store.decideReady(runID: runID, limit: limit) { example, config in
             config.decide(
                 votes: example.votes, rule: config.rule, sourceLabel: example.sourceLabel,
                 reviewedLabel: example.reviewedLabel, early: example.early)
         }
+        for example in decided {
+            RuntimeMetrics.verdictStored(
+                run: example.run, status: example.status, secondsSinceLastVote: example.secondsSinceLastVote)
+        }
+        var count = decided.count
         if count < limit {
             for due in try await store.dawidSkeneDue(runID: runID) {
                 count += try await Reduction.decideCompleteBatches(runID: due, store: store).decided

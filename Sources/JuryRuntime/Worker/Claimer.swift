@@ -40,6 +40,7 @@ struct Claimer: Sendable {
                     if requested > 0 {
                         claimed = try await store.claim(requests, owner: id, leaseSeconds: options.leaseSeconds)
                         ledger.track(claimed)
+                        RuntimeMetrics.claimed(claimed.count)
                         for job in claimed {
                             guard let context = contexts[job.runID] else {
                                 ledger.submit(.returned(job, error: "run not loaded"))
@@ -166,7 +167,10 @@ struct Claimer: Sendable {
             let policy = CallPolicy(config: run.config)
             contexts[run.id] = RunContext(
                 run: run, renderer: try PromptRenderer(config: run.config), judges: judges, policy: policy)
-            ledger.state.withLock { $0.policies[run.id] = policy }
+            ledger.state.withLock { state in
+                state.policies[run.id] = policy
+                state.runNames[run.id] = run.name
+            }
         }
         if options.run != nil, contexts.isEmpty {
             logger.debug("the run is not active; waiting", metadata: [JuryMetadata.run: "\(options.run ?? "")"])

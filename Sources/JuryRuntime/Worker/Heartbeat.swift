@@ -12,12 +12,14 @@ struct Heartbeat: Sendable {
     let store: Store
     let ledger: WorkerLedger
     let leaseSeconds: Double
+    let probes: ProcessProbes
     let reaper: Reaper
     let logger: Logger
 
     func run() async {
         let interval = Duration.seconds(max(leaseSeconds / 3, 0.2))
         while !Task.isCancelled {
+            probes.turned()
             await beat()
             await reaper.reapIfDue()
             try? await Task.sleep(for: interval)
@@ -27,7 +29,9 @@ struct Heartbeat: Sendable {
     private func beat() async {
         let inFlight = ledger.state.withLock { $0.inFlight.count }
         do {
-            if try await !store.heartbeat(id, inFlight: inFlight, leaseSeconds: leaseSeconds) && inFlight > 0 {
+            let held = try await store.heartbeat(id, inFlight: inFlight, leaseSeconds: leaseSeconds)
+            probes.reachedDatabase()
+            if !held && inFlight > 0 {
                 logger.warning(
                     """
                     this worker's lease had lapsed (the database was out of reach for longer than --lease-seconds): \

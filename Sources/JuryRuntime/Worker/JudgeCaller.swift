@@ -1,3 +1,4 @@
+import CoreMetrics
 import JuryDomain
 import Logging
 import Synchronization
@@ -32,6 +33,14 @@ final class JudgeCaller: Sendable {
         }
         let request = context.renderer.render(id: job.externalID, payload: job.payload)
         let started = ContinuousClock.now
+        let underWay = RuntimeMetrics.callsUnderWay(run: context.run.name, judge: job.judge)
+        underWay.increment()
+        var outcome = "vote"
+        defer {
+            underWay.decrement()
+            RuntimeMetrics.callEnded(
+                run: context.run.name, judge: job.judge, outcome: outcome, after: ContinuousClock.now - started)
+        }
         do {
             // One deadline for the whole call, head and body, whatever the judge's client does.
             let answer = try await withDeadline(.seconds(config.timeoutSeconds)) { try await judge.classify(request) }
@@ -48,12 +57,14 @@ final class JudgeCaller: Sendable {
                 promptHash: request.promptHash, costUSD: config.price?.cost(of: answer))
         } catch {
             if Task.isCancelled || error is CancellationError {
+                outcome = "stopped"
                 return .returned(job, error: "the worker stopped before the call finished")
             }
             let error =
                 error is DeadlineExceeded
                 ? JudgeError(.timeout, "judge \(job.judge): no complete answer within \(config.timeoutSeconds)s")
                 : error
+            outcome = RuntimeMetrics.outcome(of: error)
             let decision = context.policy.decide(error, history: job.history)
             let key = JudgeKey(runID: job.runID, judge: job.judge)
             if decision.haltsJudge, ledger.halt(key, reason: "\(error)") {

@@ -37,13 +37,13 @@ struct OutcomeRecorder: Sendable {
                 let limit = deadline.map { $0 - .now } ?? .seconds(600)
                 let recorded = try await withDeadline(max(limit, .milliseconds(1))) { try await record(batch) }
                 failures = 0
-                let votes = batch.count { if case .vote = $0 { return true } else { return false } }
-                if recorded < batch.count {
+                if recorded.outcomes < batch.count {
                     logger.info(
                         "some claims were taken back before their outcome was recorded; another worker redoes those jobs",
-                        metadata: ["lost": "\(batch.count - recorded)"])
+                        metadata: ["lost": "\(batch.count - recorded.outcomes)"])
                 }
-                ledger.recorded(batch, votes: min(votes, recorded))
+                countVotes(batch, recorded: recorded)
+                ledger.recorded(batch, votes: recorded.votedJobs.count)
             } catch {
                 // Data errors were dealt with in `record`: what gets here is the connection, or the
                 // database as a whole (a schema that does not match), which no single job is to blame for.
@@ -62,7 +62,7 @@ struct OutcomeRecorder: Sendable {
     /// The batch is split until the outcome at fault is found; the others are recorded, and
     /// that job is released with the error as a wrong answer. Any other failure (the connection,
     /// a schema that does not match) is thrown: it is no job's fault, and the whole batch is retried.
-    private func record(_ batch: [JobOutcome]) async throws -> Int {
+    private func record(_ batch: [JobOutcome]) async throws -> Store.Recorded {
         do {
             return try await store.record(batch, owner: id)
         } catch  where Store.isRefusedValue(error) {
@@ -78,7 +78,7 @@ struct OutcomeRecorder: Sendable {
                 ])
             if case .release = batch[0] {
                 // Even the release was refused: leave the job to its lease, which expires and is reaped.
-                return 0
+                return Store.Recorded()
             }
             let policy = ledger.state.withLock { $0.policies[job.runID] }
             let reason = JudgeError(.badAnswer, "the answer could not be stored: \(error)")
@@ -86,6 +86,15 @@ struct OutcomeRecorder: Sendable {
                 policy?.decide(reason, history: job.history)
                 ?? CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: false)
             return try await record([.release(job, error: reason.description, decision)])
+        }
+    }
+
+    /// Counts the votes the database accepted in the metrics, with their tokens and cost.
+    private func countVotes(_ batch: [JobOutcome], recorded: Store.Recorded) {
+        guard !recorded.votedJobs.isEmpty else { return }
+        let runNames = ledger.state.withLock { $0.runNames }
+        for case .vote(let job, let answer, _, _, let cost) in batch where recorded.votedJobs.contains(job.id) {
+            RuntimeMetrics.voteRecorded(run: runNames[job.runID] ?? "", judge: job.judge, answer: answer, costUSD: cost)
         }
     }
 

@@ -27,12 +27,21 @@ public final class Worker: Service, Sendable {
     private let makeJudge: JudgeFactory
     private let logger: Logger
     private let ledger: WorkerLedger
+    public let probes: ProcessProbes
+    /// The connection outcomes are recorded on, once open: the queue's depth is read on it too.
+    private let recordStore = Mutex<Store?>(nil)
+    private let queueLabels = Mutex<Set<RuntimeMetrics.JudgeLabels>>([])
 
-    public init(database: Database, options: WorkerOptions, logger: Logger, makeJudge: @escaping JudgeFactory) {
+    public init(
+        database: Database, options: WorkerOptions, logger: Logger, probes: ProcessProbes? = nil,
+        makeJudge: @escaping JudgeFactory
+    ) {
         self.id = Store.processID(role: "worker")
         self.database = database
         self.options = options
         self.makeJudge = makeJudge
+        // Beats come every third of the lease: three missed ones make the worker stale.
+        self.probes = probes ?? ProcessProbes(staleAfter: .seconds(max(options.leaseSeconds, 30)))
         var logger = logger
         logger[metadataKey: JuryMetadata.worker] = "\(id)"
         self.logger = logger
@@ -43,7 +52,23 @@ public final class Worker: Service, Sendable {
     public var votesRecorded: Int { ledger.state.withLock { $0.votesRecorded } }
 
     public func run() async throws {
-        try await runStoppable({ try await self.work() }, stop: { self.ledger.requestStop(draining: $0) })
+        try await runStoppable(
+            { try await self.work() },
+            stop: {
+                self.probes.stopping()
+                self.ledger.requestStop(draining: $0)
+            })
+    }
+
+    /// Reads the queue's depth and sets its gauges; `/metrics` calls it at each scrape.
+    public func refreshQueueMetrics() async {
+        guard let store = recordStore.withLock({ $0 }) else { return }
+        do {
+            let depths = try await store.queueDepth()
+            queueLabels.withLock { $0 = RuntimeMetrics.queue(depths, previously: $0) }
+        } catch {
+            logger.debug("reading the queue's depth failed", metadata: [JuryMetadata.error: "\(error)"])
+        }
     }
 
     private func work() async throws {
@@ -57,6 +82,8 @@ public final class Worker: Service, Sendable {
             ledger.claimerWakeup.alsoOnRaise { claimStore.interruptWait() }
         }
         try await recordStore.registerProcess(id, role: "worker")
+        self.recordStore.withLock { $0 = recordStore }
+        probes.reachedDatabase()
         logger.info(
             "worker started", metadata: ["concurrency": "\(options.concurrency)", "listens": "\(options.listens)"])
 
@@ -66,7 +93,7 @@ public final class Worker: Service, Sendable {
         let recorder = OutcomeRecorder(
             id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
         let heartbeat = Heartbeat(
-            id: id, store: recordStore, ledger: ledger, leaseSeconds: options.leaseSeconds,
+            id: id, store: recordStore, ledger: ledger, leaseSeconds: options.leaseSeconds, probes: probes,
             reaper: Reaper(store: recordStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)
 
         await withDiscardingTaskGroup { helpers in

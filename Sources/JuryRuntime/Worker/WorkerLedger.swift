@@ -19,6 +19,8 @@ final class WorkerLedger: Sendable {
         var unrecorded = 0
         /// The call policy of each run served, for outcomes that cannot be stored.
         var policies: [Int64: CallPolicy] = [:]
+        /// Run names by id, for the metrics' labels.
+        var runNames: [Int64: String] = [:]
         /// Judges whose breaker is open: a failure no retry cures (bad key, unknown model, used-up
         /// quota) stopped them fleet-wide. Their jobs stay pending until a person resumes them.
         var halted: Set<JudgeKey> = []
