@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running Jury needs on Debian, when it is missing:
 # PostgreSQL (server and pgbench), libpq's headers, pkg-config; for the tests also PgBouncer
-# (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
+# and Prometheus's promtool (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
 missing=()
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
@@ -9,6 +9,7 @@ if ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then missing+=(postgre
 if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! [[ -x /usr/sbin/pgbouncer ]] && ! command -v pgbouncer >/dev/null; then
     missing+=(pgbouncer)
 fi
+if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! command -v promtool >/dev/null; then missing+=(prometheus); fi
 if ((${#missing[@]})); then
     echo "installing ${missing[*]}" >&2
     sudo_cmd=()

@@ -83,6 +83,8 @@ public final class Worker: Service, Sendable {
         }
         try await recordStore.registerProcess(id, role: "worker")
         self.recordStore.withLock { $0 = recordStore }
+        // The worker may outlive its run: its connections close when it stops, not when it is released.
+        defer { self.recordStore.withLock { $0 = nil } }
         probes.reachedDatabase()
         logger.info(
             "worker started", metadata: ["concurrency": "\(options.concurrency)", "listens": "\(options.listens)"])
