@@ -1,10 +1,10 @@
-import Foundation
+public import Foundation
 public import JuryDomain
 import JuryPostgres
 
 /// What `jury status` prints: progress of runs, their judges and verdicts, from the views in Schema/.
-public struct StatusReport: Sendable {
-    public struct RunLine: Sendable {
+public struct StatusReport: Sendable, Encodable {
+    public struct RunLine: Sendable, Encodable {
         public let name: String
         public let state: RunState
         public let examples: Int, voting: Int, ready: Int, decided: Int
@@ -12,16 +12,27 @@ public struct StatusReport: Sendable {
         public let agreed: Int, disagreed: Int, insufficient: Int
         /// Jobs waiting for lower-order judges; jobs early decision cancelled.
         public let waiting: Int, cancelled: Int
+        /// Votes per minute over the last minute or two, all judges; jobs left (pending, running, waiting).
+        public var votesPerMinute = 0.0, remainingJobs = 0
+        /// Seconds left at that rate (the slowest judge's); nil while a judge with jobs left is not voting.
+        public var etaSeconds: Double?
+        public var tokens = 0
     }
 
     /// Early decision per run: examples decided before every judge answered, calls saved, and
     /// what those calls would have cost at each judge's average so far.
-    public struct EarlyLine: Sendable {
+    public struct EarlyLine: Sendable, Encodable {
         public let examples: Int, callsSaved: Int
         public let costSavedUSD: Double?
     }
 
-    public struct JudgeLine: Sendable {
+    /// Jobs of a judge that carry an error of a class now: still retrying, or failed with it.
+    public struct ErrorClass: Sendable, Encodable {
+        public let errorClass: String
+        public let retrying: Int, failed: Int
+    }
+
+    public struct JudgeLine: Sendable, Encodable {
         public let run: String
         public let judge: String
         public let pending: Int, running: Int, done: Int, failed: Int, waitingToRetry: Int
@@ -33,11 +44,24 @@ public struct StatusReport: Sendable {
         /// How often the provider asked for a Retry-After longer than the run's cap, and the longest.
         public let retryAfterCapped: Int
         public let longestRetryAfterAsked: Double?
+        /// Jobs cancelled by early decision, and left to do (pending, running, waiting).
+        public var cancelled = 0, remaining = 0
+        public var votesPerMinute = 0.0
+        public var etaSeconds: Double?
+        public var tokens = 0
+        public var errors: [ErrorClass] = []
+
+        /// Jobs this judge will have closed when done; how many it has.
+        public var total: Int { done + failed + cancelled + remaining }
+        public var closed: Int { done + failed + cancelled }
     }
 
-    public let runs: [RunLine]
-    public let judges: [JudgeLine]
+    public let generatedAt: Date
+    public var runs: [RunLine]
+    public var judges: [JudgeLine]
     public let liveWorkers: Int
+    /// Judge calls the live workers have under way.
+    public let callsInFlight: Int
     /// Judges stopped fleet-wide (their breaker is open): run and judge to the reason.
     public let stopped: [String: [String: String]]
     /// Spend per run and judge, in USD, and each run's budget.
@@ -80,8 +104,8 @@ public struct StatusReport: Sendable {
                 retryAfterCapped: try row.decodeIfPresent("retry_after_capped") ?? 0,
                 longestRetryAfterAsked: try row.decodeIfPresent("longest_retry_after_asked"))
         }
-        let workers: Int = try await connection.query(
-            "SELECT count(*) AS n FROM jury_workers WHERE alive")[0].decode("n")
+        let live = try await connection.query(
+            "SELECT count(*)::int AS n, coalesce(sum(in_flight), 0)::int AS calls FROM jury_workers WHERE alive")[0]
         var stopped: [String: [String: String]] = [:]
         for row in try await connection.query(
             "SELECT run, judge, reason FROM jury_breakers WHERE \(run)::text IS NULL OR run = \(run)")
@@ -113,9 +137,52 @@ public struct StatusReport: Sendable {
             for key in ["keep", "relabel", "clarify", "drop", "decided_by_people"] { counts[key] = try row.decode(key) }
             outcomes[try row.decode("run")] = counts
         }
-        return StatusReport(
-            runs: runs, judges: judges, liveWorkers: workers, stopped: stopped, costs: costs, budgets: budgets,
-            early: early, outcomes: outcomes)
+        var report = StatusReport(
+            generatedAt: Date(), runs: runs, judges: judges, liveWorkers: try live.decode("n"),
+            callsInFlight: try live.decode("calls"), stopped: stopped, costs: costs, budgets: budgets, early: early,
+            outcomes: outcomes)
+        try await report.loadRates(run: run, on: connection)
+        return report
+    }
+
+    /// Rates, ETA, tokens and errors by class, from jury_run_eta, jury_judge_progress and jury_error_classes.
+    private mutating func loadRates(run: String?, on connection: PostgresConnection) async throws {
+        for row in try await connection.query("SELECT * FROM jury_run_eta WHERE \(run)::text IS NULL OR run = \(run)") {
+            guard let index = runs.firstIndex(where: { $0.name == (try? row.decode("run", as: String.self)) }) else {
+                continue
+            }
+            runs[index].votesPerMinute = try row.decodeIfPresent("votes_per_minute") ?? 0
+            runs[index].remainingJobs = try row.decode("remaining_jobs")
+            runs[index].etaSeconds = try row.decodeIfPresent("eta_seconds")
+            runs[index].tokens = try row.decode("tokens")
+        }
+        func judgeIndex(_ row: PostgresRow) throws -> Int? {
+            let run: String = try row.decode("run")
+            let judge: String = try row.decode("judge")
+            return judges.firstIndex { $0.run == run && $0.judge == judge }
+        }
+        for row in try await connection.query(
+            "SELECT * FROM jury_judge_progress WHERE \(run)::text IS NULL OR run = \(run)")
+        {
+            guard let index = try judgeIndex(row) else { continue }
+            judges[index].cancelled = try row.decode("cancelled")
+            judges[index].remaining = try row.decode("remaining")
+            judges[index].votesPerMinute = try row.decodeIfPresent("votes_per_minute") ?? 0
+            judges[index].etaSeconds = try row.decodeIfPresent("eta_seconds")
+            judges[index].tokens = try row.decode("tokens")
+        }
+        for row in try await connection.query(
+            """
+            SELECT * FROM jury_error_classes WHERE \(run)::text IS NULL OR run = \(run)
+            ORDER BY run, judge, retrying + failed DESC, class
+            """)
+        {
+            guard let index = try judgeIndex(row) else { continue }
+            judges[index].errors.append(
+                ErrorClass(
+                    errorClass: try row.decode("class"), retrying: try row.decode("retrying"),
+                    failed: try row.decode("failed")))
+        }
     }
 
     /// The report as aligned text for a terminal.
@@ -131,6 +198,10 @@ public struct StatusReport: Sendable {
                 + (run.waiting > 0 ? "  waiting \(run.waiting)" : "")
                 + (run.cancelled > 0 ? "  cancelled \(run.cancelled)" : "") + "\n"
             out += "  verdicts  agreed \(run.agreed)  disagreed \(run.disagreed)  insufficient \(run.insufficient)\n"
+            if run.remainingJobs > 0 {
+                out += "  pace      \(Int(run.votesPerMinute.rounded())) votes/min over the last minute or two, "
+                out += "\(run.remainingJobs) jobs left, ETA \(Self.eta(run.etaSeconds, left: run.remainingJobs))\n"
+            }
             if let counts = outcomes[run.name], counts.values.contains(where: { $0 > 0 }) {
                 out += "  production labels  keep \(counts["keep"] ?? 0)  relabel \(counts["relabel"] ?? 0)"
                 out += "  clarify \(counts["clarify"] ?? 0)  drop \(counts["drop"] ?? 0)"
@@ -167,6 +238,10 @@ public struct StatusReport: Sendable {
                     out += "  \(judge.judge) cost " + String(format: "$%.4f", cost) + "\n"
                 }
                 if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
+                if !judge.errors.isEmpty {
+                    let classes = judge.errors.map { "\($0.errorClass) \($0.retrying) retrying, \($0.failed) failed" }
+                    out += "  \(judge.judge) errors now: \(classes.joined(separator: "; "))\n"
+                }
                 if let seconds = judge.retryingSeconds {
                     out += "  \(judge.judge) retrying an outage for \(Int(seconds))s (no attempts used)\n"
                 }
@@ -180,6 +255,19 @@ public struct StatusReport: Sendable {
         }
         out += "live workers and reducers: \(liveWorkers)\n"
         return out
+    }
+}
+
+extension StatusReport {
+    /// Time left as people read it: "done" when nothing is left, "-" when the rate is unknown,
+    /// else 1h02m, 4m10s or 12s.
+    public static func eta(_ seconds: Double?, left: Int) -> String {
+        if left == 0 { return "done" }
+        guard let seconds, seconds.isFinite, seconds >= 0 else { return "-" }
+        let total = Int(seconds.rounded())
+        if total >= 3600 { return "\(total / 3600)h" + String(format: "%02dm", (total % 3600) / 60) }
+        if total >= 60 { return "\(total / 60)m" + String(format: "%02ds", total % 60) }
+        return "\(total)s"
     }
 }
 

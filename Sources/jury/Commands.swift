@@ -289,14 +289,64 @@ struct ReducerCommand: AsyncParsableCommand {
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Examples, jobs and verdicts by state, per run and judge.",
-        discussion: "The same figures are in the views jury_run_progress, jury_judge_health, jury_failures, ...")
+        abstract: "Examples, jobs and verdicts by state, per run and judge; --watch for a live screen.",
+        discussion: """
+            --watch redraws every --interval seconds: per run and judge, progress bars, votes per minute over \
+            the last minute or two, the time left at that rate, tokens and cost, the errors jobs carry now by \
+            class, and the live processes. If the database cannot be reached, it says so and keeps trying.
+
+            The same figures are in the views jury_run_progress, jury_judge_progress, jury_run_eta, \
+            jury_judge_health, jury_error_classes, jury_costs, jury_workers.
+            """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "Only this run.") var run: String?
+    @Flag(help: "Redraw the status in place until Ctrl-C.") var watch = false
+    @Option(help: "Seconds between redraws with --watch.") var interval = 2.0
+    @Flag(help: "Print the report as JSON (with --watch, one object per line).") var json = false
+
+    func validate() throws {
+        guard interval >= 0.2 && interval <= 3600 else {
+            throw ValidationError("--interval must be between 0.2 and 3600")
+        }
+    }
 
     func run() async throws {
-        let store = try await db.connect("jury status", logger: db.makeLogger("jury.status"))
-        print(try await StatusReport.load(run: run, from: store).text, terminator: "")
+        let logger = db.makeLogger("jury.status")
+        var store = try await db.connect("jury status", logger: logger)
+        guard watch else {
+            try print(render(try await StatusReport.load(run: run, from: store)), terminator: "")
+            return
+        }
+        while true {
+            do {
+                let report = try await StatusReport.load(run: run, from: store)
+                let screen = json ? try render(report) : StatusDashboard.render(report, interval: interval)
+                write(json ? screen : StatusDashboard.clearScreen + screen, to: .standardOutput)
+            } catch let error as JuryError where error.code == .notFound {
+                throw error
+            } catch {
+                // The database went away: say so, and reconnect at the next turn.
+                let message = "\(StatusDashboard.clock(Date())): cannot read the status: \(error); trying again\n"
+                if json {
+                    write(message, to: .standardError)
+                } else {
+                    write(StatusDashboard.clearScreen + message, to: .standardOutput)
+                }
+                if let fresh = try? await db.connect("jury status", logger: logger) { store = fresh }
+            }
+            try await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+        }
+    }
+
+    private func write(_ text: String, to handle: FileHandle) { handle.write(Data(text.utf8)) }
+
+    private func render(_ report: StatusReport) throws -> String {
+        guard json else { return report.text }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = watch ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
     }
 }
 

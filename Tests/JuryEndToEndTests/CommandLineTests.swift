@@ -55,6 +55,46 @@ struct CommandLineTests {
         #expect(try await jury(["run", "purge", "test"], database: url).output.contains("no run named 'test'"))
     }
 
+    @Test(.freshDatabase) func statusWatchesRunsListAndBothSpeakJSON() async throws {
+        let url = try TestDatabase.url
+        let config = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))
+        #expect(try await jury(["run", "create", "--config", config], database: url).status == 0)
+        let corpus = try writeFile("{\"id\": 1, \"request\": \"x\"}\n{\"id\": 2, \"request\": \"y\"}\n")
+        #expect(try await jury(["enqueue", "--run", "test", corpus], database: url).status == 0)
+
+        func first(_ value: JSONValue?) -> JSONValue? {
+            guard case .array(let items)? = value else { return nil }
+            return items.first
+        }
+        let status = try await jury(["status", "--json"], database: url)
+        let run = first(try JSONValue.parse(Data(status.output.utf8))["runs"])
+        #expect(run?["examples"]?.text == "2", "\(status.output)")
+        #expect(run?["remaining_jobs"]?.text == "2")
+        let list = try await jury(["run", "list", "--json"], database: url)
+        let listed = first(try JSONValue.parse(Data(list.output.utf8)))
+        #expect(listed?["name"] == .string("test") && listed?["state"] == .string("active"), "\(list.output)")
+        #expect(listed?["undecided"]?.text == "2" && listed?["cost_usd"]?.text.flatMap(Double.init) == 0)
+        let table = try await jury(["run", "list"], database: url).output
+        #expect(table.hasPrefix("run ") && table.contains("\ntest  active"), "\(table)")
+
+        // --watch redraws in place until interrupted.
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("jury-watch-\(UUID()).out").path
+        let watch = try Subprocess.spawn(
+            juryBinary, ["status", "--watch", "--interval", "0.2"],
+            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: output)
+        var screen = ""
+        try await eventually("three screens") {
+            screen = FileManager.default.contents(atPath: output).map { String(decoding: $0, as: UTF8.self) } ?? ""
+            return screen.components(separatedBy: "\u{1B}[H\u{1B}[2J").count > 3
+        }
+        watch.kill(SIGINT)
+        _ = await exitStatus(of: watch)
+        let last = try #require(screen.components(separatedBy: "\u{1B}[H\u{1B}[2J").last(where: { !$0.isEmpty }))
+        #expect(last.hasPrefix("jury status  "), "\(last)")
+        #expect(last.contains("test  active  [") && last.contains("0 of 2 examples decided"), "\(last)")
+        #expect(last.contains("judge  progress"))
+    }
+
     @Test(.freshDatabase) func anUnmigratedDatabaseIsNamedAsSuch() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)

@@ -31,7 +31,8 @@ struct QueueTests {
         let answer = JudgeAnswer(label: "valid", rationale: "late")
         #expect(
             try await jury.record(
-                [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w").outcomes == 0)
+                [.vote(first[0], answer, latencyMilliseconds: 1)], owner: "w"
+            ).outcomes == 0)
         #expect(try await jury.record([.returned(first[0], error: "late")], owner: "w").outcomes == 0)
         #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
         #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 1)
@@ -39,7 +40,8 @@ struct QueueTests {
         let current = JudgeAnswer(label: "ambiguous", rationale: "current")
         #expect(
             try await jury.record(
-                [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w").outcomes == 1)
+                [.vote(second[0], current, latencyMilliseconds: 1)], owner: "w"
+            ).outcomes == 1)
         #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
     }
 
