@@ -69,8 +69,9 @@ enum StatusDashboard {
         value.formatted(.number.grouping(.automatic).locale(.init(identifier: "en_US")))
     }
 
+    /// Whole numbers from 10 up, one decimal below (a slow judge's 0.5 votes a minute is not 0).
     static func number(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        value >= 10 || value == value.rounded() ? grouped(Int(value.rounded())) : String(format: "%.1f", value)
     }
 
     static func dollars(_ value: Double) -> String { String(format: value < 10 ? "$%.4f" : "$%.2f", value) }
