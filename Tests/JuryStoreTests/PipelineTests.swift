@@ -161,6 +161,13 @@ struct PipelineTests {
             let ended = try #require(try await jury.listRuns().first)
             #expect(ended.examples == 40 && ended.decided == 40 && ended.insufficient == 40 && ended.jobsFailed == 40)
             #expect(ended.finishedAt != nil)
+            // Per batch, from the kept counts.
+            let batch = try await connection.query(
+                "SELECT examples, decided, insufficient, jobs_failed FROM jury_batch_progress WHERE batch = 'first'")
+            #expect(batch.count == 1)
+            for column in ["examples", "decided", "insufficient", "jobs_failed"] {
+                #expect(try batch[0].decode(column, as: Int.self) == 40, "\(column)")
+            }
             // The same lines again add nothing, so the run stays done.
             #expect(try await enqueue(corpus, run: run.name, batch: "first", in: jury).new == 0)
             #expect(try await jury.findRun(run.name).state == .done)
@@ -200,6 +207,15 @@ struct PipelineTests {
             #expect(try await enqueue(try writeCorpus(count: 3, prefix: "more"), run: run.name, in: jury).new == 3)
             #expect(try await jury.listRuns().first?.state == .active)
             #expect(try await jury.listRuns().first?.finishedAt == nil)
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM jury_batch_progress
+                    WHERE (batch = 'first' AND decided = 40 AND insufficient = 0 AND agreed + disagreed = 40
+                           AND jobs_failed = 0)
+                       OR (batch <> 'first' AND examples = 3 AND voting = 3 AND decided = 0)
+                    """) == 2)
+            try await expectCountsMatchTables(connection)
         }
     }
 
