@@ -83,6 +83,17 @@ struct RoleTests {
             #expect(report.runs.first?.decided == 20)
             #expect(try await readerStore.listRuns().first?.state == .done)
 
+            // The query KEDA scales the workers with (deploy/kubernetes) runs as a reader.
+            let manifest = try String(
+                contentsOf: repositoryRoot.appendingPathComponent("deploy/kubernetes/keda-scaledobject.yaml"),
+                encoding: .utf8)
+            let line = try #require(manifest.split(separator: "\n").first { $0.contains("query: ") })
+            let query = String(line.split(separator: "query: ", maxSplits: 1)[1]).trimmingCharacters(in: ["\""])
+            let waiting = try await createRun(
+                runYAML(name: "keda", models: ["v-a", "v-b"], baseURL: baseURL), in: owner)
+            try await enqueue(try writeCorpus(count: 5), run: waiting.name, in: owner)
+            #expect(try await reader.count(PostgresQuery(unsafeSQL: query)) == 10)
+
             for statement in [
                 "SELECT count(*) FROM examples", "SELECT count(*) FROM votes", "SELECT count(*) FROM jobs",
                 "SELECT count(*) FROM calibrations", "UPDATE runs SET state = 'paused'",
