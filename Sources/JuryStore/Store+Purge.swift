@@ -42,11 +42,33 @@ extension Store {
     /// Vacuums the tables a purge emptied, so that their space is reused (and empty pages at
     /// their end given back). It may take minutes on large tables: no statement timeout.
     public func vacuumQueueTables(everything: Bool) async throws {
+        try await withoutStatementTimeout {
+            for table in Self.purgedTables(everything: everything) {
+                try await connection.execute(script: "VACUUM (ANALYZE) \(table)")
+            }
+        }
+    }
+
+    /// Rebuilds the indexes of the purged tables, without blocking writes (REINDEX ...
+    /// CONCURRENTLY): VACUUM lets their emptied pages be reused, but only a rebuild returns
+    /// them. It reads each table whole, other runs' rows included.
+    public func reindexQueueTables(everything: Bool) async throws {
+        try await withoutStatementTimeout {
+            for table in Self.purgedTables(everything: everything) {
+                try await connection.execute(script: "REINDEX TABLE CONCURRENTLY \(table)")
+            }
+        }
+    }
+
+    static func purgedTables(everything: Bool) -> [String] {
+        ["jobs", "invalid_answers"] + (everything ? ["examples", "votes", "verdicts", "verdict_history"] : [])
+    }
+
+    /// Maintenance takes as long as the tables are large: the session's statement timeout is lifted meanwhile.
+    private func withoutStatementTimeout(_ body: () async throws -> Void) async throws {
         try await connection.execute(script: "SET statement_timeout = 0")
         do {
-            let tables =
-                ["jobs", "invalid_answers"] + (everything ? ["examples", "votes", "verdicts", "verdict_history"] : [])
-            for table in tables { try await connection.execute(script: "VACUUM (ANALYZE) \(table)") }
+            try await body()
         } catch {
             _ = try? await connection.execute(script: "RESET statement_timeout")
             throw error

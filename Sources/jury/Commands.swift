@@ -105,13 +105,17 @@ struct RunCommand: AsyncParsableCommand {
                 exports and calibration still work. --everything deletes the run and all it holds. Rows go \
                 in chunks of --examples-per-transaction, each its own short transaction, so workers on other \
                 runs are not held up, and an interrupted purge can simply be run again. VACUUM then makes the \
-                space reusable; to return it to the operating system, use VACUUM FULL or pg_repack in a quiet \
-                hour. Table sizes and dead rows are printed before and after.
+                space reusable. --reindex also rebuilds the indexes of those tables without blocking writes \
+                (REINDEX CONCURRENTLY), which returns their emptied pages; it reads the tables whole, so it \
+                takes longer. The tables themselves keep their files: VACUUM FULL or pg_repack in a quiet \
+                hour returns them to the operating system. Table sizes and dead rows are printed before and after.
                 """)
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
         @Flag(help: "Delete the run itself with its examples, votes and verdicts, not only its jobs.")
         var everything = false
+        @Flag(help: "Rebuild the purged tables' indexes afterwards (REINDEX CONCURRENTLY), which shrinks them.")
+        var reindex = false
         @Option(help: "Examples whose rows are deleted per transaction.") var examplesPerTransaction = 10_000
 
         func validate() throws {
@@ -123,7 +127,8 @@ struct RunCommand: AsyncParsableCommand {
         func run() async throws {
             let store = try await db.connect("jury run", logger: db.makeLogger("jury.run"))
             let report = try await Operations.purge(
-                run: name, everything: everything, examplesPerTransaction: examplesPerTransaction, in: store)
+                run: name, everything: everything, reindex: reindex, examplesPerTransaction: examplesPerTransaction,
+                in: store)
             print(everything ? "run \(name) deleted (\(report.examples) examples)" : "jobs of run \(name) deleted")
             print(Self.sizes(before: report.before, after: report.after))
         }

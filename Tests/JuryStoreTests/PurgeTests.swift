@@ -64,4 +64,27 @@ struct PurgeTests {
         #expect(try await connection.count("SELECT count(*) FROM examples WHERE run_id = \(other.id)") == 5)
         try await expectCountsMatchTables(connection)
     }
+
+    @Test(.freshDatabase) func reindexingGivesTheIndexesTheirSpaceBack() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        let run = try await createRun(runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+        try await enqueue(try writeCorpus(count: 3000), run: run.name, in: jury)
+        try await jury.setRunState(.cancelled, run: run.name)
+        func jobs(_ sizes: [Store.TableSize]) throws -> Store.TableSize {
+            try #require(sizes.first { $0.table == "jobs" })
+        }
+
+        // VACUUM makes the index pages reusable, but the indexes keep their size.
+        let vacuumed = try await Operations.purge(
+            run: run.name, everything: false, examplesPerTransaction: 1000, in: jury)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+        #expect(try jobs(vacuumed.after).indexBytes == jobs(vacuumed.before).indexBytes)
+        // Rebuilt, they shrink, and stay valid.
+        let rebuilt = try await Operations.purge(
+            run: run.name, everything: false, reindex: true, examplesPerTransaction: 1000, in: jury)
+        #expect(try jobs(rebuilt.after).indexBytes < jobs(vacuumed.after).indexBytes)
+        #expect(try await connection.count("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0)
+    }
 }

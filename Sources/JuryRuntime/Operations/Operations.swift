@@ -39,11 +39,11 @@ public enum Operations {
     }
 
     /// Removes a finished run's jobs (with `everything`, the whole run), chunk by chunk, each
-    /// chunk its own transaction, then vacuums. Refused, with the reason, while the run still
+    /// chunk its own transaction, then vacuums (and with `reindex`, rebuilds the indexes). Refused, with the reason, while the run still
     /// has examples to decide (unless cancelled) or jobs running.
-    public static func purge(run: String, everything: Bool, examplesPerTransaction: Int, in store: Store)
-        async throws -> PurgeReport
-    {
+    public static func purge(
+        run: String, everything: Bool, reindex: Bool = false, examplesPerTransaction: Int, in store: Store
+    ) async throws -> PurgeReport {
         let stored = try await store.findRun(run)
         if let refusal = try await store.purgeRefusal(runID: stored.id) {
             throw JuryError(.conflict, "run '\(run)' cannot be purged yet: \(refusal)")
@@ -62,6 +62,7 @@ public enum Operations {
             }
         }
         try await store.vacuumQueueTables(everything: everything)
+        if reindex { try await store.reindexQueueTables(everything: everything) }
         report.after = try await store.tableSizes()
         return report
     }
