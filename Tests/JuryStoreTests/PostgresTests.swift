@@ -80,14 +80,15 @@ struct PostgresTests {
         let listener = try await connect(url)
         let sender = try await connect(url)
         try await listener.listen("jury_test_channel")
-        async let received = listener.waitForNotifications(timeout: .seconds(20))
+        async let received = listener.waitForNotifications(timeout: .seconds(300))
         try await Task.sleep(for: .milliseconds(100))
         let started = ContinuousClock.now
         try await sender.notify("jury_test_channel", payload: "hello")
         let notifications = try await received
         #expect(notifications == [PostgresNotification(channel: "jury_test_channel", payload: "hello")])
-        // It woke on the socket, long before its 20 s timeout.
-        #expect(ContinuousClock.now - started < .seconds(5))
+        // It woke on the socket, long before its 300 s timeout (the bound is wide: a loaded
+        // machine took 14 s).
+        #expect(ContinuousClock.now - started < .seconds(120))
     }
 
     @Test(.freshDatabase) func copyLoadsRowsAndAnAbortedCopyLeavesNothing() async throws {
