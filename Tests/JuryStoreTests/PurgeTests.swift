@@ -87,4 +87,24 @@ struct PurgeTests {
         #expect(try jobs(rebuilt.after).indexBytes < jobs(vacuumed.after).indexBytes)
         #expect(try await connection.count("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0)
     }
+
+    @Test(.freshDatabase) func examplesTakeTheirJobsWithThem() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        let run = try await createRun(runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+        try await enqueue(try writeCorpus(count: 6), run: run.name, in: jury)
+        // One chunk of a purge --everything: two examples go, and their jobs (no foreign key
+        // does it since 021, a trigger does), counted out of the run's counts.
+        #expect(try await jury.purgeRun(runID: run.id, limit: 2) == 2)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 8)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.id = j.example_id)")
+                == 0)
+        try await expectCountsMatchTables(connection)
+        // Deleting the run takes the rest.
+        try await jury.deleteRun(id: run.id)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+    }
 }
