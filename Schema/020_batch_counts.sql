@@ -36,11 +36,16 @@ BEGIN
         ORDER BY x.run_id, d.counter
         ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
     ELSIF TG_OP = 'INSERT' THEN
+        -- An enqueue chunk inserts 50,000 examples of one batch and state: group them first,
+        -- then name the counters of each group, rather than naming four per row.
         INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
-        SELECT n.run_id, '', k.counter, pg_backend_pid(), count(*)
-        FROM new_examples n
-        CROSS JOIN LATERAL unnest(jury_example_counters(n.state, n.jobs_cancelled)
-                                  || ARRAY[jury_batch_counter('examples', n.batch), jury_batch_counter(n.state, n.batch)])
+        SELECT g.run_id, '', k.counter, pg_backend_pid(), sum(g.n)
+        FROM (
+            SELECT n.run_id, n.batch, n.state, n.jobs_cancelled, count(*) AS n
+            FROM new_examples n GROUP BY 1, 2, 3, 4
+        ) g
+        CROSS JOIN LATERAL unnest(jury_example_counters(g.state, g.jobs_cancelled)
+                                  || ARRAY[jury_batch_counter('examples', g.batch), jury_batch_counter(g.state, g.batch)])
              k (counter)
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
