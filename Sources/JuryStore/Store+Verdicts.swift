@@ -28,7 +28,14 @@ public struct ExampleVotes: Sendable {
 public struct DecidedExample: Sendable {
     public let run: String
     public let status: Verdict.Status
+    /// Known for examples taken up as they became ready, not for whole batches fitted at once.
     public let secondsSinceLastVote: Double?
+
+    public init(run: String, status: Verdict.Status, secondsSinceLastVote: Double? = nil) {
+        self.run = run
+        self.status = status
+        self.secondsSinceLastVote = secondsSinceLastVote
+    }
 }
 
 /// A person's label for one example, by its id in the corpus; `line` names it in errors.

@@ -51,16 +51,13 @@ struct Bench: AsyncParsableCommand {
                 print(line)
             }
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
         if scale {
             var options = ScaleRun.Options()
             options.examples = examples ?? options.examples
             options.judges = judges
             options.concurrency = concurrency
             let result = try await ScaleRun.run(database: db.target, options: options, logger: logger, report: report)
-            if json { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
+            if json { print(try jsonText(result)) }
             return
         }
         var options = Benchmark.Options()
@@ -69,6 +66,6 @@ struct Bench: AsyncParsableCommand {
         options.concurrency = concurrency
         options.pgbenchClients = pgbenchClients
         let result = try await Benchmark.run(database: db.target, options: options, logger: logger, report: report)
-        if json { print(String(decoding: try encoder.encode(result), as: UTF8.self)) }
+        if json { print(try jsonText(result)) }
     }
 }

@@ -63,11 +63,7 @@ struct RunCommand: AsyncParsableCommand {
             let store = try await db.connect("jury run", logger: logger)
             let runs = try await store.listRuns()
             if json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                encoder.keyEncodingStrategy = .convertToSnakeCase
-                encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(runs), as: UTF8.self))
+                print(try jsonText(runs))
             } else {
                 print(RunTable(runs).text, terminator: "")
             }
@@ -347,11 +343,7 @@ struct Status: AsyncParsableCommand {
 
     private func render(_ report: StatusReport) throws -> String {
         guard json else { return report.text }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = watch ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.dateEncodingStrategy = .iso8601
-        return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
+        return try jsonText(report, oneLine: watch) + "\n"
     }
 }
 

@@ -143,10 +143,7 @@ struct Calibrate: AsyncParsableCommand {
         let calibration = try await Calibrator.calibrate(
             run: run, minCoverage: minCoverage, minKappa: minKappa, store: store)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            encoder.keyEncodingStrategy = .convertToSnakeCase
-            print(String(decoding: try encoder.encode(calibration), as: UTF8.self))
+            print(try jsonText(calibration))
         } else {
             print(calibration.table, terminator: "")
         }

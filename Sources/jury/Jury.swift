@@ -194,3 +194,13 @@ struct MetricsOptions: ParsableArguments {
         }
     }
 }
+
+/// What `--json` prints: snake_case keys in sorted order and ISO 8601 dates, indented, or on
+/// one line (one object per line, for --watch).
+func jsonText(_ value: some Encodable, oneLine: Bool = false) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = oneLine ? [.sortedKeys] : [.prettyPrinted, .sortedKeys]
+    encoder.keyEncodingStrategy = .convertToSnakeCase
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}

@@ -24,11 +24,11 @@ struct RunTable {
         }
         let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
         // Names and states read left to right; figures line up on the right.
-        let leftAligned: Set<Int> = [0, 1, 10, 11]
+        let readLeftToRight: Set<Int> = [0, 1, 10, 11]
         text = ([header] + rows).map { row in
             row.indices.map { column in
-                let padding = String(repeating: " ", count: widths[column] - row[column].count)
-                return leftAligned.contains(column) ? row[column] + padding : padding + row[column]
+                readLeftToRight.contains(column)
+                    ? row[column].leftAligned(widths[column]) : row[column].rightAligned(widths[column])
             }.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
         }.joined()
     }

@@ -25,19 +25,19 @@ enum StatusDashboard {
             let judges = report.judges.filter { $0.run == run.name }
             let width = max(5, judges.map(\.judge.count).max() ?? 5)
             // Columns as in the rows below: bar and percent, closed/total, rate, ETA, latency, errors.
-            out += "  " + leftAligned("judge", width) + "  " + leftAligned("progress", 27)
-            out += "  " + rightAligned("closed/total", 12) + "  " + rightAligned("votes/min", 9)
-            out += "  " + leftAligned("ETA", 8) + "  " + rightAligned("avg ms", 6) + "  errors now\n"
+            out += "  " + "judge".leftAligned(width) + "  " + "progress".leftAligned(27)
+            out += "  " + "closed/total".rightAligned(12) + "  " + "votes/min".rightAligned(9)
+            out += "  " + "ETA".leftAligned(8) + "  " + "avg ms".rightAligned(6) + "  errors now\n"
             for judge in judges {
                 let share = judge.total == 0 ? 0 : Double(judge.closed) / Double(judge.total)
-                out += "  " + leftAligned(judge.judge, width) + "  " + bar(share, width: 20) + " " + percent(share)
-                out += "  " + rightAligned("\(grouped(judge.closed))/\(grouped(judge.total))", 12)
-                out += "  " + rightAligned(number(judge.votesPerMinute), 9)
-                out += "  " + leftAligned(StatusReport.eta(judge.etaSeconds, left: judge.remaining), 8)
-                out += "  " + rightAligned(judge.averageLatencyMilliseconds.map(String.init) ?? "-", 6)
+                out += "  " + judge.judge.leftAligned(width) + "  " + bar(share, width: 20) + " " + percent(share)
+                out += "  " + "\(grouped(judge.closed))/\(grouped(judge.total))".rightAligned(12)
+                out += "  " + number(judge.votesPerMinute).rightAligned(9)
+                out += "  " + StatusReport.eta(judge.etaSeconds, left: judge.remaining).leftAligned(8)
+                out += "  " + (judge.averageLatencyMilliseconds.map(String.init) ?? "-").rightAligned(6)
                 out += "  " + errors(judge) + "\n"
                 if let reason = report.stopped[run.name]?[judge.judge] {
-                    out += "  " + leftAligned("", width) + "  STOPPED on every worker: \(reason)\n"
+                    out += "  " + "".leftAligned(width) + "  STOPPED on every worker: \(reason)\n"
                 }
             }
             out += "\n"
@@ -63,7 +63,7 @@ enum StatusDashboard {
         return "[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "]"
     }
 
-    static func percent(_ share: Double) -> String { rightAligned("\(Int((share * 100).rounded(.down)))%", 4) }
+    static func percent(_ share: Double) -> String { "\(Int((share * 100).rounded(.down)))%".rightAligned(4) }
 
     static func grouped(_ value: Int) -> String {
         value.formatted(.number.grouping(.automatic).locale(.init(identifier: "en_US")))
@@ -82,13 +82,5 @@ enum StatusDashboard {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = "yyyy-MM-dd HH:mm:ss 'UTC'"
         return formatter.string(from: date)
-    }
-
-    private static func leftAligned(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
-    }
-
-    private static func rightAligned(_ text: String, _ width: Int) -> String {
-        text.count >= width ? text : String(repeating: " ", count: width - text.count) + text
     }
 }

@@ -48,20 +48,17 @@ public enum Reduction {
         }
     }
 
-    /// Decides the ready examples of complete batches of a `dawid-skene` run.
-    public static func decideCompleteBatches(runID: Int64, store: Store) async throws -> ReductionReport {
-        var run = ""
-        var statuses: [Verdict.Status] = []
-        let report = try await store.reduce(runID: runID, scope: .completeBatches) { all, targets, config in
+    /// Decides the ready examples of complete batches of a `dawid-skene` run; returns them.
+    public static func decideCompleteBatches(runID: Int64, store: Store) async throws -> [DecidedExample] {
+        // Every verdict is stored: only a change of the run's rule refuses one, and the run's
+        // lock, which `jury reduce` takes too, holds the rule still.
+        var decided: [DecidedExample] = []
+        _ = try await store.reduce(runID: runID, scope: .completeBatches) { all, targets, config in
             let decisions = decide(all: all, targets: targets, config: config, rule: config.rule)
-            (run, statuses) = (config.name, decisions.map(\.verdict.status))
+            decided = decisions.map { DecidedExample(run: config.name, status: $0.verdict.status) }
             return decisions
         }
-        // Under the run's lock, every verdict of a complete batch is stored.
-        if report.decided == statuses.count {
-            for status in statuses { RuntimeMetrics.verdictStored(run: run, status: status, secondsSinceLastVote: nil) }
-        }
-        return report
+        return decided
     }
 
     /// Stores people's labels (all or nothing) and lets them decide the examples already decided.

@@ -39,8 +39,9 @@ public enum Operations {
     }
 
     /// Removes a finished run's jobs (with `everything`, the whole run), chunk by chunk, each
-    /// chunk its own transaction, then vacuums (and with `reindex`, rebuilds the indexes). Refused, with the reason, while the run still
-    /// has examples to decide (unless cancelled) or jobs running.
+    /// chunk its own transaction, then vacuums (and with `reindex`, rebuilds the indexes).
+    /// Refused, with the reason, while the run still has examples to decide (unless cancelled)
+    /// or jobs running.
     public static func purge(
         run: String, everything: Bool, reindex: Bool = false, examplesPerTransaction: Int, in store: Store
     ) async throws -> PurgeReport {

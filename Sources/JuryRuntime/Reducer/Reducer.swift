@@ -110,22 +110,21 @@ public final class Reducer: Service, Sendable {
     /// batches of runs under `dawid-skene` (which fits the whole run, so it waits for them).
     /// Returns how many examples it decided.
     public static func decideAvailable(runID: Int64?, limit: Int, store: Store) async throws -> Int {
-        let decided = try await store.decideReady(runID: runID, limit: limit) { example, config in
+        var decided = try await store.decideReady(runID: runID, limit: limit) { example, config in
             config.decide(
                 votes: example.votes, rule: config.rule, sourceLabel: example.sourceLabel,
                 reviewedLabel: example.reviewedLabel, early: example.early)
+        }
+        if decided.count < limit {
+            for due in try await store.dawidSkeneDue(runID: runID) {
+                decided += try await Reduction.decideCompleteBatches(runID: due, store: store)
+            }
         }
         for example in decided {
             RuntimeMetrics.verdictStored(
                 run: example.run, status: example.status, secondsSinceLastVote: example.secondsSinceLastVote)
         }
-        var count = decided.count
-        if count < limit {
-            for due in try await store.dawidSkeneDue(runID: runID) {
-                count += try await Reduction.decideCompleteBatches(runID: due, store: store).decided
-            }
-        }
-        return count
+        return decided.count
     }
 
     /// Wakes the reducer on notifications, and beats its heartbeat, until cancelled.

@@ -58,8 +58,7 @@ public enum RuntimeMetrics {
     static func callEnded(run: String, judge: String, outcome: String, after duration: Duration) {
         let labels = [("run", run), ("judge", judge)]
         Counter(label: judgeCalls.name, dimensions: labels + [("outcome", outcome)]).increment()
-        CoreMetrics.Timer(label: judgeCallDuration.name, dimensions: labels).recordNanoseconds(
-            duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000)
+        CoreMetrics.Timer(label: judgeCallDuration.name, dimensions: labels).recordSeconds(duration.inSeconds)
         if outcome == "rate_limited" { Counter(label: rateLimited.name, dimensions: labels).increment() }
     }
 
