@@ -111,40 +111,53 @@ final class PgBouncer {
         let database = String(target.path.dropFirst())
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbouncer-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let port = Int.random(in: 20_000..<40_000)
-        let config = """
-            [databases]
-            \(database) = host=\(host) port=\(serverPort) dbname=\(database) user=\(user)
-            [pgbouncer]
-            listen_addr = 127.0.0.1
-            listen_port = \(port)
-            unix_socket_dir =
-            auth_type = trust
-            auth_file = \(directory.path)/users.txt
-            pool_mode = transaction
-            default_pool_size = \(poolSize)
-            max_client_conn = 100
-            ignore_startup_parameters = extra_float_digits
-            logfile = \(directory.path)/pgbouncer.log
-            pidfile = \(directory.path)/pgbouncer.pid
-            """
-        try config.write(to: directory.appendingPathComponent("pgbouncer.ini"), atomically: true, encoding: .utf8)
-        try "\"\(user)\" \"\"\n".write(
-            to: directory.appendingPathComponent("users.txt"), atomically: true, encoding: .utf8)
-        var command = [found, directory.appendingPathComponent("pgbouncer.ini").path]
-        if getuid() == 0 {
-            _ = try Subprocess.run("/usr/bin/chown", ["-R", "postgres", directory.path], environment: [:])
-            command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command
+        var attempt = 0
+        while true {
+            // Below Linux's ephemeral range (32768-60999), where outgoing connections take ports;
+            // another process may still hold the one drawn, so a taken port means another draw.
+            let port = Int.random(in: 20_000..<32_000)
+            let config = """
+                [databases]
+                \(database) = host=\(host) port=\(serverPort) dbname=\(database) user=\(user)
+                [pgbouncer]
+                listen_addr = 127.0.0.1
+                listen_port = \(port)
+                unix_socket_dir =
+                auth_type = trust
+                auth_file = \(directory.path)/users.txt
+                pool_mode = transaction
+                default_pool_size = \(poolSize)
+                max_client_conn = 100
+                ignore_startup_parameters = extra_float_digits
+                logfile = \(directory.path)/pgbouncer-\(port).log
+                pidfile = \(directory.path)/pgbouncer-\(port).pid
+                """
+            try config.write(to: directory.appendingPathComponent("pgbouncer.ini"), atomically: true, encoding: .utf8)
+            try "\"\(user)\" \"\"\n".write(
+                to: directory.appendingPathComponent("users.txt"), atomically: true, encoding: .utf8)
+            var command = [found, directory.appendingPathComponent("pgbouncer.ini").path]
+            if getuid() == 0 {
+                _ = try Subprocess.run("/usr/bin/chown", ["-R", "postgres", directory.path], environment: [:])
+                command = ["/usr/sbin/runuser", "-u", "postgres", "--"] + command
+            }
+            let started = try Subprocess.spawn(
+                command[0], Array(command.dropFirst()), environment: ["PATH": "/usr/bin:/bin"])
+            let log = directory.appendingPathComponent("pgbouncer-\(port).log")
+            do {
+                try Self.waitUntilListening(log: log)
+                process = started
+                url = "postgresql://\(user)@127.0.0.1:\(port)/\(database)"
+                return
+            } catch let error as PostgresError where error.message.contains("Address already in use") && attempt < 5 {
+                started.kill(SIGTERM)
+                attempt += 1
+            }
         }
-        process = try Subprocess.spawn(command[0], Array(command.dropFirst()), environment: ["PATH": "/usr/bin:/bin"])
-        url = "postgresql://\(user)@127.0.0.1:\(port)/\(database)"
-        try waitUntilListening(port: port)
     }
 
-    private func waitUntilListening(port: Int) throws {
+    private static func waitUntilListening(log file: URL) throws {
         for _ in 0..<100 {
-            let log =
-                (try? String(contentsOf: directory.appendingPathComponent("pgbouncer.log"), encoding: .utf8)) ?? ""
+            let log = (try? String(contentsOf: file, encoding: .utf8)) ?? ""
             if log.contains("process up") { return }
             if log.contains("FATAL") || log.contains("ERROR") {
                 throw PostgresError(code: .connectionFailed, message: "PgBouncer did not start: \(log)")
