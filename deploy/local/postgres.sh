@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts a throwaway PostgreSQL in a directory of its own and prints its DATABASE_URL.
-#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to a free one from 55432 up)
+#   deploy/local/postgres.sh start DIR [PORT]    (DIR is created; PORT defaults to a free one from 25432 up)
 #   deploy/local/postgres.sh restart DIR [immediate]  (a fast restart, same port: for failure tests;
 #                                                    immediate: no shutdown checkpoint, as after a crash)
 #   deploy/local/postgres.sh stop DIR
@@ -32,9 +32,10 @@ start)
         exit 0
     fi
     chosen=$port
-    # Each directory starts its search at a port of its own (55432 to 55931): a server being
+    # Each directory starts its search at a port of its own (25432 to 25931): a server being
     # restarted keeps its port, which a server starting at the same moment would otherwise take.
-    [[ -n "$port" ]] || port=$((55432 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 500))
+    # These lie below Linux's ephemeral range, so no outgoing connection holds one meanwhile.
+    [[ -n "$port" ]] || port=$((25432 + $(printf '%s' "$dir" | cksum | cut -d' ' -f1) % 500))
     mkdir -p "$dir"
     [[ $(id -u) == 0 ]] && chown postgres: "$dir"
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
