@@ -98,7 +98,7 @@ public enum Benchmark {
 
         // Enqueue.
         let (enqueued, enqueueSeconds) = try await enqueueCorpus(
-            count: options.examples, prefix: "w", run: run, store: store, logger: logger)
+            count: options.examples, prefix: "w", run: run, store: store, database: database, logger: logger)
         let examplesPerSecond = Double(enqueued.new) / enqueueSeconds
         let jobsPerSecond = Double(enqueued.jobs) / enqueueSeconds
         report(
@@ -131,7 +131,7 @@ public enum Benchmark {
 
         // The worker alone (claim, call, record).
         let (more, _) = try await enqueueCorpus(
-            count: options.examples, prefix: "v", run: run, store: store, logger: logger)
+            count: options.examples, prefix: "v", run: run, store: store, database: database, logger: logger)
         let soloWorker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         before = try await store.databaseActivity()
@@ -158,7 +158,7 @@ public enum Benchmark {
                         "pgbench, minimal queue loop (%d clients, claim 100 with SKIP LOCKED, then record): %.0f jobs/s",
                     options.pgbenchClients, minimal!.jobsPerSecond))
             let (pending, _) = try await enqueueCorpus(
-                count: options.examples, prefix: "p", run: run, store: store, logger: logger)
+                count: options.examples, prefix: "p", run: run, store: store, database: database, logger: logger)
             jurySQL = try PGBench.jurySQL(
                 binary: binary, database: database, run: run, jobs: pending.jobs, batch: options.pgbenchBatch,
                 clients: options.pgbenchClients)
@@ -234,14 +234,16 @@ public enum Benchmark {
                 """, file: "bench")
     }
 
-    /// Enqueues `count` generated examples into the run; returns the report and how long the enqueue took.
+    /// Enqueues `count` generated examples into the run as `jury enqueue` does, on the store and
+    /// a second connection; returns the report and how long the enqueue took.
     private static func enqueueCorpus(
-        count: Int, prefix: String, run: StoredRun, store: Store, logger: Logger
+        count: Int, prefix: String, run: StoredRun, store: Store, database: Database, logger: Logger
     ) async throws -> (report: EnqueueReport, seconds: Double) {
         let path = try writeCorpus(count: count, prefix: prefix)
         defer { try? FileManager.default.removeItem(atPath: path) }
+        let second = try await database.connect(applicationName: "jury bench", logger: logger)
         let started = ContinuousClock.now
-        let report = try await Enqueuer(store: store, logger: logger).enqueue(file: path, run: run.name)
+        let report = try await Enqueuer(stores: [store, second], logger: logger).enqueue(file: path, run: run.name)
         return (report, seconds(since: started))
     }
 

@@ -62,8 +62,9 @@ public enum ScaleRun {
 
         let path = try Benchmark.writeCorpus(count: options.examples, prefix: "s")
         defer { try? FileManager.default.removeItem(atPath: path) }
+        let second = try await database.connect(applicationName: "jury bench", logger: logger)
         var started = ContinuousClock.now
-        let enqueued = try await Enqueuer(store: store, logger: logger).enqueue(file: path, run: run.name)
+        let enqueued = try await Enqueuer(stores: [store, second], logger: logger).enqueue(file: path, run: run.name)
         let enqueueSeconds = Benchmark.seconds(since: started)
         report(String(format: "enqueue: %d examples, %d jobs in %.0fs", enqueued.new, enqueued.jobs, enqueueSeconds))
 

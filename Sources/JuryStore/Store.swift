@@ -45,6 +45,13 @@ public struct Store: Sendable {
         (error as? PostgresError)?.isDataError ?? false
     }
 
+    /// True when the server stopped a transaction to break a deadlock, or for a serialization
+    /// conflict: the same transaction, tried again, can succeed.
+    public static func isConflict(_ error: any Error) -> Bool {
+        guard let state = (error as? PostgresError)?.sqlState else { return false }
+        return state == "40P01" || state == "40001"
+    }
+
     /// Checks that the schema is there and at the version this binary carries.
     public func checkSchema() async throws {
         let exists = try await connection.query(

@@ -163,7 +163,8 @@ struct Enqueue: AsyncParsableCommand {
             Each line is a JSON object with an "id" (string or integer, unique in the run), the fields the \
             prompt uses, and optionally "human_label" and "source_label" (labels of the taxonomy). The whole \
             file is checked first: a bad line stops the load before anything is written, and names the line. \
-            Then it goes in by chunks of --examples-per-transaction, each its own transaction. Ids compare by \
+            Then it goes in by chunks of --examples-per-transaction, each its own transaction, --connections \
+            of them at once. Ids compare by \
             their bytes. Ids already in the run are skipped, so enqueueing a file again is a no-op and an \
             interrupted enqueue resumes; ids whose line changed since are counted and the first few named.
             """)
@@ -173,18 +174,26 @@ struct Enqueue: AsyncParsableCommand {
     @Option(help: "The longest line accepted, in bytes.") var maxLineBytes = Enqueuer.defaultMaxLineBytes
     @Option(help: "Examples per transaction: short transactions let vacuum keep up on large corpora.")
     var examplesPerTransaction = 50_000
+    @Option(
+        help: """
+            Connections that load chunks at once. Inserting keeps a server process's core busy: \
+            2 keeps two busy; more helps only a server with more cores to spare.
+            """)
+    var connections = 2
     @Argument(help: "The JSONL file.") var file: String
 
     func validate() throws {
         guard maxLineBytes > 0 else { throw ValidationError("--max-line-bytes must be at least 1") }
         guard examplesPerTransaction > 0 else { throw ValidationError("--examples-per-transaction must be at least 1") }
+        guard (1...64).contains(connections) else { throw ValidationError("--connections must be from 1 to 64") }
     }
 
     func run() async throws {
         let logger = db.makeLogger("jury.enqueue")
-        let store = try await db.connect("jury enqueue", logger: logger)
+        var stores: [Store] = []
+        for _ in 0..<connections { stores.append(try await db.connect("jury enqueue", logger: logger)) }
         let report = try await Enqueuer(
-            store: store, logger: logger, maxLineBytes: maxLineBytes, examplesPerTransaction: examplesPerTransaction
+            stores: stores, logger: logger, maxLineBytes: maxLineBytes, examplesPerTransaction: examplesPerTransaction
         ).enqueue(file: file, run: run, batch: batch)
         print(
             "\(report.examples) examples read, \(report.new) new, \(report.examples - report.new) already in run \(run); \(report.jobs) jobs created"

@@ -47,6 +47,37 @@ struct EnqueueTests {
         #expect(try await connection.count("SELECT count(DISTINCT xmin::text) FROM jobs") == 8)
     }
 
+    @Test(.freshDatabase) func chunksLoadOnSeveralConnectionsAtOnceAndReopenADoneRun() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let stores = [try await store(url), try await store(url), try await store(url)]
+        let run = try await createRun(yaml, in: stores[0])
+        let enqueuer = Enqueuer(stores: stores, logger: TestDatabase.logger, examplesPerTransaction: 40)
+        let file = try writeCorpus(count: 250)
+        #expect(
+            try await enqueuer.enqueue(file: file, run: "test", batch: "b")
+                == EnqueueReport(examples: 250, new: 250, jobs: 750))
+        // Seven chunks of at most 40, each its own transaction, on three connections.
+        #expect(try await connection.count("SELECT count(DISTINCT xmin::text) FROM examples") == 7)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 750)
+        #expect(try await connection.count("SELECT count(DISTINCT external_id) FROM examples") == 250)
+        try await expectCountsMatchTables(connection)
+
+        // The run ends; then new lines come, loaded side by side, and make it active again.
+        try await connection.query(
+            "UPDATE jobs SET state = 'cancelled' WHERE run_id = \(run.id)")
+        try await connection.query(
+            "UPDATE examples SET state = 'decided', jobs_open = 0, jobs_cancelled = jobs_total WHERE run_id = \(run.id)"
+        )
+        #expect(try await stores[0].finishRuns() == ["test"])
+        let more = try await enqueuer.enqueue(
+            file: try writeCorpus(count: 250, prefix: "more"), run: "test", batch: "b")
+        #expect(more == EnqueueReport(examples: 250, new: 250, jobs: 750))
+        #expect(try await stores[0].findRun("test").state == .active)
+        #expect(try await stores[0].finishRuns().isEmpty)
+        try await expectCountsMatchTables(connection)
+    }
+
     @Test(.freshDatabase) func keepsFieldsLabelsAndIntegerIDs() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)

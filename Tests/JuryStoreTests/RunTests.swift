@@ -43,7 +43,13 @@ struct RunTests {
         try await adder.query("SELECT jury_lock_run_for_work(\(run.id))")
         try await addExample("x2", state: "voting", on: adder)
         #expect(try await jury.finishRuns().isEmpty)
+        // Adders share the lock: a second one goes ahead at once (its lock_timeout would stop a wait).
+        let second = try await connect(url)
+        try await second.execute(script: "BEGIN; SET LOCAL lock_timeout = '1s'")
+        try await second.query("SELECT jury_lock_run_for_work(\(run.id))")
         try await adder.execute(script: "COMMIT")
+        #expect(try await jury.finishRuns().isEmpty)
+        try await second.execute(script: "COMMIT")
         #expect(try await jury.finishRuns().isEmpty)
 
         try await connection.query("UPDATE examples SET state = 'decided' WHERE external_id = 'x2'")

@@ -9,12 +9,16 @@ public import Logging
 /// file, a key repeated in an object, a label outside the taxonomy, a line longer than
 /// `maxLineBytes`) stops it before anything is written, and the error names the line. Then it
 /// goes in through COPY in chunks of `examplesPerTransaction`, each its own transaction, so a
-/// corpus of millions never holds back vacuum for minutes. Ids compare by their bytes, as
+/// corpus of millions never holds back vacuum for minutes. Each store is a connection, and the
+/// chunks go through all of them at once: one server process inserting is what bounded a load,
+/// with the other core waiting. Ids compare by their bytes, as
 /// PostgreSQL compares them: two spellings of one accented letter are two ids. Ids already in
 /// the run are skipped, so enqueueing the same file again is a no-op, and an enqueue that was
 /// interrupted resumes where it stopped; ids whose line changed since are counted in the report.
 public struct Enqueuer: Sendable {
-    public let store: Store
+    /// The first store finds the run; every one of them loads chunks.
+    public let stores: [Store]
+    public var store: Store { stores[0] }
     public let logger: Logger
     /// The longest line accepted, in bytes.
     public var maxLineBytes: Int
@@ -29,7 +33,18 @@ public struct Enqueuer: Sendable {
         store: Store, logger: Logger, maxLineBytes: Int = Enqueuer.defaultMaxLineBytes,
         examplesPerTransaction: Int = 50_000
     ) {
-        self.store = store
+        self.init(
+            stores: [store], logger: logger, maxLineBytes: maxLineBytes,
+            examplesPerTransaction: examplesPerTransaction)
+    }
+
+    /// `stores` must not be empty.
+    public init(
+        stores: [Store], logger: Logger, maxLineBytes: Int = Enqueuer.defaultMaxLineBytes,
+        examplesPerTransaction: Int = 50_000
+    ) {
+        precondition(!stores.isEmpty, "an enqueue needs a connection")
+        self.stores = stores
         self.logger = logger
         self.maxLineBytes = maxLineBytes
         self.examplesPerTransaction = max(1, examplesPerTransaction)
@@ -47,37 +62,44 @@ public struct Enqueuer: Sendable {
         var checker = try reader(path, run: run)
         let lines = try checker.reader.checkAll()
         try? checker.handle.close()
-        // Second pass: the lines as they are, in chunks, each in its own transaction.
+        // Second pass: the lines as they are, in chunks, each in its own transaction, as many
+        // at once as there are stores. Reading stays in this task: the file is read once, in order.
         var source = try reader(path, run: run)
         defer { try? source.handle.close() }
         var total = EnqueueReport(examples: 0, new: 0, jobs: 0)
+        var idle = stores
         var pending: [CorpusLine] = []
         var exhausted = false
-        while !exhausted || !pending.isEmpty {
-            while !exhausted && pending.count < examplesPerTransaction {
-                if let chunk = try source.reader.nextLines() { pending += chunk } else { exhausted = true }
+        try await withThrowingTaskGroup(of: (Store, EnqueueReport).self) { loading in
+            func collect() async throws {
+                guard let (store, report) = try await loading.next() else { return }
+                idle.append(store)
+                total.examples += report.examples
+                total.new += report.new
+                total.jobs += report.jobs
+                total.changed += report.changed
+                total.changedIDs = Array((total.changedIDs + report.changedIDs).prefix(5))
+                logger.debug("enqueued a chunk", metadata: ["examples": "\(total.examples)", "of": "\(lines)"])
             }
-            let chunk = Array(pending.prefix(examplesPerTransaction))
-            pending.removeFirst(chunk.count)
-            guard !chunk.isEmpty else { break }
-            // What goes in is what was checked: a file rewritten meanwhile stops the load.
-            guard try fileStamp(path) == stamp else {
-                throw JuryError(
-                    .io,
-                    "\(path) changed while it was being enqueued; \(total.examples) of its lines went in. "
-                        + "Enqueue it again: the lines already in are skipped")
+            while !exhausted || !pending.isEmpty {
+                while !exhausted && pending.count < examplesPerTransaction {
+                    if let chunk = try source.reader.nextLines() { pending += chunk } else { exhausted = true }
+                }
+                let chunk = Array(pending.prefix(examplesPerTransaction))
+                pending.removeFirst(chunk.count)
+                guard !chunk.isEmpty else { break }
+                // What goes in is what was checked: a file rewritten meanwhile stops the load.
+                guard try fileStamp(path) == stamp else {
+                    throw JuryError(
+                        .io,
+                        "\(path) changed while it was being enqueued; \(total.examples) of its lines went in. "
+                            + "Enqueue it again: the lines already in are skipped")
+                }
+                if idle.isEmpty { try await collect() }
+                let store = idle.removeLast()
+                loading.addTask { (store, try await Self.load(chunk, into: run, batch: batch, store: store)) }
             }
-            var handed = false
-            let report = try await store.enqueue(into: run, batch: batch) {
-                defer { handed = true }
-                return handed ? nil : chunk
-            }
-            total.examples += report.examples
-            total.new += report.new
-            total.jobs += report.jobs
-            total.changed += report.changed
-            total.changedIDs = Array((total.changedIDs + report.changedIDs).prefix(5))
-            logger.debug("enqueued a chunk", metadata: ["examples": "\(total.examples)", "of": "\(lines)"])
+            while !loading.isEmpty { try await collect() }
         }
         logger.info(
             "enqueued",
@@ -86,6 +108,26 @@ public struct Enqueuer: Sendable {
             try await store.analyzeQueue()
         }
         return total
+    }
+
+    /// One chunk in one transaction. Loads running side by side can deadlock in one narrow case
+    /// (both reopen a run that ended as they began; the server then stops one of them): that
+    /// chunk is loaded again, which adds nothing twice.
+    private static func load(_ chunk: [CorpusLine], into run: StoredRun, batch: String, store: Store) async throws
+        -> EnqueueReport
+    {
+        var attempt = 1
+        while true {
+            do {
+                var handed = false
+                return try await store.enqueue(into: run, batch: batch) {
+                    defer { handed = true }
+                    return handed ? nil : chunk
+                }
+            } catch  where Store.isConflict(error) && attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
     /// The file's size and modification time: what tells that it changed between the passes.
