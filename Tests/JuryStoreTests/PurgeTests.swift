@@ -88,23 +88,34 @@ struct PurgeTests {
         #expect(try await connection.count("SELECT count(*) FROM pg_index WHERE NOT indisvalid") == 0)
     }
 
-    @Test(.freshDatabase) func examplesTakeTheirJobsWithThem() async throws {
+    @Test(.freshDatabase) func examplesTakeTheirJobsAndVotesWithThem() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
         let jury = try await store(url)
-        let run = try await createRun(runYAML(models: ["a", "b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-        try await enqueue(try writeCorpus(count: 6), run: run.name, in: jury)
-        // One chunk of a purge --everything: two examples go, and their jobs (no foreign key
-        // does it since 021, a trigger does), counted out of the run's counts.
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        let rows = (0..<6).map { (id: "p\($0)", human: String?.none, source: String?.none) }
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
+        let votes = Dictionary(
+            uniqueKeysWithValues: (0..<6).map { ("p\($0)", [String?](repeating: "valid", count: 4)) })
+        try await Fixture.castVotes(votes, run: run, in: jury)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 24)
+        // One chunk of a purge --everything: two examples go, and their jobs and votes (no
+        // foreign key does it since 021 and 023, a trigger does), counted out of the run's counts.
         #expect(try await jury.purgeRun(runID: run.id, limit: 2) == 2)
-        #expect(try await connection.count("SELECT count(*) FROM jobs") == 8)
-        #expect(
-            try await connection.count(
-                "SELECT count(*) FROM jobs j WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.id = j.example_id)")
-                == 0)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 16)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 16)
+        for table in ["jobs", "votes"] {
+            #expect(
+                try await connection.count(
+                    PostgresQuery(
+                        stringLiteral:
+                            "SELECT count(*) FROM \(table) t WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.id = t.example_id)"
+                    )) == 0)
+        }
         try await expectCountsMatchTables(connection)
         // Deleting the run takes the rest.
         try await jury.deleteRun(id: run.id)
         #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
     }
 }
