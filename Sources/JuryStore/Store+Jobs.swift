@@ -19,7 +19,7 @@ extension Store {
                 judge: try row.decode("judge"), attempts: try row.decode("attempts"), claim: try row.decode("claim"),
                 transientFailures: try row.decode("transient_failures"),
                 retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
-                externalID: try row.decode("external_id"), payload: try JSONValue.parse(Array(payload.utf8)))
+                externalID: try row.decode("external_id"), payload: try JSONValue.parseStrict(payload.utf8))
         }
     }
 

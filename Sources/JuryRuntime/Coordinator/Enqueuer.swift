@@ -246,10 +246,9 @@ struct JSONLReader {
     /// labels of the taxonomy, no NUL character.
     private mutating func check(_ line: ArraySlice<UInt8>) throws {
         func fail(_ reason: String) -> JuryError { .invalidInput(file, line: lineNumber, reason) }
-        if let problem = JSONStrictness.problem(in: line) { throw fail("not valid JSON: \(problem)") }
-        guard case .object(let object) = try? JSONValue.parse(line) else {
-            throw fail((try? JSONValue.parse(line)) == nil ? "not valid JSON" : "expected a JSON object")
-        }
+        let value: JSONValue
+        do { value = try JSONValue.parseStrict(line) } catch { throw fail("not valid JSON: \(error)") }
+        guard case .object(let object) = value else { throw fail("expected a JSON object") }
         let id: String
         switch object["id"] {
         case .string(let text) where !text.isEmpty: id = text
