@@ -37,8 +37,11 @@ public struct AnthropicFormat: ProviderFormat {
     public func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        if let problem = JSONStrictness.problem(in: body) { throw fail("the response is not valid JSON: \(problem)") }
-        guard let response = try? JSONValue.parse(body), case .array(let blocks)? = response["content"] else {
+        let response: JSONValue
+        do { response = try JSONValue.parseStrict(body) } catch {
+            throw fail("the response is not valid JSON: \(error)")
+        }
+        guard case .array(let blocks)? = response["content"] else {
             throw fail("the response is not a message")
         }
         let reader = AnswerReader(labels: labels, judge: judge)

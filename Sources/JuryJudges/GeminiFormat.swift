@@ -28,8 +28,10 @@ public struct GeminiFormat: ProviderFormat {
     public func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        if let problem = JSONStrictness.problem(in: body) { throw fail("the response is not valid JSON: \(problem)") }
-        guard let response = try? JSONValue.parse(body) else { throw fail("the response is not JSON") }
+        let response: JSONValue
+        do { response = try JSONValue.parseStrict(body) } catch {
+            throw fail("the response is not valid JSON: \(error)")
+        }
         guard case .array(let candidates)? = response["candidates"], let candidate = candidates.first else {
             let blocked = response["promptFeedback", "blockReason"]?.text.map { " (blocked: \($0))" } ?? ""
             throw fail("the response has no candidate\(blocked)")

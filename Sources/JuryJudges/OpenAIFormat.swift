@@ -34,7 +34,8 @@ public struct OpenAIFormat: ProviderFormat {
     public static func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        if let problem = JSONStrictness.problem(in: body) { throw fail("the response is not valid JSON: \(problem)") }
+        // The whole body is held to strict JSON first: the decoder below lets a key twice pass.
+        do { _ = try JSONValue.parseStrict(body) } catch { throw fail("the response is not valid JSON: \(error)") }
         guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
             throw fail("the response is not a chat completion")
         }

@@ -21,12 +21,13 @@ public struct AnswerReader: Sendable {
         guard let json = Self.jsonObject(in: text) else {
             throw fail("the answer holds no JSON object", answer: text)
         }
-        if let problem = JSONStrictness.problem(in: Array(json.utf8)) {
-            throw fail("the answer is not valid JSON (\(problem)), so its label is ambiguous", answer: text)
+        let value: JSONValue
+        do {
+            value = try JSONValue.parseStrict(json.utf8)
+        } catch {
+            throw fail("the answer is not valid JSON (\(error)), so its label is ambiguous", answer: text)
         }
-        guard case .object(let fields) = try? JSONValue.parse(Array(json.utf8)) else {
-            throw fail("the answer is not a JSON object", answer: text)
-        }
+        guard case .object(let fields) = value else { throw fail("the answer is not a JSON object", answer: text) }
         return try read(fields: fields, answer: text)
     }
 
