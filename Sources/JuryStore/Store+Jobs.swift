@@ -4,6 +4,10 @@ import JuryPostgres
 /// The queue's transitions for workers: claim, record, reap, and the shared rate limits.
 extension Store {
     /// Claims pending jobs of the runs and judges asked, leased to `owner` for `leaseSeconds`.
+    ///
+    /// A job whose payload cannot be read is failed at once, with the reason, rather than
+    /// returned: thrown, it would leave every job of the claim running under a live worker
+    /// that knows nothing of them, and they would never come back.
     public func claim(_ requests: [ClaimRequest], owner: String, leaseSeconds: Double) async throws -> [ClaimedJob] {
         let rows = try await connection.query(
             """
@@ -12,15 +16,39 @@ extension Store {
             FROM jury_claim_jobs(\(owner), \(leaseSeconds), \(requests.map(\.runID))::bigint[],
                                  \(requests.map(\.judge))::text[], \(requests.map(\.count))::int[])
             """)
-        return try rows.map { row in
+        var claimed: [ClaimedJob] = []
+        var unreadable: [JobOutcome] = []
+        for row in rows {
             let payload: String = try row.decode("payload")
-            return ClaimedJob(
+            var problem: JSONSyntaxError?
+            let value: JSONValue
+            do { value = try JSONValue.parseStrict(payload.utf8) } catch {
+                problem = error
+                value = .null
+            }
+            let job = ClaimedJob(
                 id: try row.decode("job_id"), runID: try row.decode("run_id"), exampleID: try row.decode("example_id"),
                 judge: try row.decode("judge"), attempts: try row.decode("attempts"), claim: try row.decode("claim"),
                 transientFailures: try row.decode("transient_failures"),
                 retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
-                externalID: try row.decode("external_id"), payload: try JSONValue.parseStrict(payload.utf8))
+                externalID: try row.decode("external_id"), payload: value)
+            if let problem {
+                let fail = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
+                unreadable.append(.release(job, error: "the example's payload cannot be read: \(problem)", fail))
+            } else {
+                claimed.append(job)
+            }
         }
+        if !unreadable.isEmpty { try await record(unreadable, owner: owner) }
+        return claimed
+    }
+
+    /// Gives back the running jobs `owner` holds but does not track: those of a claim that
+    /// committed while the connection lost its answer. Returns how many.
+    public func returnUntrackedJobs(owner: String, tracked: [Int64]) async throws -> Int {
+        let rows = try await connection.query(
+            "SELECT jury_return_untracked_jobs(\(owner), \(tracked)::bigint[]) AS returned")
+        return try rows[0].decode("returned")
     }
 
     /// What `record` stored: the outcomes whose claims still held, and which of them were votes.

@@ -296,6 +296,40 @@ struct PipelineTests {
         }
     }
 
+    @Test(.freshDatabase) func jobsOfAClaimWhoseAnswerWasLostComeBack() async throws {
+        try await withMockJudges([mockJudge("l-a", seed: 5, latency: 20)]) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(runYAML(models: ["l-a"], baseURL: baseURL), in: jury)
+            try await enqueue(try writeCorpus(count: 60), run: run.name, in: jury)
+            var options = WorkerOptions()
+            options.concurrency = 4
+            options.idlePollSeconds = 0.2
+            // Polling: the killed connection is then found by the next claim, not by a wait on its socket.
+            options.listens = false
+            let worker = testWorker(url: url, options: options)
+            try await untilShutdown([worker]) {
+                try await eventually("the worker to register") {
+                    try await connection.count(
+                        "SELECT count(*) FROM workers WHERE id = \(worker.id) AND stopped_at IS NULL") == 1
+                }
+                // A claim committed under the worker's name, and its connection died before the
+                // answer came: the jobs are the live worker's, and it knows nothing of them.
+                let lost = try await jury.claim(
+                    [ClaimRequest(runID: run.id, judge: "j1", count: 10)], owner: worker.id, leaseSeconds: 60)
+                #expect(lost.count == 10)
+                try await connection.query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jury worker'")
+                try await eventually("every job voted") {
+                    try await connection.count("SELECT count(*) FROM votes") == 60
+                }
+            }
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'done'") == 0)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
     @Test(.freshDatabase) func aStoppedWorkerDrainsAndLeavesNoJobRunning() async throws {
         try await withMockJudges([mockJudge("d-a", seed: 12, latency: 200)]) { baseURL, _ in
             let url = try TestDatabase.url

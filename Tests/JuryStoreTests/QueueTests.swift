@@ -45,6 +45,29 @@ struct QueueTests {
         #expect(try await connection.query("SELECT rationale FROM votes")[0]["rationale"] == "current")
     }
 
+    @Test(.freshDatabase) func jobsAWorkerHoldsWithoutKnowingAreGivenBack() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 5)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 3)]
+        // "w" tracks the first of its three jobs; the others came from a claim whose answer it lost.
+        let held = try await jury.claim(want, owner: "w", leaseSeconds: 60)
+        let other = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 1)], owner: "v", leaseSeconds: 60)
+        #expect(held.count == 3 && other.count == 1)
+        #expect(try await jury.returnUntrackedJobs(owner: "w", tracked: [held[0].id]) == 2)
+        #expect(try await jury.returnUntrackedJobs(owner: "w", tracked: [held[0].id]) == 0)
+        let running = try await connection.query("SELECT id, lease_owner FROM jobs WHERE state = 'running' ORDER BY id")
+        #expect(running.map { $0["lease_owner"] } == ["w", "v"])
+        // Given back as a return: no attempt counted, and the next claim takes them (with the one never claimed).
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0 AND last_error LIKE 'claimed by a statement%'"
+            )
+                == 2)
+        #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).count == 3)
+        try await expectCountsMatchTables(connection)
+    }
+
     @Test(.freshDatabase) func aBeatingWorkerKeepsItsJobsAndOneThatStoppedBeatingLosesThem() async throws {
         let url = try TestDatabase.url
         let (connection, jury, run) = try await setUp(url, examples: 2)

@@ -18,9 +18,15 @@ struct Claimer: Sendable {
         let permits = Permits(store: store, ledger: ledger, planner: planner)
         var contexts: [Int64: RunContext] = [:]
         var contextsLoadedAt = ContinuousClock.now - .seconds(3600)
+        // After a failure, a claim may have committed without this worker hearing of it.
+        var mayHoldUntracked = false
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
                 do {
+                    if mayHoldUntracked {
+                        try await returnUntrackedJobs()
+                        mayHoldUntracked = false
+                    }
                     for (key, reason) in ledger.takeBreakersToOpen() {
                         try await store.openBreaker(runID: key.runID, judge: key.judge, reason: reason, owner: id)
                     }
@@ -61,10 +67,22 @@ struct Claimer: Sendable {
                     }
                 } catch {
                     logger.warning("claiming failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
+                    mayHoldUntracked = true
                     await ledger.claimerWakeup.wait(timeout: .seconds(options.idlePollSeconds))
                 }
             }
             await drain(&calls)
+        }
+    }
+
+    /// Gives back the jobs the database says this worker holds but the ledger does not track.
+    /// Running here, in the task that claims, no claim is between its commit and its tracking.
+    private func returnUntrackedJobs() async throws {
+        let tracked = ledger.state.withLock { Array($0.inFlight.keys) }
+        let returned = try await store.returnUntrackedJobs(owner: id, tracked: tracked)
+        if returned > 0 {
+            logger.warning(
+                "gave back jobs of a claim whose answer the connection lost", metadata: ["jobs": "\(returned)"])
         }
     }
 
