@@ -320,7 +320,8 @@ struct PipelineTests {
                     [ClaimRequest(runID: run.id, judge: "j1", count: 10)], owner: worker.id, leaseSeconds: 60)
                 #expect(lost.count == 10)
                 try await connection.query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jury worker'")
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jury worker' AND datname = current_database()"
+                )
                 try await eventually("every job voted") {
                     try await connection.count("SELECT count(*) FROM votes") == 60
                 }
