@@ -92,7 +92,7 @@ public struct Enqueuer: Sendable {
                 guard try fileStamp(path) == stamp else {
                     throw JuryError(
                         .io,
-                        "\(path) changed while it was being enqueued; \(total.examples) of its lines went in. "
+                        "\(path) changed while it was being enqueued; at least \(total.examples) of its lines went in. "
                             + "Enqueue it again: the lines already in are skipped")
                 }
                 if idle.isEmpty { try await collect() }
