@@ -18,15 +18,10 @@ struct Claimer: Sendable {
         let permits = Permits(store: store, ledger: ledger, planner: planner)
         var contexts: [Int64: RunContext] = [:]
         var contextsLoadedAt = ContinuousClock.now - .seconds(3600)
-        // After a failure, a claim may have committed without this worker hearing of it.
-        var mayHoldUntracked = false
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
                 do {
-                    if mayHoldUntracked {
-                        try await returnUntrackedJobs()
-                        mayHoldUntracked = false
-                    }
+                    try await returnUntrackedJobsAfterAFailure()
                     for (key, reason) in ledger.takeBreakersToOpen() {
                         try await store.openBreaker(runID: key.runID, judge: key.judge, reason: reason, owner: id)
                     }
@@ -67,7 +62,7 @@ struct Claimer: Sendable {
                     }
                 } catch {
                     logger.warning("claiming failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
-                    mayHoldUntracked = true
+                    ledger.databaseFailed()
                     await ledger.claimerWakeup.wait(timeout: .seconds(options.idlePollSeconds))
                 }
             }
@@ -75,14 +70,27 @@ struct Claimer: Sendable {
         }
     }
 
-    /// Gives back the jobs the database says this worker holds but the ledger does not track.
+    /// After a statement failed anywhere in the worker, gives back the jobs the database says
+    /// it holds but the ledger does not track: those of a claim that committed unheard, and
+    /// those whose recorded outcome the database lost. Nobody else would: this worker is alive.
     /// Running here, in the task that claims, no claim is between its commit and its tracking.
-    private func returnUntrackedJobs() async throws {
-        let tracked = ledger.state.withLock { Array($0.inFlight.keys) }
-        let returned = try await store.returnUntrackedJobs(owner: id, tracked: tracked)
-        if returned > 0 {
-            logger.warning(
-                "gave back jobs of a claim whose answer the connection lost", metadata: ["jobs": "\(returned)"])
+    private func returnUntrackedJobsAfterAFailure() async throws {
+        let tracked: [Int64]? = ledger.state.withLock { state in
+            guard state.mayHoldUntracked else { return nil }
+            state.mayHoldUntracked = false
+            return Array(state.inFlight.keys)
+        }
+        guard let tracked else { return }
+        do {
+            let returned = try await store.returnUntrackedJobs(owner: id, tracked: tracked)
+            if returned > 0 {
+                logger.warning(
+                    "gave back jobs the database says this worker holds but it had no call for",
+                    metadata: ["jobs": "\(returned)"])
+            }
+        } catch {
+            ledger.databaseFailed()
+            throw error
         }
     }
 

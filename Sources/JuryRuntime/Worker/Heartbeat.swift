@@ -41,6 +41,7 @@ struct Heartbeat: Sendable {
             }
         } catch {
             logger.warning("beating the heartbeat failed", metadata: [JuryMetadata.error: "\(error)"])
+            ledger.databaseFailed()
         }
     }
 }

@@ -48,6 +48,7 @@ struct OutcomeRecorder: Sendable {
                 // Data errors were dealt with in `record`: what gets here is the connection, or the
                 // database as a whole (a schema that does not match), which no single job is to blame for.
                 failures += 1
+                ledger.databaseFailed()
                 logger.warning("recording outcomes failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
                 ledger.state.withLock { $0.outcomes.insert(contentsOf: batch, at: 0) }
                 var pause = Duration.milliseconds(min(5000, 100 << min(failures, 6)))

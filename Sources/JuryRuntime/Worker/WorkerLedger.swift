@@ -7,6 +7,10 @@ final class WorkerLedger: Sendable {
     struct State {
         /// Jobs claimed and not yet recorded.
         var inFlight: [Int64: ClaimedJob] = [:]
+        /// A statement failed since the claimer last compared its jobs with the database's:
+        /// a claim may have committed unheard, or a commit it heard of may have been lost (a
+        /// crash with asynchronous commit, a failover to a replica behind).
+        var mayHoldUntracked = false
         var perJudge: [JudgeKey: Int] = [:]
         /// Judge calls under way.
         var calling = 0
@@ -81,6 +85,9 @@ final class WorkerLedger: Sendable {
     }
 
     // MARK: - Jobs
+
+    /// A statement failed: the claimer compares the jobs it holds with the database's.
+    func databaseFailed() { state.withLock { $0.mayHoldUntracked = true } }
 
     func track(_ jobs: [ClaimedJob]) {
         state.withLock { state in
