@@ -1,7 +1,9 @@
--- A claim whose answer the connection lost may still have committed. Its jobs are then
--- running under a worker that is alive, beating its heartbeat, and knows nothing of them: no
--- reaper takes them back, and the run never ends. After a claim fails, the worker gives back
--- whatever it holds but does not track (`p_tracked`), as a return: no attempt counted.
+-- A claim whose answer the connection lost may still have committed; an outcome whose commit
+-- was acknowledged may still be lost (a crash under asynchronous commit, a failover to a
+-- replica behind). Either way jobs are running under a worker that is alive, beating its
+-- heartbeat, and knows nothing of them: no reaper takes them back, and the run never ends.
+-- After any of its statements fails, the worker gives back whatever it holds but does not
+-- track (`p_tracked`), as a return: no attempt counted.
 --
 -- Only the worker itself calls this, from the task that claims, so nothing it claims is
 -- between the claim and the tracking while this runs.

@@ -44,7 +44,8 @@ extension Store {
     }
 
     /// Gives back the running jobs `owner` holds but does not track: those of a claim that
-    /// committed while the connection lost its answer. Returns how many.
+    /// committed while the connection lost its answer, or whose recorded outcome the database
+    /// lost. Returns how many.
     public func returnUntrackedJobs(owner: String, tracked: [Int64]) async throws -> Int {
         let rows = try await connection.query(
             "SELECT jury_return_untracked_jobs(\(owner), \(tracked)::bigint[]) AS returned")

@@ -14,16 +14,12 @@ extension JSONValue {
     /// corpus of millions before writing any, and a worker decodes every payload it claims.
     /// A number is an integer when written without fraction or exponent and within Int64.
     public static func parseStrict(_ bytes: some Collection<UInt8>) throws(JSONSyntaxError) -> JSONValue {
-        let result: Result<JSONValue, JSONSyntaxError> =
-            bytes.withContiguousStorageIfAvailable { buffer in
-                var parser = JSONParser(buffer)
-                return Result { () throws(JSONSyntaxError) in try parser.document() }
-            }
-            ?? Array(bytes).withUnsafeBufferPointer { buffer in
-                var parser = JSONParser(buffer)
-                return Result { () throws(JSONSyntaxError) in try parser.document() }
-            }
-        return try result.get()
+        // Read in place when the bytes are contiguous (a String's, an Array's), else copied once.
+        let parse = { (buffer: UnsafeBufferPointer<UInt8>) in
+            var parser = JSONParser(buffer)
+            return Result { () throws(JSONSyntaxError) in try parser.document() }
+        }
+        return try (bytes.withContiguousStorageIfAvailable(parse) ?? Array(bytes).withUnsafeBufferPointer(parse)).get()
     }
 }
 
