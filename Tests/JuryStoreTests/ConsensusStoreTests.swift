@@ -158,6 +158,63 @@ struct ConsensusStoreTests {
         try await expectCountsMatchTables(connection)
     }
 
+    @Test(.freshDatabase) func aJobThatFailsForGoodCancelsTheRestAndARetryBringsThemBack() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(
+            try Fixture.writeLabelledCorpus([("short", nil, nil), ("seed", "valid", nil)]), run: run.name, in: jury)
+        // j1 fails for good on both before any other judge is called.
+        let first = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 10)], owner: "t", leaseSeconds: 60)
+        #expect(first.count == 2)
+        let final = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
+        try await jury.record(first.map { .release($0, error: "no answer", final) }, owner: "t")
+        func jobs(_ example: String, _ state: String) async throws -> Int {
+            try await connection.count(
+                "SELECT count(*) FROM jobs j JOIN examples e ON e.id = j.example_id WHERE e.external_id = \(example) AND j.state = \(state)"
+            )
+        }
+        // Unanimity of four can no longer hold: nobody calls the other three.
+        #expect(try await jobs("short", "cancelled") == 3)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM examples WHERE external_id = 'short' AND state = 'ready' AND jobs_open = 0 AND jobs_cancelled = 3"
+            ) == 1)
+        // The human-labelled example calibrates the panel: the other three still answer it.
+        #expect(try await jobs("seed", "pending") == 3)
+        try await Fixture.castVotes(["seed": [nil, "valid", "valid", "valid"]], run: run, in: jury)
+        try await Fixture.decideAll(jury)
+        var verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["short"]?["status"] == "insufficient" && verdicts["short"]?["early"] == "true")
+        #expect(verdicts["seed"]?["status"] == "insufficient" && verdicts["seed"]?["early"] == "false")
+        #expect(
+            try await connection.count("SELECT count(*) FROM jobs WHERE state IN ('pending', 'waiting', 'running')")
+                == 0)
+        try await expectCountsMatchTables(connection)
+
+        // A retry brings the cancelled jobs back, waiting until j1 has answered.
+        #expect(try await jury.retryFailed(runID: run.id, batch: nil, judge: nil, limit: 100) == 2)
+        #expect(try await jobs("short", "waiting") == 3)
+        #expect(try await jobs("short", "pending") == 1)
+        #expect(
+            try await jury.claim([ClaimRequest(runID: run.id, judge: "j2", count: 10)], owner: "t", leaseSeconds: 60)
+                .isEmpty)
+        try await expectCountsMatchTables(connection)
+        let agreed: [String?] = ["valid", "valid", "valid", "valid"]
+        try await Fixture.castVotes(["short": agreed, "seed": agreed], run: run, in: jury)
+        try await Fixture.decideAll(jury)
+        verdicts = try await Fixture.verdicts(connection)
+        #expect(verdicts["short"]?["status"] == "agreed" && verdicts["short"]?["early"] == "false")
+        #expect(verdicts["seed"]?["status"] == "agreed")
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM examples WHERE jobs_open <> 0 OR jobs_waiting <> 0 OR jobs_cancelled <> 0 OR state <> 'decided'"
+            ) == 0)
+        try await expectCountsMatchTables(connection)
+    }
+
     @Test(.freshDatabase) func aVerdictUnderARuleTheRunNoLongerHasIsNotStored() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)

@@ -1,6 +1,7 @@
 import Foundation
 import JuryDomain
 import JuryPostgres
+import JuryRuntime
 import JuryStore
 import JuryTestSupport
 import Testing
@@ -46,5 +47,38 @@ struct MigrationTests {
         #expect(applied.sorted() == Migrations.embedded.map(\.name).sorted())
         #expect(try await setup.count("SELECT count(*) FROM jury_schema_migrations") == Migrations.embedded.count)
         #expect(try await setup.count("SELECT count(*) FROM pg_views WHERE viewname = 'jury_run_progress'") == 1)
+    }
+
+    /// 026: jobs an example left pending when failures made it ready, before that migration
+    /// cancelled them, are cancelled by it, and the counters follow.
+    @Test(.freshDatabase) func jobsStrandedBeforeMigration026AreCancelledByIt() async throws {
+        let url = try TestDatabase.url
+        let setup = try await connect(url)
+        try await setup.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        let jury = try await store(url)
+        let before = Array(Migrations.embedded.prefix { $0.version < 26 })
+        #expect(try await jury.migrate(before, logger: TestDatabase.logger).count == 25)
+        let run = try await createRun(ConsensusFixture.yaml(), in: jury)
+        try await enqueue(
+            try ConsensusFixture.writeLabelledCorpus([("a", nil, nil), ("b", nil, nil)]), run: run.name, in: jury)
+        let claimed = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 1)], owner: "t", leaseSeconds: 60)
+        try await jury.record(
+            [
+                .release(
+                    claimed[0], error: "no answer", CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true))
+            ],
+            owner: "t")
+        #expect(
+            try await setup.count(
+                "SELECT count(*) FROM jobs j JOIN examples e ON e.id = j.example_id WHERE e.state = 'ready' AND j.state = 'pending'"
+            ) == 3)
+        #expect(try await jury.migrate(logger: TestDatabase.logger) == ["026_short_examples_cancel_their_jobs.sql"])
+        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3)
+        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'pending'") == 4)
+        #expect(
+            try await setup.count(
+                "SELECT count(*) FROM examples WHERE state = 'ready' AND jobs_open = 0 AND jobs_cancelled = 3") == 1)
+        try await expectCountsMatchTables(setup)
     }
 }

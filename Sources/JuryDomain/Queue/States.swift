@@ -18,7 +18,8 @@ public enum ExampleState: String, Sendable, CaseIterable {
 
 /// A job (one example, one judge): `waiting` for the judges of a lower order to answer,
 /// `pending` until claimed, `running` under a lease, `done` with a vote, `failed` when its
-/// attempts or its outage time ran out, `cancelled` when early decision spared it.
+/// attempts or its outage time ran out, `cancelled` when the example no longer needs it (early
+/// decision, or failed jobs that left too few for a verdict).
 public enum JobState: String, Sendable, CaseIterable {
     case waiting, pending, running, done, failed, cancelled
 }
