@@ -106,28 +106,11 @@ extension Store {
         }
     }
 
-    /// Runs under `dawid-skene` with a ready example whose batch has all its votes. The reducer
-    /// asks after each short batch, so the runs table (a few rows) is read on its own first,
-    /// and the examples only of such runs: in one statement the planner joined the examples
-    /// anyway, and at millions of rows the plan's estimated cost had it JIT-compiled, 10 to 50 ms
-    /// a call, though no example was read.
+    /// Runs under `dawid-skene` with a ready example whose batch has all its votes, from the
+    /// kept batch counts: the reducer asks on every idle pass, and a count of the examples
+    /// themselves would read the whole run each time.
     public func dawidSkeneDue(runID: Int64?) async throws -> [Int64] {
-        let candidates: [Int64] = try await connection.query(
-            """
-            SELECT r.id AS run_id FROM runs r
-            WHERE r.config #>> '{consensus,rule}' = 'dawid-skene' AND (\(runID)::bigint IS NULL OR r.id = \(runID))
-            """
-        ).map { try $0.decode("run_id") }
-        guard !candidates.isEmpty else { return [] }
-        return try await connection.query(
-            """
-            SELECT r.id AS run_id FROM unnest(\(candidates)::bigint[]) AS r (id)
-            WHERE EXISTS (SELECT 1 FROM examples e
-                          WHERE e.run_id = r.id AND e.state = 'ready'
-                            AND NOT EXISTS (SELECT 1 FROM examples x WHERE x.run_id = e.run_id AND x.batch = e.batch
-                                                                       AND x.state = 'voting'))
-            """
-        ).map { try $0.decode("run_id") }
+        try await connection.query("SELECT jury_dawid_skene_due(\(runID)) AS run_id").map { try $0.decode("run_id") }
     }
 
     /// Which examples a reduction decides.
