@@ -93,7 +93,7 @@ public final class Worker: Service, Sendable {
             id: id, store: claimStore, options: options, ledger: ledger,
             caller: JudgeCaller(ledger: ledger, logger: logger), makeJudge: makeJudge, logger: logger)
         let recorder = OutcomeRecorder(
-            id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatch, logger: logger)
+            id: id, store: recordStore, ledger: ledger, batchSize: options.recordBatchInUse, logger: logger)
         let heartbeat = Heartbeat(
             id: id, store: recordStore, ledger: ledger, leaseSeconds: options.leaseSeconds, probes: probes,
             reaper: Reaper(store: recordStore, leaseSeconds: options.leaseSeconds, logger: logger), logger: logger)

@@ -20,6 +20,12 @@ public struct WorkerOptions: Sendable {
     /// Most outcomes recorded in one statement.
     public var recordBatch: Int = 500
 
+    /// Outcomes recorded in one statement: at most a quarter of the calls in flight, so that
+    /// while one batch is recorded the claimer already refills the slots the last one freed.
+    /// With one batch as large as the window, claims and records took turns, each connection
+    /// idle while the other worked.
+    public var recordBatchInUse: Int { max(1, min(recordBatch, concurrency / 4)) }
+
     public init() {}
 
     /// The longest a stop can take: the drain, then the grace for recording.
