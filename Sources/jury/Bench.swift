@@ -45,11 +45,10 @@ struct Bench: AsyncParsableCommand {
         logger.logLevel = max(logger.logLevel, .warning)
         let json = json
         let report: @Sendable (String) -> Void = { line in
-            if json {
-                FileHandle.standardError.write(Data((line + "\n").utf8))
-            } else {
-                print(line)
-            }
+            // Unbuffered: a scale run takes half an hour, and its lines must reach a file as they
+            // come (a pipe or a file buffers print's output until exit, and a crash loses it).
+            let handle = json ? FileHandle.standardError : FileHandle.standardOutput
+            handle.write(Data((line + "\n").utf8))
         }
         if scale {
             var options = ScaleRun.Options()
