@@ -37,10 +37,7 @@ public struct AnthropicFormat: ProviderFormat {
     public func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        let response: JSONValue
-        do { response = try JSONValue.parseStrict(body) } catch {
-            throw fail("the response is not valid JSON: \(error)")
-        }
+        let response = try strictResponse(body, fail: fail)
         guard case .array(let blocks)? = response["content"] else {
             throw fail("the response is not a message")
         }

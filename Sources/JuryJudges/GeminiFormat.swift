@@ -28,10 +28,7 @@ public struct GeminiFormat: ProviderFormat {
     public func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        let response: JSONValue
-        do { response = try JSONValue.parseStrict(body) } catch {
-            throw fail("the response is not valid JSON: \(error)")
-        }
+        let response = try strictResponse(body, fail: fail)
         guard case .array(let candidates)? = response["candidates"], let candidate = candidates.first else {
             let blocked = response["promptFeedback", "blockReason"]?.text.map { " (blocked: \($0))" } ?? ""
             throw fail("the response has no candidate\(blocked)")

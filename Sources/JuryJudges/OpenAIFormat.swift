@@ -34,8 +34,7 @@ public struct OpenAIFormat: ProviderFormat {
     public static func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
         let raw = String(decoding: body, as: UTF8.self)
         func fail(_ reason: String) -> JudgeError { JudgeError(.badAnswer, "judge \(judge): \(reason)", answer: raw) }
-        // The whole body is held to strict JSON first: the decoder below lets a key twice pass.
-        do { _ = try JSONValue.parseStrict(body) } catch { throw fail("the response is not valid JSON: \(error)") }
+        _ = try strictResponse(body, fail: fail)
         guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
             throw fail("the response is not a chat completion")
         }

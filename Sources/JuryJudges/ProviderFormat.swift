@@ -17,6 +17,12 @@ public protocol ProviderFormat: Sendable {
     func errorDetail(_ body: Data) -> (message: String?, exhausted: Bool, retryAfter: Double?)
 }
 
+/// A 200 response's body, held to strict JSON before anything reads it: the decoders would let
+/// a key given twice pass, and keep either value. `fail` names the judge and keeps the body.
+func strictResponse(_ body: Data, fail: (String) -> JudgeError) throws -> JSONValue {
+    do { return try JSONValue.parseStrict(body) } catch { throw fail("the response is not valid JSON: \(error)") }
+}
+
 /// A token count as a provider reports it: any JSON number, kept within 0...Int64.max; anything
 /// else reads as missing rather than failing the whole answer.
 struct TokenCount: Decodable, Sendable {
