@@ -8,15 +8,20 @@ final class Wakeup: Sendable {
     private struct State {
         var raised = false
         var waiter: CheckedContinuation<Void, Never>?
+        /// Also called on every raise: ends a wait that is not on this signal (a claimer asleep
+        /// on its connection's socket for notifications).
+        ///
+        /// It lives in this struct, never as a mutex's whole value: `Mutex<(() -> Void)?>` hands
+        /// its value to `withLock` as a generic inout, and each call wrapped the closure in two
+        /// more reabstraction thunks. After millions of raises the chain took most of a worker's
+        /// CPU to call, and releasing it overflowed the stack.
+        var alsoOnRaise: (@Sendable () -> Void)?
     }
 
     private let state = Mutex(State())
-    /// Also called on every raise: ends a wait that is not on this signal (a claimer asleep on
-    /// its connection's socket for notifications).
-    private let alsoOnRaise = Mutex<(@Sendable () -> Void)?>(nil)
 
     func alsoOnRaise(_ action: @escaping @Sendable () -> Void) {
-        alsoOnRaise.withLock { $0 = action }
+        state.withLock { $0.alsoOnRaise = action }
     }
 
     /// Whether the signal was raised since the last wait, clearing it.
@@ -28,15 +33,16 @@ final class Wakeup: Sendable {
     }
 
     func raise() {
-        alsoOnRaise.withLock { $0 }?()
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+        let (hook, waiter) = state.withLock { state -> ((@Sendable () -> Void)?, CheckedContinuation<Void, Never>?) in
+            let hook = state.alsoOnRaise
             guard let waiter = state.waiter else {
                 state.raised = true
-                return nil
+                return (hook, nil)
             }
             state.waiter = nil
-            return waiter
+            return (hook, waiter)
         }
+        hook?()
         waiter?.resume()
     }
 
