@@ -78,7 +78,7 @@ struct CommandLineTests {
         #expect(table.hasPrefix("run ") && table.contains("\ntest  active"), "\(table)")
 
         // --watch redraws in place until interrupted.
-        let output = FileManager.default.temporaryDirectory.appendingPathComponent("jury-watch-\(UUID()).out").path
+        let output = scratchPath("watch.out")
         let watch = try Subprocess.spawn(
             juryBinary, ["status", "--watch", "--interval", "0.2"],
             environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: output)

@@ -53,7 +53,7 @@ struct ConsensusCommandTests {
             #expect(reduced.output.contains("recomputed 80 verdicts under majority"), "\(reduced.output)")
 
             // The review file goes to people, who fill in human_label; it comes back.
-            let review = FileManager.default.temporaryDirectory.appendingPathComponent("review-\(UUID()).jsonl").path
+            let review = scratchPath("review.jsonl")
             #expect(try await jury(["export", "--run", "test", "--review", review], database: url).status == 0)
             let lines = try String(contentsOfFile: review, encoding: .utf8).split(separator: "\n")
             #expect(!lines.isEmpty)

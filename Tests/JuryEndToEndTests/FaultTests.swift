@@ -96,7 +96,7 @@ struct FaultTests {
             try await setup.migrate(logger: TestDatabase.logger)
             let run = try await createRun(runYAML(models: ["gone"], baseURL: baseURL), in: setup)
             try await enqueue(try writeCorpus(count: 200), run: run.name, in: setup)
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID()).log").path
+            let log = scratchPath("worker.log")
             let worker = try Subprocess.spawn(
                 binary, ["worker", "--run", run.name, "--drain-seconds", "1", "--log-level", "error"],
                 environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: log)

@@ -134,7 +134,7 @@ private struct MetricsProcess {
     let output: String
 
     init(_ arguments: [String], database: String) throws {
-        output = FileManager.default.temporaryDirectory.appendingPathComponent("jury-metrics-\(UUID()).log").path
+        output = scratchPath("metrics.log")
         process = try Subprocess.spawn(
             juryBinary, arguments + ["--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-level", "warning"],
             environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"], outputPath: output)

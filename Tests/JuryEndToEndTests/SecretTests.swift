@@ -27,7 +27,7 @@ struct SecretTests {
                 quorum: 3, apiKeyEnv: "SECRET_KEY", providers: ["openai", "anthropic", "gemini", "openai"])
             _ = try await createRun(yaml, in: store(url))
             try await enqueue(try writeCorpus(count: 40), run: "test", in: store(url))
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID()).log").path
+            let log = scratchPath("worker.log")
             let worker = try Subprocess.spawn(
                 binary, ["worker", "--log-level", "trace", "--drain-seconds", "1"],
                 environment: ["DATABASE_URL": url, "SECRET_KEY": key, "PATH": "/usr/bin:/bin"], outputPath: log)

@@ -79,8 +79,7 @@ struct PipelineTests {
                     """)
                     == 3)
 
-            let export = FileManager.default.temporaryDirectory.appendingPathComponent("export-\(UUID()).jsonl")
-                .path
+            let export = scratchPath("export.jsonl")
             let written = try await Exporter.export(
                 run: run.name, format: .jsonl, filter: ExportFilter(status: .agreed), to: export, from: jury
             ).written

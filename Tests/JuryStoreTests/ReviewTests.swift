@@ -17,7 +17,7 @@ struct ReviewTests {
     @Test(.freshDatabase) func peoplesLabelsComeBackAndDecide() async throws {
         let (connection, jury, run) = try await Fixture.setUp()
         // The review file holds the disagreements and the verdicts against the production label.
-        let review = FileManager.default.temporaryDirectory.appendingPathComponent("review-\(UUID()).jsonl").path
+        let review = scratchPath("review.jsonl")
         let written = try await Exporter.export(
             run: run.name, format: .jsonl, filter: ExportFilter(review: true), to: review, from: jury)
         let lines = try String(contentsOfFile: review, encoding: .utf8).split(separator: "\n")
@@ -104,7 +104,7 @@ struct ReviewTests {
         #expect(abs((try await jury.findRun(run.name).config.rule.weights?["j4"] ?? 0) - 5.0 / 7) < 1e-9)
         _ = try await Reduction.reduce(run: run.name, rule: .unanimous, store: jury)
 
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("chat-\(UUID()).jsonl").path
+        let path = scratchPath("chat.jsonl")
         let report = try await Exporter.export(
             run: run.name, format: .chat, filter: ExportFilter(), to: path, from: jury)
         // Agreed: e0 and e7 accept (no training.assistant: left out), e1 refuses, e2 asks to clarify.

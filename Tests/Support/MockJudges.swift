@@ -103,14 +103,14 @@ public func writeCorpus(count: Int, prefix: String = "ex") throws -> String {
     for index in 0..<count {
         text += #"{"id":"\#(prefix)-\#(index)","request":"\#(requests[index % requests.count]) #\#(index)"}"# + "\n"
     }
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).jsonl").path
+    let path = scratchPath("corpus.jsonl")
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
 
 /// Writes JSONL text to a temporary file.
 public func writeFile(_ text: String) throws -> String {
-    let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).jsonl").path
+    let path = scratchPath("corpus.jsonl")
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     return path
 }
