@@ -19,8 +19,9 @@ struct Bench: AsyncParsableCommand {
             With --scale it instead judges a large corpus (--examples, 2,500,000 by default: ten million \
             jobs with four judges) with a worker and the reducer together, and prints votes/s over each \
             million votes, how long jury status and each view take at the end, and table and index sizes \
-            with dead rows at the end, after purging the run's jobs, and after purging the run. It takes \
-            about half an hour on two cores, and needs a few GB of disk.
+            with dead rows at the end, after purging the run's jobs, and after purging the run with its \
+            indexes rebuilt (--everything --reindex). It takes about half an hour on two cores, and \
+            needs a few GB of disk.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "Examples to enqueue and judge (default: 20,000, or 2,500,000 with --scale).") var examples: Int?
