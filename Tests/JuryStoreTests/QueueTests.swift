@@ -61,7 +61,7 @@ struct QueueTests {
         // Given back as a return: no attempt counted, and the next claim takes them (with the one never claimed).
         #expect(
             try await connection.count(
-                "SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0 AND last_error LIKE 'claimed by a statement%'"
+                "SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0 AND last_error LIKE 'held by this worker without its knowing%'"
             )
                 == 2)
         #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).count == 3)
