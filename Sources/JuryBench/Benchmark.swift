@@ -201,7 +201,7 @@ public enum Benchmark {
     }
 
     /// VmHWM from /proc/self/status, in MB; nil where there is no /proc.
-    private static func peakRSSMegabytes() -> Double? {
+    static func peakRSSMegabytes() -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
             let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")

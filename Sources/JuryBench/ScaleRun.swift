@@ -34,6 +34,8 @@ public enum ScaleRun {
         public var votesPerSecondBySample: [Double]
         public var lastSampleToFirst: Double?
         public var votesPerSecond: Double
+        /// This process's peak RSS once every example is decided (worker and reducer in it).
+        public var peakRSSMegabytes: Double?
         /// Median of five loads of `jury status`, and of each view (first 100 rows), at the end.
         public var statusMilliseconds: Double
         public var viewMilliseconds: [String: Double]
@@ -104,6 +106,8 @@ public enum ScaleRun {
         let votesPerSecond = Double(enqueued.jobs) / Benchmark.seconds(since: started)
         report(
             String(format: "all %d votes and %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new, votesPerSecond))
+        let rss = Benchmark.peakRSSMegabytes()
+        if let rss { report(String(format: "peak RSS of this process (worker and reducer in it): %.0f MB", rss)) }
 
         let statusMilliseconds = try await medianMilliseconds { _ = try await StatusReport.load(run: nil, from: store) }
         report(String(format: "jury status: %.0f ms", statusMilliseconds))
@@ -135,7 +139,8 @@ public enum ScaleRun {
         return Result(
             examples: enqueued.new, jobs: enqueued.jobs, enqueueSeconds: enqueueSeconds,
             votesPerSecondBySample: samples, lastSampleToFirst: samples.count > 1 ? samples.last! / samples[0] : nil,
-            votesPerSecond: votesPerSecond, statusMilliseconds: statusMilliseconds, viewMilliseconds: viewMilliseconds,
+            votesPerSecond: votesPerSecond, peakRSSMegabytes: rss, statusMilliseconds: statusMilliseconds,
+            viewMilliseconds: viewMilliseconds,
             sizesAtEnd: atEnd, sizesAfterPurgingJobs: afterJobs, purgeJobsSeconds: purgeJobsSeconds,
             sizesAfterPurgingRun: afterRun, purgeRunSeconds: purgeRunSeconds)
     }

@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Thrown by `withDeadline` when the work did not finish in time.
@@ -19,10 +20,14 @@ public func withDeadline<T: Sendable>(
             outcome.deliver(.failure(error))
         }
     }
-    let timer = Task {
-        try? await Task.sleep(for: duration)
-        outcome.deliver(.failure(DeadlineExceeded()))
-    }
+    // A dispatch timer, not a task that sleeps: a cancelled Task.sleep keeps its allocation
+    // (and through it this call's outcome) until its deadline passes, so a worker making
+    // thousands of calls a second held hundreds of MB for the 120 s timeout, and the runtime a
+    // timer heap as large. A cancelled dispatch timer leaves the heap at once.
+    let timer = DispatchSource.makeTimerSource(queue: .global())
+    timer.schedule(deadline: .now() + dispatchInterval(duration))
+    timer.setEventHandler { outcome.deliver(.failure(DeadlineExceeded())) }
+    timer.resume()
     defer {
         worker.cancel()
         timer.cancel()
@@ -32,6 +37,13 @@ public func withDeadline<T: Sendable>(
     } onCancel: {
         outcome.deliver(.failure(CancellationError()))
     }
+}
+
+/// `duration` for Dispatch, in nanoseconds, at most a year (no deadline here is longer).
+private func dispatchInterval(_ duration: Duration) -> DispatchTimeInterval {
+    let (seconds, attoseconds) = duration.components
+    let year: Int64 = 365 * 24 * 3600
+    return .nanoseconds(Int(max(0, min(seconds, year) * 1_000_000_000 + attoseconds / 1_000_000_000)))
 }
 
 /// The first of several results, handed to one waiter whether it comes before or after the wait.
