@@ -141,8 +141,7 @@ public enum Benchmark {
         let workerWrites = Writes(try await settledActivity(store) - before, votes: more.jobs)
         report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
         report(describe(workerWrites, phase: "worker alone"))
-        let rss = peakRSSMegabytes()
-        if let rss { report(String(format: "peak RSS of this process (worker and reducer in it): %.0f MB", rss)) }
+        let rss = reportPeakRSS(report)
 
         // pgbench on the same database: the minimal queue loop, then Jury's own SQL.
         var minimal: PGBench.Figures?
@@ -200,8 +199,15 @@ public enum Benchmark {
             writes.tuplesPerVote, writes.walRecordsPerVote, writes.walBytesPerVote, writes.transactionsPerVote)
     }
 
+    /// Reports this process's peak RSS (the worker and reducer run in it) and returns it.
+    static func reportPeakRSS(_ report: (String) -> Void) -> Double? {
+        let rss = peakRSSMegabytes()
+        if let rss { report(String(format: "peak RSS of this process (worker and reducer in it): %.0f MB", rss)) }
+        return rss
+    }
+
     /// VmHWM from /proc/self/status, in MB; nil where there is no /proc.
-    static func peakRSSMegabytes() -> Double? {
+    private static func peakRSSMegabytes() -> Double? {
         guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
             let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "")

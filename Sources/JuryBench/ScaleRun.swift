@@ -106,8 +106,7 @@ public enum ScaleRun {
         let votesPerSecond = Double(enqueued.jobs) / Benchmark.seconds(since: started)
         report(
             String(format: "all %d votes and %d verdicts: %.0f votes/s", enqueued.jobs, enqueued.new, votesPerSecond))
-        let rss = Benchmark.peakRSSMegabytes()
-        if let rss { report(String(format: "peak RSS of this process (worker and reducer in it): %.0f MB", rss)) }
+        let rss = Benchmark.reportPeakRSS(report)
 
         let statusMilliseconds = try await medianMilliseconds { _ = try await StatusReport.load(run: nil, from: store) }
         report(String(format: "jury status: %.0f ms", statusMilliseconds))
