@@ -233,6 +233,30 @@ struct ConsensusStoreTests {
         #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'unanimous'") == 8)
     }
 
+    /// A reducer's claim reads the first entries of `examples_ready`, not the whole table: it
+    /// did, a sequential scan per claim, when the planner took its run filter to keep no row (031).
+    @Test(.freshDatabase) func claimingReadyExamplesReadsAFewPagesNotTheTable() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(try writeCorpus(count: 20_000), run: run.name, in: jury)
+        // Ready without votes: what the claim reads is under test, not what a reducer decides.
+        try await connection.execute(script: "UPDATE examples SET state = 'ready'; ANALYZE examples")
+        let tablePages = try await connection.count("SELECT relpages::bigint FROM pg_class WHERE relname = 'examples'")
+        #expect(tablePages > 500)
+        // The first call plans the function's statements (catalog reads); the second is measured.
+        #expect(try await connection.count("SELECT count(*) FROM jury_claim_ready_examples(\(run.id), 10)") == 10)
+        let plan = try await connection.query(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM jury_claim_ready_examples(\(run.id), 10)"
+        ).map { try $0.decode("QUERY PLAN") as String }.joined()
+        // The top node's buffers come first, and include those of the statements it ran.
+        let hit = try #require(plan.firstMatch(of: /"Shared Hit Blocks": (\d+)/).flatMap { Int($0.1) })
+        let read = try #require(plan.firstMatch(of: /"Shared Read Blocks": (\d+)/).flatMap { Int($0.1) })
+        #expect(
+            (hit + read) * 3 < tablePages, "\(hit + read) buffers for 10 examples, the table has \(tablePages) pages")
+    }
+
     @Test(.freshDatabase) func dawidSkeneWaitsForACompleteBatch() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
