@@ -13,7 +13,8 @@
 -- the planner could choose a nested loop that read every example of the array again for each
 -- verdict: n x n rows, 480,000 buffers and 170 ms for the reducer's batch of 500 in `jury bench`,
 -- all of it while holding the locks of examples that votes wait for. The examples are now read
--- once, through the array of the verdicts that hold.
+-- once, through the array of the verdicts that hold; and the function is plpgsql, which keeps
+-- its plan (see 032).
 
 CREATE OR REPLACE FUNCTION jury_claim_ready_examples(p_run bigint, p_limit int)
 RETURNS TABLE (example_id bigint, run_id bigint, source_label text, human_label text, reviewed boolean,
@@ -51,7 +52,9 @@ CREATE OR REPLACE FUNCTION jury_record_verdicts(
     p_examples bigint[], p_runs bigint[], p_labels text[], p_statuses text[], p_agreements float8[],
     p_votes int[], p_rules text[], p_rule_params jsonb[], p_decided_by text[], p_outcomes text[], p_early boolean[]
 ) RETURNS SETOF bigint
-LANGUAGE sql AS $$
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY
     WITH current AS (
         SELECT n.*
         FROM unnest(p_examples, p_runs, p_labels, p_statuses, p_agreements, p_votes, p_rules, p_rule_params,
@@ -71,5 +74,6 @@ LANGUAGE sql AS $$
     )
     UPDATE examples e SET state = 'decided'
     WHERE e.id = ANY (ARRAY(SELECT c.example_id FROM current c))
-    RETURNING e.id
+    RETURNING e.id;
+END
 $$;

@@ -1,11 +1,12 @@
--- The functions a worker and a reducer call for every batch keep their plans.
+-- The functions a worker calls for every batch keep their plans.
 --
 -- A function in LANGUAGE sql is parsed and planned again at every call; one in plpgsql plans
 -- its statements once per connection. The claim's statement takes 1.7 ms to plan, a fifth of
 -- a claim of 128 jobs. pgbench running Jury's claim and record (4 clients, 128 jobs a claim,
 -- eight runs each, alternating) went from 21,100-29,600 to 24,100-31,400 votes/s with the
--- claim in plpgsql. The statements are those of 007 (claim), 001 (the examples' locks) and
--- 031 (verdicts), unchanged; where a name is both a column and an output, the column is meant.
+-- claim in plpgsql. The statements are those of 007 (claim) and 001 (the examples' locks),
+-- unchanged; where a name is both a column and an output, the column is meant. (031 made the
+-- verdicts' function plpgsql already.)
 
 CREATE OR REPLACE FUNCTION jury_claim_jobs(
     p_owner text, p_lease_seconds double precision, p_runs bigint[], p_judges text[], p_limits int[]
@@ -53,35 +54,5 @@ BEGIN
     PERFORM 1 FROM examples e
     WHERE e.id = ANY (ARRAY(SELECT j.example_id FROM jobs j WHERE j.id = ANY (p_jobs)))
     ORDER BY e.id FOR UPDATE;
-END
-$$;
-
-CREATE OR REPLACE FUNCTION jury_record_verdicts(
-    p_examples bigint[], p_runs bigint[], p_labels text[], p_statuses text[], p_agreements float8[],
-    p_votes int[], p_rules text[], p_rule_params jsonb[], p_decided_by text[], p_outcomes text[], p_early boolean[]
-) RETURNS SETOF bigint
-LANGUAGE plpgsql AS $$
-BEGIN
-    RETURN QUERY
-    WITH current AS (
-        SELECT n.*
-        FROM unnest(p_examples, p_runs, p_labels, p_statuses, p_agreements, p_votes, p_rules, p_rule_params,
-                    p_decided_by, p_outcomes, p_early)
-             AS n (example_id, run_id, label, status, agreement, votes, rule, rule_params, decided_by, outcome, early)
-        JOIN runs r ON r.id = n.run_id
-        WHERE n.rule = CASE r.config #>> '{consensus,rule}'
-                           WHEN 'quorum' THEN 'quorum:' || coalesce(r.config #>> '{consensus,quorum}', '0')
-                           ELSE r.config #>> '{consensus,rule}' END
-    ), inserted AS (
-        INSERT INTO verdicts (example_id, run_id, label, status, agreement, votes, rule, rule_params, decided_by,
-                              outcome, early)
-        SELECT c.example_id, c.run_id, c.label, c.status, c.agreement, c.votes, c.rule, c.rule_params, c.decided_by,
-               c.outcome, c.early
-        FROM current c
-        ON CONFLICT (example_id) DO NOTHING
-    )
-    UPDATE examples e SET state = 'decided'
-    WHERE e.id = ANY (ARRAY(SELECT c.example_id FROM current c))
-    RETURNING e.id;
 END
 $$;
