@@ -257,6 +257,37 @@ struct ConsensusStoreTests {
             (hit + read) * 3 < tablePages, "\(hit + read) buffers for 10 examples, the table has \(tablePages) pages")
     }
 
+    /// A plan made while `votes` was empty must not keep scanning all of it for each example once
+    /// it fills: the reducer's claim reads each example's votes through the index (033).
+    @Test(.freshDatabase) func aPlanMadeWhileVotesWasEmptyStillReadsVotesByIndex() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(try writeCorpus(count: 4000), run: run.name, in: jury)
+        try await connection.execute(
+            script: "ANALYZE votes; UPDATE examples SET state = 'ready' WHERE id IN (SELECT id FROM examples LIMIT 40)")
+        // Enough calls for plpgsql to keep a generic plan, made while votes is empty.
+        for _ in 0..<8 {
+            _ = try await connection.count("SELECT count(*) FROM jury_claim_ready_examples(\(run.id), 10)")
+        }
+        try await connection.execute(
+            script: """
+                INSERT INTO votes (example_id, judge, run_id, label, attempts)
+                SELECT e.id, j, e.run_id, 'valid', 1 FROM examples e CROSS JOIN unnest(ARRAY['a', 'b', 'c', 'd']) j
+                """)
+        let votePages = try await connection.count(
+            "SELECT (pg_relation_size('votes') / current_setting('block_size')::int)::bigint")
+        #expect(votePages > 50)
+        let plan = try await connection.query(
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM jury_claim_ready_examples(\(run.id), 10)"
+        ).map { try $0.decode("QUERY PLAN") as String }.joined()
+        let hit = try #require(plan.firstMatch(of: /"Shared Hit Blocks": (\d+)/).flatMap { Int($0.1) })
+        let read = try #require(plan.firstMatch(of: /"Shared Read Blocks": (\d+)/).flatMap { Int($0.1) })
+        // Ten examples: a scan of votes for each would read ten times its pages.
+        #expect(hit + read < votePages * 2, "\(hit + read) buffers for 10 examples; votes has \(votePages) pages")
+    }
+
     @Test(.freshDatabase) func dawidSkeneWaitsForACompleteBatch() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
