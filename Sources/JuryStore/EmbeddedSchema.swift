@@ -3858,7 +3858,8 @@ $$;
 -- early-decision check and the reducer's claim), the worker with the reducer made 6,400-8,800
 -- votes/s instead of 11,000-13,900. Both functions address every row by key, so forbidding
 -- sequential scans inside them costs nothing when the index is the right choice, which it
--- always is here.
+-- always is here. CREATE OR REPLACE drops a function's SET clauses: a migration that restates
+-- either function must say SET enable_seqscan = off again.
 
 ALTER FUNCTION jury_settle_examples(bigint[], boolean) SET enable_seqscan = off;
 ALTER FUNCTION jury_claim_ready_examples(bigint, int) SET enable_seqscan = off;
