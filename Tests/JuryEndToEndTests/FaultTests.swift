@@ -84,9 +84,7 @@ struct FaultTests {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "build the jury binary first: swift build")
         // A server of its own, to stop under the worker.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-gone-\(UUID())").path
-        // A port of its own: once the server stops, another test's new server must not take its
-        // port, or the worker would reconnect to that one.
-        let url = try await postgresScript(["start", directory, String(30_000 + Int(getpid() % 10_000))])
+        let url = try await startServerOnAPortOfItsOwn(directory)
         defer {
             _ = try? runScript(["stop", directory])
             try? FileManager.default.removeItem(atPath: directory)
@@ -173,6 +171,21 @@ struct FaultTests {
                     try await connection.count("SELECT count(*) FROM jobs WHERE state IN ('pending', 'running')") == 0)
                 try await check(connection, jury)
             }
+        }
+    }
+}
+
+/// Once this server stops, another test's new server must not take its port, or the worker
+/// would reconnect to that one. So its port lies above those the script picks by itself (from
+/// 25432) and below Linux's ephemeral range (from 32768), where an outgoing connection may hold
+/// any port; a port found taken means another draw.
+private func startServerOnAPortOfItsOwn(_ directory: String) async throws -> String {
+    var attempt = 1
+    while true {
+        do {
+            return try await postgresScript(["start", directory, String(Int.random(in: 27_000..<32_700))])
+        } catch  where attempt < 8 && "\(error)".contains("Address already in use") {
+            attempt += 1
         }
     }
 }
