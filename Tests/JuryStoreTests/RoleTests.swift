@@ -56,6 +56,28 @@ struct RoleTests {
         }
     }
 
+    /// The counter names that the count triggers compute for each changed row are inlined by the
+    /// planner, which a SECURITY DEFINER function, or one with a setting of its own, never is.
+    @Test(.freshDatabase) func theCounterNamesAreComputedInlineWhereverTheyAreCalled() async throws {
+        let connection = try await connect(try TestDatabase.url)
+        for call in [
+            "jury_batch_counter('ready', random()::text)", "jury_job_counters('pending', (random() * 2)::int, NULL)",
+            "jury_example_counters('voting', (random() * 2)::int)", "jury_verdict_counters(random()::text, 'a', 'b')",
+        ] {
+            let plan = try await connection.query("EXPLAIN VERBOSE SELECT \(unescaped: call)").map {
+                try $0.decode("QUERY PLAN") as String
+            }.joined(separator: "\n")
+            #expect(!plan.contains("jury_"), "\(call) is called, not inlined: \(plan)")
+        }
+        // Nor can a later IMMUTABLE one be made a definer's.
+        #expect(
+            try await connection.count(
+                """
+                SELECT count(*) FROM pg_proc
+                WHERE proname LIKE 'jury\\_%' AND provolatile = 'i' AND (prosecdef OR proconfig IS NOT NULL)
+                """) == 0)
+    }
+
     @Test(.freshDatabase) func theReaderRoleSeesTheViewsAndStatusButNoTable() async throws {
         try await withMockJudges([mockJudge("v-a", seed: 4), mockJudge("v-b", seed: 5)]) { baseURL, _ in
             let url = try TestDatabase.url
