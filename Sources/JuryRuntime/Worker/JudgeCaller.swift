@@ -25,9 +25,6 @@ final class JudgeCaller: Sendable {
     }
 
     func call(_ job: ClaimedJob, context: RunContext) async -> JobOutcome {
-        var logger = logger
-        logger[metadataKey: JuryMetadata.job] = "\(job.id)"
-        logger[metadataKey: JuryMetadata.judge] = "\(job.judge)"
         guard let judge = context.judges[job.judge], let config = context.run.config.judge(named: job.judge) else {
             return .returned(job, error: "this worker has no judge \(job.judge)")
         }
@@ -49,7 +46,7 @@ final class JudgeCaller: Sendable {
                 throw JudgeError(
                     .badAnswer, "judge \(job.judge) answered a label outside the taxonomy", answer: answer.label)
             }
-            logger.trace("vote", metadata: ["label": "\(answer.label)"])
+            logger.trace("vote", metadata: Self.metadata(of: job, ["label": "\(answer.label)"]))
             if let observation = answer.rateLimit { ledger.observe(limitKey: config.limitKey, observation) }
             ledger.tokensUsed(answer.promptTokens.map { $0 &+ (answer.completionTokens ?? 0) }, by: job)
             return .vote(
@@ -70,7 +67,7 @@ final class JudgeCaller: Sendable {
             if decision.haltsJudge, ledger.halt(key, reason: "\(error)") {
                 logger.error(
                     "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
-                    metadata: [JuryMetadata.error: "\(error)"])
+                    metadata: Self.metadata(of: job, [JuryMetadata.error: "\(error)"]))
             }
             // A 429 holds the account for every worker; what the headers said is followed.
             if let seconds = decision.holdSeconds { ledger.hold(limitKey: config.limitKey, seconds: seconds) }
@@ -83,12 +80,20 @@ final class JudgeCaller: Sendable {
             }
             logger.debug(
                 "judge call failed",
-                metadata: [
-                    JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
-                    "attempt": "\(job.attempts)",
-                ])
+                metadata: Self.metadata(
+                    of: job,
+                    [
+                        JuryMetadata.error: "\(error)", "kind": "\(decision.kind)", "final": "\(decision.final)",
+                        "attempt": "\(job.attempts)",
+                    ]))
             return .release(job, error: "\(error)", decision, answer: (error as? JudgeError)?.answer)
         }
+    }
+
+    /// The job's metadata with a message's own, built only for a message that is logged. (Set
+    /// on a copy of the logger for each call, the stream handler rendered it twice per call.)
+    private static func metadata(of job: ClaimedJob, _ extra: Logger.Metadata) -> Logger.Metadata {
+        extra.merging([JuryMetadata.job: "\(job.id)", JuryMetadata.judge: "\(job.judge)"]) { own, _ in own }
     }
 
     /// Says that a provider asked to wait longer than the run allows, at most once a minute per judge.
