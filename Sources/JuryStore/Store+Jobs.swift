@@ -127,6 +127,8 @@ extension Store {
     /// Text PostgreSQL can store: without NUL, and at most `limit` characters.
     static func storable(_ text: String, limit: Int) -> String {
         let clean = text.utf8.contains(0) ? text.replacing("\u{0}", with: "") : text
+        // No more bytes than the limit means no more characters: most texts skip counting them.
+        guard clean.utf8.count > limit else { return clean }
         return clean.count > limit ? String(clean.prefix(limit)) : clean
     }
 
