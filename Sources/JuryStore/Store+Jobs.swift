@@ -18,16 +18,28 @@ extension Store {
             """)
         var claimed: [ClaimedJob] = []
         var unreadable: [JobOutcome] = []
+        // An example's judges are claimed together: its payload is read once, not once per judge.
+        var payloads: [Int64: Result<JSONValue, JSONSyntaxError>] = [:]
         for row in rows {
-            let payload: String = try row.decode("payload")
+            let exampleID: Int64 = try row.decode("example_id")
+            let parsed: Result<JSONValue, JSONSyntaxError>
+            if let known = payloads[exampleID] {
+                parsed = known
+            } else {
+                let text: String = try row.decode("payload")
+                parsed = Result { () throws(JSONSyntaxError) in try JSONValue.parseStrict(text.utf8) }
+                payloads[exampleID] = parsed
+            }
             var problem: JSONSyntaxError?
             let value: JSONValue
-            do { value = try JSONValue.parseStrict(payload.utf8) } catch {
+            switch parsed {
+            case .success(let parsedValue): value = parsedValue
+            case .failure(let error):
                 problem = error
                 value = .null
             }
             let job = ClaimedJob(
-                id: try row.decode("job_id"), runID: try row.decode("run_id"), exampleID: try row.decode("example_id"),
+                id: try row.decode("job_id"), runID: try row.decode("run_id"), exampleID: exampleID,
                 judge: try row.decode("judge"), attempts: try row.decode("attempts"), claim: try row.decode("claim"),
                 transientFailures: try row.decode("transient_failures"),
                 retryingSeconds: try row.decodeIfPresent("retrying_seconds"),

@@ -42,13 +42,20 @@ struct Claimer: Sendable {
                         claimed = try await store.claim(requests, owner: id, leaseSeconds: options.leaseSeconds)
                         ledger.track(claimed)
                         RuntimeMetrics.claimed(claimed.count)
+                        // An example's judges are claimed together and sent the same prompt: it is
+                        // rendered, and its hash computed, once for all of them.
+                        var prompts: [Int64: RenderedPrompt] = [:]
                         for job in claimed {
                             guard let context = contexts[job.runID] else {
                                 ledger.submit(.returned(job, error: "run not loaded"))
                                 continue
                             }
+                            let prompt = prompts[job.exampleID] ?? RenderedPrompt(job, renderer: context.renderer)
+                            prompts[job.exampleID] = prompt
                             ledger.callStarted()
-                            calls.addTask { ledger.callEnded(with: await caller.call(job, context: context)) }
+                            calls.addTask {
+                                ledger.callEnded(with: await caller.call(job, prompt: prompt, context: context))
+                            }
                         }
                     }
                     // Only after the jobs are tracked: a failure here must not strand them.

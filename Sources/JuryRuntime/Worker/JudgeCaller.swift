@@ -11,6 +11,17 @@ struct RunContext: Sendable {
     let policy: CallPolicy
 }
 
+/// What every judge of an example is sent, and its fingerprint.
+struct RenderedPrompt: Sendable {
+    let request: JudgeRequest
+    let hash: String
+
+    init(_ job: ClaimedJob, renderer: PromptRenderer) {
+        request = renderer.render(id: job.externalID, payload: job.payload)
+        hash = request.promptHash
+    }
+}
+
 /// Calls a judge for one job and turns what happened into an outcome, as the call policy says:
 /// a vote, or a release to retry, hold the judge's shared limit, halt the judge, or refund.
 final class JudgeCaller: Sendable {
@@ -24,11 +35,11 @@ final class JudgeCaller: Sendable {
         self.logger = logger
     }
 
-    func call(_ job: ClaimedJob, context: RunContext) async -> JobOutcome {
+    func call(_ job: ClaimedJob, prompt: RenderedPrompt, context: RunContext) async -> JobOutcome {
         guard let judge = context.judges[job.judge], let config = context.run.config.judge(named: job.judge) else {
             return .returned(job, error: "this worker has no judge \(job.judge)")
         }
-        let request = context.renderer.render(id: job.externalID, payload: job.payload)
+        let request = prompt.request
         let started = ContinuousClock.now
         let underWay = RuntimeMetrics.callsUnderWay(run: context.run.name, judge: job.judge)
         underWay.increment()
@@ -51,7 +62,7 @@ final class JudgeCaller: Sendable {
             ledger.tokensUsed(answer.promptTokens.map { $0 &+ (answer.completionTokens ?? 0) }, by: job)
             return .vote(
                 job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds),
-                promptHash: request.promptHash, costUSD: config.price?.cost(of: answer))
+                promptHash: prompt.hash, costUSD: config.price?.cost(of: answer))
         } catch {
             if Task.isCancelled || error is CancellationError {
                 outcome = "stopped"
