@@ -30,7 +30,9 @@ public struct PostgresRow: Sendable {
     }
 
     /// The column's value; a missing column, NULL or a value of another type is an error.
-    public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+    /// (Inlinable, as `decodeIfPresent`: specialised where it is called, it needs no type metadata
+    /// looked up at run time, which generic code did for every value.)
+    @inlinable public func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
         guard let value = try decodeIfPresent(column, as: type) else {
             throw PostgresError(code: .decoding, message: "column \(column) is NULL, expected \(T.self)")
         }
@@ -38,7 +40,9 @@ public struct PostgresRow: Sendable {
     }
 
     /// The column's value, or nil for NULL.
-    public func decodeIfPresent<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T? {
+    @inlinable public func decodeIfPresent<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws
+        -> T?
+    {
         guard let index = columns.firstIndex(of: column) else {
             throw PostgresError(code: .decoding, message: "no column \(column) in the result (columns: \(columns))")
         }

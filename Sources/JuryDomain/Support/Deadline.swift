@@ -1,15 +1,17 @@
 import Dispatch
-import Synchronization
+public import Synchronization
 
 /// Thrown by `withDeadline` when the work did not finish in time.
-public struct DeadlineExceeded: Error, Sendable {}
+public struct DeadlineExceeded: Error, Sendable {
+    public init() {}
+}
 
 /// Runs `work` and returns its result, or throws `DeadlineExceeded` once `duration` has passed.
 ///
 /// The caller gets control back at the deadline even when `work` ignores cancellation (a
 /// blocked libpq call, a body that never ends): `work` runs in a task of its own, which is
 /// cancelled and left to finish by itself. Cancelling the caller cancels `work` the same way.
-public func withDeadline<T: Sendable>(
+@inlinable public func withDeadline<T: Sendable>(
     _ duration: Duration, _ work: @escaping @Sendable () async throws -> T
 ) async throws -> T {
     let outcome = FirstOutcome<T>()
@@ -41,8 +43,8 @@ public func withDeadline<T: Sendable>(
 /// leaves its action at once, and its place in the heap when the heap is rebuilt, which happens
 /// before stale places outnumber the live ones: memory stays in proportion to the deadlines
 /// pending.
-final class DeadlineTimer: Sendable {
-    static let shared = DeadlineTimer()
+@usableFromInline final class DeadlineTimer: Sendable {
+    @usableFromInline static let shared = DeadlineTimer()
 
     private struct Place {
         let due: UInt64
@@ -70,7 +72,7 @@ final class DeadlineTimer: Sendable {
     }
 
     /// Runs `action` once `duration` has passed, unless removed before.
-    func add(after duration: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
+    @usableFromInline func add(after duration: Duration, _ action: @escaping @Sendable () -> Void) -> UInt64 {
         let due = DispatchTime.now().uptimeNanoseconds &+ nanoseconds(duration)
         return state.withLock { state in
             let id = state.nextID
@@ -90,7 +92,7 @@ final class DeadlineTimer: Sendable {
     }
 
     /// Forgets a deadline; its action will not run. (It may run already, on the timer's queue.)
-    func remove(_ id: UInt64) {
+    @usableFromInline func remove(_ id: UInt64) {
         _ = state.withLock { $0.actions.removeValue(forKey: id) }
     }
 
@@ -157,14 +159,19 @@ private func nanoseconds(_ duration: Duration) -> UInt64 {
 }
 
 /// The first of several results, handed to one waiter whether it comes before or after the wait.
-private final class FirstOutcome<T: Sendable>: Sendable {
-    private struct State {
-        var result: Result<T, Error>?
-        var waiter: CheckedContinuation<T, Error>?
-    }
-    private let state = Mutex(State())
+/// (Inlinable with `withDeadline`: specialised in its callers, a call looks up no type metadata.)
+@usableFromInline final class FirstOutcome<T: Sendable>: Sendable {
+    @usableFromInline struct State {
+        @usableFromInline var result: Result<T, Error>?
+        @usableFromInline var waiter: CheckedContinuation<T, Error>?
 
-    func deliver(_ result: Result<T, Error>) {
+        @inlinable init() {}
+    }
+    @usableFromInline let state: Mutex<State> = Mutex(State())
+
+    @inlinable init() {}
+
+    @inlinable func deliver(_ result: Result<T, Error>) {
         state.withLock { state in
             guard state.result == nil else { return }
             state.result = result
@@ -173,7 +180,7 @@ private final class FirstOutcome<T: Sendable>: Sendable {
         }
     }
 
-    func wait(with continuation: CheckedContinuation<T, Error>) {
+    @inlinable func wait(with continuation: CheckedContinuation<T, Error>) {
         state.withLock { state in
             if let result = state.result {
                 continuation.resume(with: result)
