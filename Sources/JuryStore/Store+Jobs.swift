@@ -30,21 +30,13 @@ extension Store {
                 parsed = Result { () throws(JSONSyntaxError) in try JSONValue.parseStrict(text.utf8) }
                 payloads[exampleID] = parsed
             }
-            var problem: JSONSyntaxError?
-            let value: JSONValue
-            switch parsed {
-            case .success(let parsedValue): value = parsedValue
-            case .failure(let error):
-                problem = error
-                value = .null
-            }
             let job = ClaimedJob(
                 id: try row.decode("job_id"), runID: try row.decode("run_id"), exampleID: exampleID,
                 judge: try row.decode("judge"), attempts: try row.decode("attempts"), claim: try row.decode("claim"),
                 transientFailures: try row.decode("transient_failures"),
                 retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
-                externalID: try row.decode("external_id"), payload: value)
-            if let problem {
+                externalID: try row.decode("external_id"), payload: (try? parsed.get()) ?? .null)
+            if case .failure(let problem) = parsed {
                 let fail = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
                 unreadable.append(.release(job, error: "the example's payload cannot be read: \(problem)", fail))
             } else {

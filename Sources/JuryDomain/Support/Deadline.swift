@@ -140,7 +140,7 @@ public struct DeadlineExceeded: Error, Sendable {
         var parent = start
         while true {
             var smallest = parent
-            for child in [2 * parent + 1, 2 * parent + 2]
+            for child in (2 * parent + 1)...(2 * parent + 2)
             where child < heap.count && heap[child].due < heap[smallest].due {
                 smallest = child
             }
