@@ -160,6 +160,23 @@ struct EnqueueTests {
         #expect(missing?.message.contains("cannot read /nonexistent/corpus.jsonl") == true)
     }
 
+    /// Examples have no foreign key to their run (035): the run's lock refuses a run deleted
+    /// after the enqueue looked it up, and nothing of the chunk is written.
+    @Test(.freshDatabase) func aRunDeletedBeforeItsChunkArrivesIsRefused() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        let run = try await createRun(yaml, in: jury)
+        try await jury.deleteRun(id: run.id)
+        var chunks = [[CorpusLine(number: 1, bytes: ArraySlice(#"{"id": "a", "request": "r"}"#.utf8))]]
+        let refused = await #expect(throws: PostgresError.self) {
+            _ = try await jury.enqueue(into: run, batch: "b") { chunks.popLast() }
+        }
+        #expect(refused?.message.contains("run \(run.id) does not exist") == true)
+        #expect(try await connection.count("SELECT count(*) FROM examples") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+    }
+
     @Test(.freshDatabase) func idsCompareByTheirBytes() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
