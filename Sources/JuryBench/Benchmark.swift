@@ -65,6 +65,8 @@ public enum Benchmark {
         public var minimalQueue: PGBenchFigures?
         /// pgbench: Jury's own claim and record SQL.
         public var jurySQL: PGBenchFigures?
+        /// pgbench: the same with one job per judge per claim, where each call's fixed costs dominate.
+        public var jurySQLOneJobPerJudge: PGBenchFigures?
         public var workerToMinimalQueue: Double?
         public var workerAndReducerToMinimalQueue: Double?
     }
@@ -146,6 +148,7 @@ public enum Benchmark {
         // pgbench on the same database: the minimal queue loop, then Jury's own SQL.
         var minimal: PGBench.Figures?
         var jurySQL: PGBench.Figures?
+        var jurySQLOneJobPerJudge: PGBench.Figures?
         if let binary = PGBench.path() {
             // Enough work that the loop's rate is steady, however small the bench.
             let jobs = max(options.examples * options.judges, 200_000)
@@ -156,11 +159,22 @@ public enum Benchmark {
                     format:
                         "pgbench, minimal queue loop (%d clients, claim 100 with SKIP LOCKED, then record): %.0f jobs/s",
                     options.pgbenchClients, minimal!.jobsPerSecond))
+            // Small batches first, on their own share of the examples: what a claim and a record cost
+            // whatever their size, which is what a worker whose judges are slow pays.
+            let smallExamples = 6_000
             let (pending, _) = try await enqueueCorpus(
-                count: options.examples, prefix: "p", run: run, store: store, database: database, logger: logger)
+                count: options.examples + smallExamples, prefix: "p", run: run, store: store, database: database,
+                logger: logger)
+            jurySQLOneJobPerJudge = try PGBench.jurySQL(
+                binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
+                batch: options.judges, clients: options.pgbenchClients)
+            report(
+                String(
+                    format: "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
+                    options.pgbenchClients, jurySQLOneJobPerJudge!.jobsPerSecond))
             jurySQL = try PGBench.jurySQL(
-                binary: binary, database: database, run: run, jobs: pending.jobs, batch: options.pgbenchBatch,
-                clients: options.pgbenchClients)
+                binary: binary, database: database, run: run, jobs: pending.jobs - smallExamples * options.judges,
+                batch: options.pgbenchBatch, clients: options.pgbenchClients)
             report(
                 String(
                     format: "pgbench, Jury's claim + record SQL (%d clients, %d jobs per claim): %.0f votes/s",
@@ -182,6 +196,7 @@ public enum Benchmark {
             workerAndReducerVotesPerSecond: votesPerSecond, lastVoteToVerdictP50Seconds: latency?.p50,
             lastVoteToVerdictP99Seconds: latency?.p99, peakRSSMegabytes: rss, workerWrites: workerWrites,
             workerAndReducerWrites: bothWrites, minimalQueue: minimal, jurySQL: jurySQL,
+            jurySQLOneJobPerJudge: jurySQLOneJobPerJudge,
             workerToMinimalQueue: floor.map { workerVotesPerSecond / $0 },
             workerAndReducerToMinimalQueue: floor.map { votesPerSecond / $0 })
     }
