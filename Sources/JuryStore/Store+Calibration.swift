@@ -16,10 +16,10 @@ extension Store {
         var result: [Int64: [String: Int]] = [:]
         for row in try await connection.query(
             """
-            SELECT j.example_id, a.judge, count(*)::int AS answers
-            FROM invalid_answers a JOIN jobs j ON j.id = a.job_id JOIN examples e ON e.id = j.example_id
+            SELECT a.example_id, a.judge, count(*)::int AS answers
+            FROM invalid_answers a JOIN examples e ON e.id = a.example_id
             WHERE a.run_id = \(runID) AND e.human_label IS NOT NULL
-            GROUP BY j.example_id, a.judge
+            GROUP BY a.example_id, a.judge
             """)
         {
             result[try row.decode("example_id"), default: [:]][try row.decode("judge")] = try row.decode("answers")

@@ -55,7 +55,7 @@ struct FaultTests {
         try await finishRun(faulty, timeout: 1) { (connection, jury) async throws in
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
             // Stalled calls were given up at the deadline and called again, using no attempts.
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE claims > 1") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE claims > 1") > 0)
             #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
         }
     }
@@ -75,7 +75,7 @@ struct FaultTests {
         try await finishRun(faulty, within: 120) { (connection, jury) async throws in
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
             #expect(try await connection.count("SELECT count(*) FROM votes WHERE attempts > 1") == 0)
-            #expect(try await connection.count("SELECT min(claims) FROM jobs WHERE judge = 'j1'") > 1)
+            #expect(try await connection.count("SELECT min(claims) FROM votes WHERE judge = 'j1'") > 1)
         }
     }
 

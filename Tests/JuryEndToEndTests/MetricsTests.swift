@@ -107,10 +107,13 @@ struct MetricsTests {
                 rateLimited
                     == worked.sum("jury_judge_calls_total", ["run": run.name, "outcome": "rate_limited"]))
             #expect(worked.sum("jury_judge_calls_total", ["judge": "j1", "outcome": "server_error"]) > 0)
-            // Each claim of a job is counted once in the claim sizes.
+            // Each claim of a job is counted once in the claim sizes; a voted job's claims are in its vote.
             #expect(
                 worked.value("jury_claim_size_jobs_sum", [:])
-                    == Double(try await connection.count("SELECT sum(claims) FROM jobs")))
+                    == Double(
+                        try await connection.count(
+                            "SELECT (SELECT coalesce(sum(claims), 0) FROM jobs) + (SELECT coalesce(sum(claims), 0) FROM votes)"
+                        )))
 
             for status in ["agreed", "disagreed", "insufficient"] {
                 let stored = try await connection.count(

@@ -81,4 +81,54 @@ struct MigrationTests {
                 "SELECT count(*) FROM examples WHERE state = 'ready' AND jobs_open = 0 AND jobs_cancelled = 3") == 1)
         try await expectCountsMatchTables(setup)
     }
+
+    /// Done jobs and invalid answers written before 037 keep their counts and their examples,
+    /// and a purge still removes them without changing what the run counted.
+    @Test(.freshDatabase) func doneJobsAndInvalidAnswersFromBeforeMigration037() async throws {
+        let url = try TestDatabase.url
+        let setup = try await connect(url)
+        try await setup.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        let jury = try await store(url)
+        let before = Array(Migrations.embedded.prefix { $0.version < 37 })
+        #expect(try await jury.migrate(before, logger: TestDatabase.logger).count == 36)
+        let run = try await createRun(ConsensusFixture.yaml(), in: jury)
+        try await enqueue(
+            try ConsensusFixture.writeLabelledCorpus([("a", nil, nil), ("b", nil, nil)]), run: run.name, in: jury)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 2)]
+        let claimed = try await jury.claim(want, owner: "t", leaseSeconds: 60)
+        let answer = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: false)
+        try await jury.record(
+            [
+                .release(claimed[0], error: "not JSON", answer, answer: "no idea"),
+                .vote(claimed[1], JudgeAnswer(label: "valid", rationale: "ok"), latencyMilliseconds: 1),
+            ],
+            owner: "t")
+        let again = try await jury.claim(want, owner: "t", leaseSeconds: 60)
+        try await jury.record(
+            [.vote(again[0], JudgeAnswer(label: "valid", rationale: "ok"), latencyMilliseconds: 1)], owner: "t")
+        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 2)
+
+        #expect(try await jury.migrate(logger: TestDatabase.logger) == ["037_votes_replace_done_jobs.sql"])
+        #expect(
+            try await setup.count(
+                "SELECT count(*) FROM jury_invalid_answers WHERE example = \(claimed[0].externalID) AND answer = 'no idea'"
+            )
+                == 1)
+        try await expectCountsMatchTables(setup)
+        // The other judges vote after the migration: their jobs go, the old done rows stay and count once.
+        try await ConsensusFixture.castVotes(
+            ["a": ["valid", "valid", "valid", "valid"], "b": ["valid", "valid", "valid", "valid"]], run: run, in: jury)
+        #expect(try await setup.count("SELECT count(*) FROM jobs") == 2)
+        let progress = try await setup.query("SELECT done FROM jury_run_progress")[0]
+        #expect(progress["done"] == "8")
+        try await expectCountsMatchTables(setup)
+
+        try await ConsensusFixture.decideAll(jury)
+        _ = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 1, in: jury)
+        #expect(
+            try await setup.count("SELECT count(*) FROM jobs")
+                + (try await setup.count("SELECT count(*) FROM invalid_answers")) == 0)
+        #expect(try await setup.query("SELECT done FROM jury_run_progress")[0]["done"] == "8")
+        try await expectCountsMatchTables(setup)
+    }
 }

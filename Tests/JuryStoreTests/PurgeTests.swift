@@ -28,7 +28,8 @@ struct PurgeTests {
         await #expect(throws: JuryError.self) {
             try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 2, in: jury)
         }
-        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE run_id = \(run.id)") == 20)
+        // Four examples voted, their 16 jobs replaced by votes; p4's 4 jobs are left.
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE run_id = \(run.id)") == 4)
         // A job under way is refused even in a cancelled run.
         try await connection.query("UPDATE jobs SET run_after = now() WHERE state = 'pending'")
         let held = try await jury.claim(
@@ -95,15 +96,16 @@ struct PurgeTests {
         let run = try await createRun(Fixture.yaml(), in: jury)
         let rows = (0..<6).map { (id: "p\($0)", human: String?.none, source: String?.none) }
         try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
-        let votes = Dictionary(
-            uniqueKeysWithValues: (0..<6).map { ("p\($0)", [String?](repeating: "valid", count: 4)) })
+        // Three judges vote; the fourth's jobs fail, and stay.
+        let votes = Dictionary(uniqueKeysWithValues: (0..<6).map { ("p\($0)", ["valid", "valid", "valid", nil]) })
         try await Fixture.castVotes(votes, run: run, in: jury)
-        #expect(try await connection.count("SELECT count(*) FROM votes") == 24)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 18)
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 6)
         // One chunk of a purge --everything: two examples go, and their jobs and votes (no
         // foreign key does it since 021 and 023, a trigger does), counted out of the run's counts.
         #expect(try await jury.purgeRun(runID: run.id, limit: 2) == 2)
-        #expect(try await connection.count("SELECT count(*) FROM jobs") == 16)
-        #expect(try await connection.count("SELECT count(*) FROM votes") == 16)
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 4)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 12)
         for table in ["jobs", "votes"] {
             #expect(
                 try await connection.count(

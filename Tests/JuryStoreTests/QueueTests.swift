@@ -157,6 +157,41 @@ struct QueueTests {
         #expect(job.attempts == 2 && job.transientFailures == 0 && job.retryingSeconds == nil && job.claim == 3)
     }
 
+    /// A vote replaces its job (037): the row goes, the vote keeps what the job told (its
+    /// claims and attempts), and an invalid answer before it stays with the example.
+    @Test(.freshDatabase) func aVoteReplacesItsJob() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 1)
+        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 1)]
+        let policy = CallPolicy(config: run.config)
+        let first = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
+        let wrong = policy.decide(JudgeError(.badAnswer, "not JSON"), history: first.history, random: 0)
+        try await jury.record([.release(first, error: "not JSON", wrong, answer: "I think it is fine")], owner: "w")
+        let second = try await jury.claim(want, owner: "w", leaseSeconds: 60)[0]
+        let answer = JudgeAnswer(label: "valid", rationale: "second try")
+        #expect(try await jury.record([.vote(second, answer, latencyMilliseconds: 1)], owner: "w").outcomes == 1)
+
+        #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM votes WHERE claims = 2 AND attempts = 2") == 1)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM jury_invalid_answers WHERE example = 'ex-0' AND answer = 'I think it is fine'")
+                == 1)
+        // The same outcome again finds no job: nothing is written twice.
+        #expect(try await jury.record([.vote(second, answer, latencyMilliseconds: 1)], owner: "w").outcomes == 0)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 1)
+        let progress = try await connection.query("SELECT done, running, pending FROM jury_run_progress")[0]
+        #expect(progress["done"] == "1" && progress["running"] == "0" && progress["pending"] == "0")
+        try await expectCountsMatchTables(connection)
+
+        // A purge takes the invalid answers with the queue's other bookkeeping; the vote stays.
+        try await ConsensusFixture.decideAll(jury)
+        _ = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 10, in: jury)
+        #expect(try await connection.count("SELECT count(*) FROM invalid_answers") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM votes") == 1)
+        try await expectCountsMatchTables(connection)
+    }
+
     /// The functions every record calls keep one plan per connection (036): plpgsql could plan
     /// each call afresh, which cost 350-400 microseconds a record. CREATE OR REPLACE drops a
     /// function's settings, so a later migration that restates one must state them again.
