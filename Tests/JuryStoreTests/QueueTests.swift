@@ -140,6 +140,27 @@ struct QueueTests {
         #expect(try await jury.claim(want, owner: "w", leaseSeconds: 60).isEmpty)
     }
 
+    /// A payload Jury cannot read (written past enqueue's check, here nested deeper than the
+    /// parser goes) fails its example's jobs at once with the reason; the rest of the claim
+    /// goes on, and nothing is left running.
+    @Test(.freshDatabase) func aJobWhosePayloadCannotBeReadFailsAndTheClaimGoesOn() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url)
+        let deep = String(repeating: "[", count: 600) + String(repeating: "]", count: 600)
+        try await connection.query(
+            "UPDATE examples SET payload = jsonb_build_object('request', \(deep)::jsonb) WHERE external_id = 'ex-1'")
+        let claimed = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 10)], owner: "w", leaseSeconds: 60)
+        #expect(Set(claimed.map(\.externalID)) == ["ex-0", "ex-2"])
+        let failed = try await connection.query(
+            "SELECT e.external_id, j.last_error FROM jobs j JOIN examples e ON e.id = j.example_id WHERE j.state = 'failed'"
+        )
+        #expect(failed.count == 1 && failed[0]["external_id"] == "ex-1")
+        #expect(failed[0]["last_error"]?.contains("payload cannot be read") == true, "\(failed)")
+        #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 2)
+        try await expectCountsMatchTables(connection)
+    }
+
     @Test(.freshDatabase) func outagesRefundAttemptsAndWrongAnswersCountThem() async throws {
         let url = try TestDatabase.url
         let (_, jury, run) = try await setUp(url, examples: 1)
