@@ -20,6 +20,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private let queue: DispatchQueue
     private let handle: OpaquePointer
     private var listenedChannels: Set<String> = []
+    /// The statements prepared on this session, named by their text; a new session has none.
+    private var preparedNames: [String: String] = [:]
     /// Inside `transaction`: a broken connection must then fail the transaction, not be reset
     /// under it (the rest of the transaction would run outside one).
     private var inTransaction = false
@@ -68,6 +70,14 @@ public final class PostgresConnection: @unchecked Sendable {
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
         try await onQueue { try $0.run(query: query) }
+    }
+
+    /// Runs a statement the caller runs again and again with other values (a worker's claim and
+    /// record): prepared on its first call in the session, then only executed, when the settings
+    /// allow (`preparesStatements`). Its text must not vary from call to call.
+    @discardableResult
+    public func query(prepared query: PostgresQuery) async throws -> PostgresRows {
+        try await onQueue { try $0.run(query: query, prepared: $0.settings.preparesStatements) }
     }
 
     /// Runs SQL text that takes no parameters and may hold several statements (a migration file).
@@ -162,6 +172,7 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         logger.debug("PostgreSQL connection broken; resetting")
         PQreset(handle)
+        preparedNames = [:]
         guard PQstatus(handle) == CONNECTION_OK else {
             throw PostgresError(code: .connectionFailed, message: lastErrorMessage())
         }
@@ -180,7 +191,7 @@ public final class PostgresConnection: @unchecked Sendable {
         try runScript("SET TIME ZONE 'UTC'; " + settings.sessionScript)
     }
 
-    func run(query: PostgresQuery) throws -> PostgresRows {
+    func run(query: PostgresQuery, prepared: Bool = false) throws -> PostgresRows {
         // libpq takes parameters as C strings: a NUL would silently cut the value short.
         if let index = query.binds.firstIndex(where: { $0?.utf8.contains(0) == true }) {
             throw PostgresError(
@@ -189,12 +200,34 @@ public final class PostgresConnection: @unchecked Sendable {
         }
         var parameters: [UnsafeMutablePointer<CChar>?] = query.binds.map { $0.flatMap { strdup($0) } }
         defer { parameters.forEach { free($0) } }
+        let name = prepared ? try preparedName(of: query.sql) : nil
         let result = parameters.withUnsafeMutableBufferPointer { buffer in
             buffer.baseAddress!.withMemoryRebound(to: UnsafePointer<CChar>?.self, capacity: max(buffer.count, 1)) {
-                PQexecParams(handle, query.sql, Int32(buffer.count), nil, buffer.count > 0 ? $0 : nil, nil, nil, 0)
+                let values = buffer.count > 0 ? $0 : nil
+                if let name {
+                    return PQexecPrepared(handle, name, Int32(buffer.count), values, nil, nil, 0)
+                }
+                return PQexecParams(handle, query.sql, Int32(buffer.count), nil, values, nil, nil, 0)
             }
         }
-        return try readResult(result)
+        do {
+            return try readResult(result)
+        } catch let error as PostgresError where name != nil {
+            // 26000: the session lost its prepared statements (DISCARD ALL); 0A000: a function's
+            // result type changed under the plan (a migration). The next call prepares afresh.
+            if error.sqlState == "26000" || error.sqlState == "0A000" { preparedNames = [:] }
+            throw error
+        }
+    }
+
+    /// The name `sql` is prepared under in this session, preparing it on first use.
+    private func preparedName(of sql: String) throws -> String {
+        if let name = preparedNames[sql] { return name }
+        let name = "jury_\(preparedNames.count + 1)"
+        // No types given: the server infers each parameter's from the text, as for PQexecParams.
+        _ = try readResult(PQprepare(handle, name, sql, 0, nil))
+        preparedNames[sql] = name
+        return name
     }
 
     func runScript(_ script: String) throws {

@@ -24,6 +24,11 @@ public struct PostgresSettings: Sendable, Equatable {
     /// PgBouncer in transaction pooling: a session's settings stay on whichever server connection
     /// ran them, for other clients to inherit. Set them on the database role instead.
     public var setsSessionSettings = true
+    /// Whether `query(prepared:)` prepares its statement once per session, so that the server
+    /// parses and plans the text once rather than at every call. Not through a PgBouncer in
+    /// transaction pooling: a prepared statement lives on one server connection, and the next
+    /// transaction may run on another.
+    public var preparesStatements = true
 
     public init() {}
 

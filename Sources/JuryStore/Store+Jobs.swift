@@ -10,12 +10,12 @@ extension Store {
     /// that knows nothing of them, and they would never come back.
     public func claim(_ requests: [ClaimRequest], owner: String, leaseSeconds: Double) async throws -> [ClaimedJob] {
         let rows = try await connection.query(
-            """
-            SELECT job_id, run_id, example_id, judge, attempts, claim, transient_failures,
-                   extract(epoch FROM now() - retrying_since)::float8 AS retrying_seconds, external_id, payload
-            FROM jury_claim_jobs(\(owner), \(leaseSeconds), \(requests.map(\.runID))::bigint[],
-                                 \(requests.map(\.judge))::text[], \(requests.map(\.count))::int[])
-            """)
+            prepared: """
+                SELECT job_id, run_id, example_id, judge, attempts, claim, transient_failures,
+                       extract(epoch FROM now() - retrying_since)::float8 AS retrying_seconds, external_id, payload
+                FROM jury_claim_jobs(\(owner), \(leaseSeconds), \(requests.map(\.runID))::bigint[],
+                                     \(requests.map(\.judge))::text[], \(requests.map(\.count))::int[])
+                """)
         var claimed: [ClaimedJob] = []
         var unreadable: [JobOutcome] = []
         // An example's judges are claimed together: its payload is read once, not once per judge.
@@ -90,16 +90,16 @@ extension Store {
         }
         if !votes.isEmpty {
             let rows = try await connection.query(
-                """
-                SELECT jury_record_votes(\(owner), \(votes.map(\.job.id))::bigint[], \(votes.map(\.job.claim))::int[],
-                    \(votes.map { Self.storable($0.answer.label, limit: 200) })::text[],
-                    \(votes.map { $0.answer.rationale.map { Self.storable($0, limit: 2000) } })::text[],
-                    \(votes.map { Int(clamping: Int32(clamping: $0.latency)) })::int[],
-                    \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
-                    \(votes.map(\.answer.cachedTokens))::bigint[],
-                    \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
-                    \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[]) AS job_id
-                """)
+                prepared: """
+                    SELECT jury_record_votes(\(owner), \(votes.map(\.job.id))::bigint[], \(votes.map(\.job.claim))::int[],
+                        \(votes.map { Self.storable($0.answer.label, limit: 200) })::text[],
+                        \(votes.map { $0.answer.rationale.map { Self.storable($0, limit: 2000) } })::text[],
+                        \(votes.map { Int(clamping: Int32(clamping: $0.latency)) })::int[],
+                        \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
+                        \(votes.map(\.answer.cachedTokens))::bigint[],
+                        \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
+                        \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[]) AS job_id
+                    """)
             recorded.outcomes += rows.count
             recorded.votedJobs = Set(try rows.map { try $0.decode("job_id", as: Int64.self) })
         }
@@ -107,22 +107,22 @@ extension Store {
         let invalid = releases.filter { $0.answer != nil && $0.decision.kind == .answer }
         if !invalid.isEmpty {
             try await connection.query(
-                """
-                SELECT jury_record_invalid_answers(\(owner), \(invalid.map(\.job.id))::bigint[],
-                    \(invalid.map(\.job.claim))::int[],
-                    \(invalid.map { $0.answer.map { Self.storable($0, limit: JudgeError.answerLimit) } })::text[],
-                    \(invalid.map { Self.storable($0.error, limit: 500) })::text[])
-                """)
+                prepared: """
+                    SELECT jury_record_invalid_answers(\(owner), \(invalid.map(\.job.id))::bigint[],
+                        \(invalid.map(\.job.claim))::int[],
+                        \(invalid.map { $0.answer.map { Self.storable($0, limit: JudgeError.answerLimit) } })::text[],
+                        \(invalid.map { Self.storable($0.error, limit: 500) })::text[])
+                    """)
         }
         if !releases.isEmpty {
             let rows = try await connection.query(
-                """
-                SELECT jury_release_jobs(\(owner), \(releases.map(\.job.id))::bigint[],
-                    \(releases.map(\.job.claim))::int[], \(releases.map(\.decision.kind.rawValue))::text[],
-                    \(releases.map { Self.storable($0.error, limit: 500) })::text[],
-                    \(releases.map(\.decision.delaySeconds))::float8[], \(releases.map(\.decision.final))::boolean[],
-                    \(releases.map(\.decision.cappedRetryAfter))::float8[])
-                """)
+                prepared: """
+                    SELECT jury_release_jobs(\(owner), \(releases.map(\.job.id))::bigint[],
+                        \(releases.map(\.job.claim))::int[], \(releases.map(\.decision.kind.rawValue))::text[],
+                        \(releases.map { Self.storable($0.error, limit: 500) })::text[],
+                        \(releases.map(\.decision.delaySeconds))::float8[], \(releases.map(\.decision.final))::boolean[],
+                        \(releases.map(\.decision.cappedRetryAfter))::float8[])
+                    """)
             recorded.outcomes += rows.count
         }
         return recorded

@@ -9,13 +9,13 @@ extension Store {
         granted: Int, waitSeconds: Double
     ) {
         let row = try await connection.query(
-            "SELECT granted, wait_seconds FROM jury_take_permits(\(limitKey), \(count), \(tokensEach))")[0]
+            prepared: "SELECT granted, wait_seconds FROM jury_take_permits(\(limitKey), \(count), \(tokensEach))")[0]
         return (try row.decode("granted"), try row.decode("wait_seconds"))
     }
 
     /// Gives back requests not used and tokens not spent (negative: spent beyond the estimate).
     public func adjustPermits(limitKey: String, requests: Double, tokens: Double) async throws {
-        try await connection.query("SELECT jury_adjust_permits(\(limitKey), \(requests), \(tokens))")
+        try await connection.query(prepared: "SELECT jury_adjust_permits(\(limitKey), \(requests), \(tokens))")
     }
 
     /// Stops every worker from calling on this account for `seconds`, after the provider answered 429.

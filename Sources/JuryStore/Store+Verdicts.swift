@@ -72,7 +72,9 @@ extension Store {
     ) async throws -> [DecidedExample] {
         try await connection.transaction { connection in
             var examples: [ExampleVotes] = []
-            for row in try await connection.query("SELECT * FROM jury_claim_ready_examples(\(runID), \(limit))") {
+            for row in try await connection.query(
+                prepared: "SELECT * FROM jury_claim_ready_examples(\(runID), \(limit))")
+            {
                 let id: Int64 = try row.decode("example_id")
                 if examples.last?.id != id {
                     examples.append(
@@ -246,11 +248,11 @@ extension Store {
     ) async throws -> Set<Int64> {
         let c = try VerdictColumns(decisions)
         let rows = try await connection.query(
-            """
-            SELECT jury_record_verdicts(\(examples)::bigint[], \(runs)::bigint[], \(c.labels)::text[],
-                \(c.statuses)::text[], \(c.agreements)::float8[], \(c.votes)::int[], \(c.rules)::text[],
-                \(c.parameters)::jsonb[], \(c.decidedBy)::text[], \(c.outcomes)::text[], \(c.early)::boolean[]) AS example_id
-            """)
+            prepared: """
+                SELECT jury_record_verdicts(\(examples)::bigint[], \(runs)::bigint[], \(c.labels)::text[],
+                    \(c.statuses)::text[], \(c.agreements)::float8[], \(c.votes)::int[], \(c.rules)::text[],
+                    \(c.parameters)::jsonb[], \(c.decidedBy)::text[], \(c.outcomes)::text[], \(c.early)::boolean[]) AS example_id
+                """)
         return Set(try rows.map { try $0.decode("example_id", as: Int64.self) })
     }
 

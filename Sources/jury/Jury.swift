@@ -159,6 +159,7 @@ struct PollingOptions: ParsableArguments {
     func target(_ db: DatabaseOptions) -> Database {
         var database = db.target
         database.settings.setsSessionSettings = !poll
+        database.settings.preparesStatements = !poll
         return database
     }
 }

@@ -146,4 +146,38 @@ struct PostgresTests {
         let notifications = try await connection.waitForNotifications(timeout: .seconds(10))
         #expect(notifications.count == 1)
     }
+
+    /// A prepared query is parsed once per session, gives what the plain query gives, and is
+    /// prepared again on a new session after a reconnect; with `preparesStatements` off (a
+    /// transaction pooler), nothing is prepared.
+    @Test(.freshDatabase) func preparedQueriesArePreparedOncePerSession() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let killer = try await connect(url)
+        let prepared = "SELECT count(*) AS n FROM pg_prepared_statements"
+        for value in [1, 2, 3] {
+            let rows = try await connection.query(prepared: "SELECT \(value)::int + 1 AS sum, \("x")::text AS text")
+            #expect(rows[0]["sum"] == "\(value + 1)" && rows[0]["text"] == "x")
+        }
+        #expect(try await connection.count(PostgresQuery(stringLiteral: prepared)) == 1)
+        let statement = try await connection.query("SELECT statement FROM pg_prepared_statements")[0]["statement"]
+        #expect(statement?.contains("$1::int + 1") == true, "\(statement ?? "none")")
+        // Errors in a prepared query are the server's, as for any query; the statement stays usable.
+        await #expect(throws: PostgresError.self) {
+            try await connection.query(prepared: "SELECT 1 / \(0)::int AS quotient")
+        }
+        #expect(try await connection.query(prepared: "SELECT 1 / \(2)::int AS quotient")[0]["quotient"] == "0")
+
+        try await killer.query("SELECT pg_terminate_backend(\(try await connection.backendPID()))")
+        _ = try? await connection.query("SELECT 1")
+        #expect(
+            try await connection.query(prepared: "SELECT \(5)::int + 1 AS sum, \("y")::text AS text")[0]["sum"] == "6")
+        #expect(try await connection.count(PostgresQuery(stringLiteral: prepared)) == 1)
+
+        var settings = PostgresSettings()
+        settings.preparesStatements = false
+        let pooled = try await PostgresConnection.connect(url, settings: settings, logger: TestDatabase.logger)
+        #expect(try await pooled.query(prepared: "SELECT \(7)::int AS seven")[0]["seven"] == "7")
+        #expect(try await pooled.count(PostgresQuery(stringLiteral: prepared)) == 0)
+    }
 }
