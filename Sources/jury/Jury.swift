@@ -137,8 +137,8 @@ func runUntilSignalled(_ services: [any Service], maximumShutdownSeconds: Double
 struct PollingOptions: ParsableArguments {
     @Flag(
         help: """
-            Poll for work instead of LISTEN, and set nothing on the session: for connections through \
-            PgBouncer in transaction pooling. The timeout options and jit = off are then not set; set them \
+            Poll for work instead of LISTEN, and set or prepare nothing on the session: for connections \
+            through PgBouncer in transaction pooling. The timeout options and jit = off are then not set; set them \
             on the role (ALTER ROLE ... SET statement_timeout = '120s', ALTER ROLE ... SET jit = off) or in \
             PgBouncer.
             """)
