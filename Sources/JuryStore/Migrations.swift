@@ -25,8 +25,19 @@ extension Store {
         while let name = try await applyNext(migrations, logger: logger) {
             applied.append(name)
         }
-        if !applied.isEmpty { try await grantRoles(logger: logger) }
+        if !applied.isEmpty {
+            try await turnJITOffInFunctions()
+            try await grantRoles(logger: logger)
+        }
         return applied
+    }
+
+    /// Sets `jit = off` on every plpgsql function (Schema/038_functions_without_jit.sql): a
+    /// migration that restates a function drops its settings.
+    private func turnJITOffInFunctions() async throws {
+        let found = try await connection.query("SELECT to_regproc('jury_functions_without_jit') IS NOT NULL AS found")
+        guard try found[0].decode("found", as: Bool.self) else { return }
+        try await connection.query("SELECT jury_functions_without_jit()")
     }
 
     /// Creates the `jury_worker` and `jury_reader` roles when missing and sets the privileges

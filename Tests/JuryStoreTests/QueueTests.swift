@@ -225,6 +225,17 @@ struct QueueTests {
             #expect(settings.contains("plan_cache_mode=force_generic_plan"), "\(function): \(settings)")
             #expect(settings.contains("enable_seqscan=off"), "\(function): \(settings)")
         }
+        // JIT is off in every plpgsql function (038), whatever the session says.
+        #expect(
+            try await connection.count(
+                """
+                SELECT count(*) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+                WHERE p.proname LIKE 'jury\\_%' AND l.lanname = 'plpgsql' AND p.prorettype <> 'trigger'::regtype
+                  AND NOT coalesce('jit=off' = ANY (p.proconfig), false)
+                """) == 0)
+        #expect(
+            try await connection.count(
+                "SELECT count(*) FROM pg_proc WHERE proname = 'jury_claim_jobs' AND 'jit=off' = ANY (proconfig)") == 1)
         // A LANGUAGE sql function that is SECURITY DEFINER is planned at every call; the claim calls this one.
         #expect(
             try await connection.count(
