@@ -22,6 +22,8 @@ public final class PostgresConnection: @unchecked Sendable {
     private var listenedChannels: Set<String> = []
     /// The statements prepared on this session, named by their text; a new session has none.
     private var preparedNames: [String: String] = [:]
+    /// Names are never reused: a statement forgotten after an error may still exist on the server.
+    private var statementsPrepared = 0
     /// Inside `transaction`: a broken connection must then fail the transaction, not be reset
     /// under it (the rest of the transaction would run outside one).
     private var inTransaction = false
@@ -223,7 +225,8 @@ public final class PostgresConnection: @unchecked Sendable {
     /// The name `sql` is prepared under in this session, preparing it on first use.
     private func preparedName(of sql: String) throws -> String {
         if let name = preparedNames[sql] { return name }
-        let name = "jury_\(preparedNames.count + 1)"
+        statementsPrepared += 1
+        let name = "jury_\(statementsPrepared)"
         // No types given: the server infers each parameter's from the text, as for PQexecParams.
         _ = try readResult(PQprepare(handle, name, sql, 0, nil))
         preparedNames[sql] = name

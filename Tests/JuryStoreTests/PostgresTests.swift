@@ -180,4 +180,24 @@ struct PostgresTests {
         #expect(try await pooled.query(prepared: "SELECT \(7)::int AS seven")[0]["seven"] == "7")
         #expect(try await pooled.count(PostgresQuery(stringLiteral: prepared)) == 0)
     }
+
+    /// A prepared statement whose plan can no longer hold (a migration changed a function's
+    /// result type) fails once; the next call prepares it afresh, under a new name, since the
+    /// old one still exists on the server.
+    @Test(.freshDatabase) func aPreparedStatementOutlivedByItsFunctionIsPreparedAgain() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let other = try await connect(url)
+        try await other.execute(script: "CREATE FUNCTION jury_test_value(int) RETURNS int LANGUAGE sql AS 'SELECT $1'")
+        #expect(try await connection.query(prepared: "SELECT * FROM jury_test_value(\(1)) AS v")[0]["v"] == "1")
+        try await other.execute(
+            script: """
+                DROP FUNCTION jury_test_value(int);
+                CREATE FUNCTION jury_test_value(int) RETURNS text LANGUAGE sql AS 'SELECT ''n'' || $1';
+                """)
+        await #expect(throws: PostgresError.self) {
+            try await connection.query(prepared: "SELECT * FROM jury_test_value(\(2)) AS v")
+        }
+        #expect(try await connection.query(prepared: "SELECT * FROM jury_test_value(\(3)) AS v")[0]["v"] == "n3")
+    }
 }
