@@ -35,16 +35,19 @@ extension Store {
     /// Sets `jit = off` on every plpgsql function (Schema/038_functions_without_jit.sql): a
     /// migration that restates a function drops its settings.
     private func turnJITOffInFunctions() async throws {
-        let found = try await connection.query("SELECT to_regproc('jury_functions_without_jit') IS NOT NULL AS found")
-        guard try found[0].decode("found", as: Bool.self) else { return }
+        guard try await functionExists("jury_functions_without_jit") else { return }
         try await connection.query("SELECT jury_functions_without_jit()")
+    }
+
+    /// Whether the schema has the function yet: a database migrated only part way may not.
+    private func functionExists(_ name: String) async throws -> Bool {
+        try await connection.query("SELECT to_regproc(\(name)) IS NOT NULL AS found")[0].decode("found")
     }
 
     /// Creates the `jury_worker` and `jury_reader` roles when missing and sets the privileges
     /// of every table, view and function (Schema/017_roles.sql). Safe to run again at any time.
     public func grantRoles(logger: Logger) async throws {
-        let found = try await connection.query("SELECT to_regproc('jury_grant_roles') IS NOT NULL AS found")
-        guard try found[0].decode("found", as: Bool.self) else { return }
+        guard try await functionExists("jury_grant_roles") else { return }
         let problem: String? = try await connection.query("SELECT jury_grant_roles() AS problem")[0]
             .decodeIfPresent("problem")
         if let problem { logger.warning("roles not set up", metadata: [JuryMetadata.error: "\(problem)"]) }
