@@ -97,7 +97,8 @@ struct RunCommand: AsyncParsableCommand {
             discussion: """
                 A run can be purged once every example is decided (or the run was cancelled) and no job is \
                 running. By default only its jobs go (a voted job went when its vote was recorded: what is left \
-                is failed and cancelled jobs), the queue's bookkeeping, with the invalid answers kept for people; examples, votes, verdicts and the counts jury status shows stay, so \
+                is failed and cancelled jobs), the queue's bookkeeping, with the invalid answers kept for \
+                people; examples, votes, verdicts and the counts jury status shows stay, so \
                 exports and calibration still work. --everything deletes the run and all it holds. Rows go \
                 in chunks of --examples-per-transaction, each its own short transaction, so workers on other \
                 runs are not held up, and an interrupted purge can simply be run again. VACUUM then makes the \
