@@ -30,4 +30,9 @@ public enum Channel: String, Sendable {
     case jobs = "jury_jobs"
     /// Examples became ready for the reducer.
     case ready = "jury_ready"
+
+    /// How soon a listener woken by a notification looks again. Recording votes notifies at
+    /// most once a channel every 50 ms (see `jury_notify_throttled`), so one notification may
+    /// stand for work committed up to 50 ms after it, which the look it woke can miss.
+    public static let lookAgainAfterNotification = Duration.milliseconds(100)
 }

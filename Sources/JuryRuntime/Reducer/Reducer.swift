@@ -20,6 +20,8 @@ public final class Reducer: Service, Sendable {
     private let stopping = Mutex(false)
     private let decided = Mutex(0)
     private let wakeup = Wakeup()
+    /// Set by each notification, taken by the next pass.
+    private let notified = Mutex(false)
     public let probes: ProcessProbes
 
     public init(
@@ -68,6 +70,12 @@ public final class Reducer: Service, Sendable {
             var lastCompaction = ContinuousClock.now
             while !isStopping {
                 probes.turned()
+                let followsNotification = notified.withLock { notified in
+                    defer { notified = false }
+                    return notified
+                }
+                // What the notification announced, and what it stands for, may commit after this pass.
+                let idleWait = followsNotification ? Channel.lookAgainAfterNotification : .seconds(idlePollSeconds)
                 do {
                     let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
                     probes.reachedDatabase()
@@ -87,7 +95,7 @@ public final class Reducer: Service, Sendable {
                         for finished in try await store.finishRuns() {
                             logger.info("run done: every example decided", metadata: ["run": "\(finished)"])
                         }
-                        await wakeup.wait(timeout: .seconds(idlePollSeconds))
+                        await wakeup.wait(timeout: idleWait)
                     }
                 } catch {
                     logger.warning("reducing failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
@@ -132,7 +140,10 @@ public final class Reducer: Service, Sendable {
         var lastBeat = ContinuousClock.now
         while !Task.isCancelled {
             do {
-                if try await !listener.waitForNotifications(timeout: .milliseconds(200)).isEmpty { wakeup.raise() }
+                if try await !listener.waitForNotifications(timeout: .milliseconds(200)).isEmpty {
+                    notified.withLock { $0 = true }
+                    wakeup.raise()
+                }
                 if ContinuousClock.now - lastBeat > Self.heartbeatInterval {
                     _ = try? await listener.heartbeat(id, inFlight: 0, leaseSeconds: Self.leaseSeconds)
                     lastBeat = .now

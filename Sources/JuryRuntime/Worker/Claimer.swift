@@ -18,8 +18,14 @@ struct Claimer: Sendable {
         let permits = Permits(store: store, ledger: ledger, planner: planner)
         var contexts: [Int64: RunContext] = [:]
         var contextsLoadedAt = ContinuousClock.now - .seconds(3600)
+        // Whether the last wait ended with a notification: then the next one is short, since
+        // the notification may stand for jobs released just after it (see `Channel`).
+        var followsNotification = false
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
+                let idleWait =
+                    followsNotification ? Channel.lookAgainAfterNotification : .seconds(options.idlePollSeconds)
+                followsNotification = false
                 do {
                     try await returnUntrackedJobsAfterAFailure()
                     for (key, reason) in ledger.takeBreakersToOpen() {
@@ -62,10 +68,10 @@ struct Claimer: Sendable {
                     try await permits.settle(taken, claimed: claimed)
                     if let throttledFor {
                         // A judge is at its rate limit: come back when its next permit is due.
-                        await idle(.seconds(min(throttledFor, options.idlePollSeconds)))
+                        followsNotification = await idle(min(.seconds(throttledFor), idleWait))
                     } else if requested == 0 || claimed.count < requested {
                         // Until a slot frees, work is announced, the poll interval passes, or a stop.
-                        await idle(.seconds(options.idlePollSeconds))
+                        followsNotification = await idle(idleWait)
                     }
                 } catch {
                     logger.warning("claiming failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
@@ -104,18 +110,21 @@ struct Claimer: Sendable {
     /// Waits until the claimer's wakeup is raised (a slot freed, a stop), `timeout` passes, or,
     /// listening, jobs are announced: then it sleeps on its connection's socket, and a raise
     /// interrupts that sleep. (The connection is the claimer's own: nothing else waits behind it.)
-    private func idle(_ timeout: Duration) async {
+    /// Returns whether jobs were announced.
+    private func idle(_ timeout: Duration) async -> Bool {
         guard options.listens else {
             await ledger.claimerWakeup.wait(timeout: timeout)
-            return
+            return false
         }
-        if ledger.claimerWakeup.consume() { return }
+        if ledger.claimerWakeup.consume() { return false }
         do {
-            _ = try await store.waitForNotifications(timeout: timeout)
+            let notified = try await store.waitForNotifications(timeout: timeout)
             _ = ledger.claimerWakeup.consume()
+            return !notified.isEmpty
         } catch {
             // The connection failed: the next claim resets it; meanwhile wait on the signal alone.
             await ledger.claimerWakeup.wait(timeout: timeout)
+            return false
         }
     }
 
