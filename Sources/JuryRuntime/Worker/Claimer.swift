@@ -23,8 +23,8 @@ struct Claimer: Sendable {
         var followsNotification = false
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
-                let idleWait =
-                    followsNotification ? Channel.lookAgainAfterNotification : .seconds(options.idlePollSeconds)
+                let idlePoll = Duration.seconds(options.idlePollSeconds)
+                let idleWait = followsNotification ? min(Channel.lookAgainAfterNotification, idlePoll) : idlePoll
                 followsNotification = false
                 do {
                     try await returnUntrackedJobsAfterAFailure()
