@@ -213,6 +213,52 @@ struct QueueTests {
         try await expectCountsMatchTables(connection)
     }
 
+    /// Records of one run never wait for each other (040): each backend adds the judges' spend
+    /// to rows of its own, which readers sum, and the reducer's compaction folds those of gone
+    /// backends into one.
+    @Test(.freshDatabase) func recordsOfOneRunDoNotWaitForEachOther() async throws {
+        let url = try TestDatabase.url
+        let (connection, jury, run) = try await setUp(url, examples: 2)
+        let jobs = try await jury.claim(
+            [ClaimRequest(runID: run.id, judge: "j1", count: 2)], owner: "w", leaseSeconds: 60)
+        try #require(jobs.count == 2)
+        let open = try await connect(url)
+        try await open.query("BEGIN")
+        try await open.query(
+            """
+            SELECT jury_record_votes('w', ARRAY[\(jobs[0].id)::bigint], ARRAY[\(jobs[0].claim)::int], ARRAY['valid'],
+                ARRAY[NULL]::text[], ARRAY[1], NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::text[], NULL::text[],
+                ARRAY[0.25]::float8[])
+            """)
+        // Another worker's record of the same run and judge goes through while that one is open.
+        let answer = JudgeAnswer(label: "valid", rationale: nil)
+        let recorder = Task {
+            try await jury.record([.vote(jobs[1], answer, latencyMilliseconds: 1, costUSD: 0.5)], owner: "w").outcomes
+        }
+        try await eventually("a record while another of the same run is open") {
+            try await connection.count("SELECT count(*) FROM votes") == 1
+        }
+        #expect(try await recorder.value == 1)
+        try await open.query("COMMIT")
+        let costs = try await connection.query("SELECT votes, cost_usd, run_cost_usd FROM jury_costs")
+        #expect(costs.count == 1)
+        #expect(costs[0]["votes"] == "2" && costs[0]["cost_usd"] == "0.75" && costs[0]["run_cost_usd"] == "0.75")
+        #expect(try await connection.count("SELECT count(*) FROM judge_spend") == 2)
+
+        // Once the first backend is gone, compaction folds its row into slot 0; the sums stay.
+        let pid = try await open.backendPID()
+        try await connection.query("SELECT pg_terminate_backend(\(pid))")
+        try await eventually("the backend to go") {
+            try await connection.count("SELECT count(*) FROM pg_stat_activity WHERE pid = \(pid)") == 0
+        }
+        _ = try await jury.compactCounts()
+        #expect(try await connection.count("SELECT count(*) FROM judge_spend WHERE slot = 0 AND votes = 1") == 1)
+        let after = try await connection.query("SELECT votes, cost_usd FROM jury_costs")
+        #expect(after[0]["votes"] == "2" && after[0]["cost_usd"] == "0.75")
+        #expect(try await connection.count("SELECT count(*) FROM jury_judge_progress WHERE cost_usd = 0.75") == 1)
+        try await expectCountsMatchTables(connection)
+    }
+
     /// The functions every record calls keep one plan per connection (036): plpgsql could plan
     /// each call afresh, which cost 350-400 microseconds a record. CREATE OR REPLACE drops a
     /// function's settings, so a later migration that restates one must state them again.
