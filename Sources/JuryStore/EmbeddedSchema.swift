@@ -4613,8 +4613,9 @@ ALTER FUNCTION jury_settle_examples(bigint[], boolean) SET plan_cache_mode = for
 -- and held those rows locked until its commit was on disk: the records of a run committed one
 -- at a time, whatever the number of workers. pgbench running Jury's claim and record with 16
 -- clients and 4 votes a record spent most of its samples waiting on another transaction
--- (pg_stat_activity: about 3,000 of 4,600 on Lock:transactionid) and made 1,910-1,920 votes/s;
--- without the spend, 2,450-2,680, waiting mostly on the WAL flush they then share.
+-- (pg_stat_activity: about 3,000 of 4,600 on Lock:transactionid) and made 2,120-2,210 votes/s;
+-- with this migration 2,900-3,030 (three alternating pairs), waiting mostly on the WAL flush
+-- its commits now share. In claims of 128 with 4 clients it measured level.
 --
 -- Now each backend adds to its own rows (slot = its pid); readers sum the slots, and the
 -- reducer's compaction folds the slots of backends that are gone into slot 0.
