@@ -67,6 +67,9 @@ public enum Benchmark {
         public var jurySQL: PGBenchFigures?
         /// pgbench: the same with one job per judge per claim, where each call's fixed costs dominate.
         public var jurySQLOneJobPerJudge: PGBenchFigures?
+        /// pgbench: one job per judge per claim from 16 clients, as many workers with slow judges:
+        /// what shows when their records wait for each other.
+        public var jurySQLOneJobPerJudgeManyClients: PGBenchFigures?
         public var workerToMinimalQueue: Double?
         public var workerAndReducerToMinimalQueue: Double?
     }
@@ -149,6 +152,7 @@ public enum Benchmark {
         var minimal: PGBench.Figures?
         var jurySQL: PGBench.Figures?
         var jurySQLOneJobPerJudge: PGBench.Figures?
+        var jurySQLOneJobPerJudgeManyClients: PGBench.Figures?
         if let binary = PGBench.path() {
             // Enough work that the loop's rate is steady, however small the bench.
             let jobs = max(options.examples * options.judges, 200_000)
@@ -159,11 +163,13 @@ public enum Benchmark {
                     format:
                         "pgbench, minimal queue loop (%d clients, claim 100 with SKIP LOCKED, then record): %.0f jobs/s",
                     options.pgbenchClients, minimal!.jobsPerSecond))
-            // Small batches first, on their own share of the examples: what a claim and a record cost
-            // whatever their size, which is what a worker whose judges are slow pays.
+            // Small batches first, each phase on its own share of the examples: what a claim and a
+            // record cost whatever their size, which is what a worker whose judges are slow pays;
+            // then the same from many clients, where records that wait for each other show.
             let smallExamples = 6_000
+            let manyClients = 16
             let (pending, _) = try await enqueueCorpus(
-                count: options.examples + smallExamples, prefix: "p", run: run, store: store, database: database,
+                count: options.examples + 2 * smallExamples, prefix: "p", run: run, store: store, database: database,
                 logger: logger)
             jurySQLOneJobPerJudge = try PGBench.jurySQL(
                 binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
@@ -172,8 +178,15 @@ public enum Benchmark {
                 String(
                     format: "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
                     options.pgbenchClients, jurySQLOneJobPerJudge!.jobsPerSecond))
+            jurySQLOneJobPerJudgeManyClients = try PGBench.jurySQL(
+                binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
+                batch: options.judges, clients: manyClients)
+            report(
+                String(
+                    format: "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
+                    manyClients, jurySQLOneJobPerJudgeManyClients!.jobsPerSecond))
             jurySQL = try PGBench.jurySQL(
-                binary: binary, database: database, run: run, jobs: pending.jobs - smallExamples * options.judges,
+                binary: binary, database: database, run: run, jobs: pending.jobs - 2 * smallExamples * options.judges,
                 batch: options.pgbenchBatch, clients: options.pgbenchClients)
             report(
                 String(
@@ -197,6 +210,7 @@ public enum Benchmark {
             lastVoteToVerdictP99Seconds: latency?.p99, peakRSSMegabytes: rss, workerWrites: workerWrites,
             workerAndReducerWrites: bothWrites, minimalQueue: minimal, jurySQL: jurySQL,
             jurySQLOneJobPerJudge: jurySQLOneJobPerJudge,
+            jurySQLOneJobPerJudgeManyClients: jurySQLOneJobPerJudgeManyClients,
             workerToMinimalQueue: floor.map { workerVotesPerSecond / $0 },
             workerAndReducerToMinimalQueue: floor.map { votesPerSecond / $0 })
     }

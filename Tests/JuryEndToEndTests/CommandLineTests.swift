@@ -186,6 +186,7 @@ struct BenchCommandTests {
         // A vote inserts one row and updates its job at least: fewer tuples would mean the counters missed it.
         #expect(tuples >= 2)
         #expect(figures["minimal_queue", "jobs_per_second"] != nil)
+        #expect(figures["jury_sql_one_job_per_judge_many_clients", "clients"] == .integer(16))
         // The bench leaves nothing behind.
         let connection = try await connect(url)
         #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
