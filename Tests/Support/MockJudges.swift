@@ -132,7 +132,7 @@ public func testWorker(url: String, options: WorkerOptions, environment: [String
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
 public func runWorkers(
     url: String, run: String? = nil, workers: Int = 1, reducers: Int = 1, concurrency: Int = 64,
-    leaseSeconds: Double = 30,
+    leaseSeconds: Double = 30, timeout: Double = 60,
     environment: [String: String] = [:], until: @escaping @Sendable () async throws -> Bool
 ) async throws {
     var options = WorkerOptions()
@@ -148,7 +148,7 @@ public func runWorkers(
             logger: TestDatabase.logger)
     }
     try await untilShutdown(workerList + reducerList) {
-        try await eventually("the workers to finish", until)
+        try await eventually(timeout: timeout, "the workers to finish", until)
     }
 }
 
