@@ -31,8 +31,11 @@ public enum Channel: String, Sendable {
     /// Examples became ready for the reducer.
     case ready = "jury_ready"
 
-    /// How soon a listener woken by a notification looks again. Recording votes notifies at
-    /// most once a channel every 50 ms (see `jury_notify_throttled`), so one notification may
-    /// stand for work committed up to 50 ms after it, which the look it woke can miss.
-    public static let lookAgainAfterNotification = Duration.milliseconds(100)
+    /// How long an idle listener waits before it looks for work again: its idle poll, but at
+    /// most 100 ms after a look a notification woke. Recording votes notifies at most once a
+    /// channel every 50 ms (see `jury_notify_throttled`), so one notification may stand for
+    /// work committed up to 50 ms after it, which the look it woke can miss.
+    public static func idleWait(followsNotification: Bool, idlePoll: Duration) -> Duration {
+        followsNotification ? min(.milliseconds(100), idlePoll) : idlePoll
+    }
 }

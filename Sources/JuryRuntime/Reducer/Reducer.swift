@@ -75,8 +75,8 @@ public final class Reducer: Service, Sendable {
                     return notified
                 }
                 // What the notification announced, and what it stands for, may commit after this pass.
-                let idlePoll = Duration.seconds(idlePollSeconds)
-                let idleWait = followsNotification ? min(Channel.lookAgainAfterNotification, idlePoll) : idlePoll
+                let idleWait = Channel.idleWait(
+                    followsNotification: followsNotification, idlePoll: .seconds(idlePollSeconds))
                 do {
                     let count = try await Self.decideAvailable(runID: runID, limit: batchSize, store: store)
                     probes.reachedDatabase()

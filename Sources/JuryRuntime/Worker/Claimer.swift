@@ -23,8 +23,8 @@ struct Claimer: Sendable {
         var followsNotification = false
         await withDiscardingTaskGroup { calls in
             while !ledger.isStopping {
-                let idlePoll = Duration.seconds(options.idlePollSeconds)
-                let idleWait = followsNotification ? min(Channel.lookAgainAfterNotification, idlePoll) : idlePoll
+                let idleWait = Channel.idleWait(
+                    followsNotification: followsNotification, idlePoll: .seconds(options.idlePollSeconds))
                 followsNotification = false
                 do {
                     try await returnUntrackedJobsAfterAFailure()
