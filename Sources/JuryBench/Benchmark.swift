@@ -171,20 +171,19 @@ public enum Benchmark {
             let (pending, _) = try await enqueueCorpus(
                 count: options.examples + 2 * smallExamples, prefix: "p", run: run, store: store, database: database,
                 logger: logger)
-            jurySQLOneJobPerJudge = try PGBench.jurySQL(
-                binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
-                batch: options.judges, clients: options.pgbenchClients)
-            report(
-                String(
-                    format: "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
-                    options.pgbenchClients, jurySQLOneJobPerJudge!.jobsPerSecond))
-            jurySQLOneJobPerJudgeManyClients = try PGBench.jurySQL(
-                binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
-                batch: options.judges, clients: manyClients)
-            report(
-                String(
-                    format: "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
-                    manyClients, jurySQLOneJobPerJudgeManyClients!.jobsPerSecond))
+            func smallBatches(clients: Int) throws -> PGBench.Figures {
+                let figures = try PGBench.jurySQL(
+                    binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
+                    batch: options.judges, clients: clients)
+                report(
+                    String(
+                        format:
+                            "pgbench, Jury's claim + record SQL (%d clients, 1 job per judge per claim): %.0f votes/s",
+                        clients, figures.jobsPerSecond))
+                return figures
+            }
+            jurySQLOneJobPerJudge = try smallBatches(clients: options.pgbenchClients)
+            jurySQLOneJobPerJudgeManyClients = try smallBatches(clients: manyClients)
             jurySQL = try PGBench.jurySQL(
                 binary: binary, database: database, run: run, jobs: pending.jobs - 2 * smallExamples * options.judges,
                 batch: options.pgbenchBatch, clients: options.pgbenchClients)
