@@ -10,13 +10,6 @@ import Testing
 /// notification look again soon, for the work it stood for.
 @Suite("Notifications")
 struct NotificationTests {
-    private func setUp(_ url: String, examples: Int) async throws -> (Store, StoredRun) {
-        let jury = try await store(url)
-        let run = try await createRun(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-        try await enqueue(try writeCorpus(count: examples), run: run.name, in: jury)
-        return (jury, run)
-    }
-
     /// Votes for one job of the run's one judge: its example becomes ready.
     private func voteOnce(_ jury: Store, _ run: StoredRun) async throws {
         let job = try await jury.claim(
@@ -41,7 +34,7 @@ struct NotificationTests {
 
     @Test(.freshDatabase) func recordsNotifyAtMostOnceAChannelEvery50Milliseconds() async throws {
         let url = try TestDatabase.url
-        let (jury, run) = try await setUp(url, examples: 4)
+        let (jury, run) = try await oneJudgeRun(url, examples: 4)
         let connection = try await connect(url)
         let listener = try await connect(url)
         try await listener.listen(Channel.ready.rawValue)
@@ -78,7 +71,7 @@ struct NotificationTests {
     /// are decided at once.
     @Test(.freshDatabase) func aReducerWokenByANotificationLooksAgainSoon() async throws {
         let url = try TestDatabase.url
-        let (jury, run) = try await setUp(url, examples: 1)
+        let (jury, run) = try await oneJudgeRun(url, examples: 1)
         let connection = try await connect(url)
         let reducer = Reducer(
             database: Database(conninfo: url), run: run.name, idlePollSeconds: 600, logger: TestDatabase.logger)

@@ -10,9 +10,7 @@ import Testing
 @Suite("Queue")
 struct QueueTests {
     private func setUp(_ url: String, examples: Int = 3) async throws -> (PostgresConnection, Store, StoredRun) {
-        let jury = try await store(url)
-        let run = try await createRun(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
-        try await enqueue(try writeCorpus(count: examples), run: run.name, in: jury)
+        let (jury, run) = try await oneJudgeRun(url, examples: examples)
         return (try await connect(url), jury, run)
     }
 

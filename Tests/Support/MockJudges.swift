@@ -82,6 +82,15 @@ public func runYAML(
 }
 
 /// Stores a run from YAML text.
+/// A run with one judge (`j1`) that nothing calls and `examples` examples enqueued: for tests
+/// that claim and record through the store themselves.
+public func oneJudgeRun(_ url: String, examples: Int) async throws -> (Store, StoredRun) {
+    let jury = try await store(url)
+    let run = try await createRun(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+    try await enqueue(try writeCorpus(count: examples), run: run.name, in: jury)
+    return (jury, run)
+}
+
 public func createRun(_ yaml: String, in store: Store) async throws -> StoredRun {
     try await store.createRun(try RunConfig.parse(yaml: yaml, file: "test.yaml")).run
 }
