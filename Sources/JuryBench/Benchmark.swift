@@ -61,6 +61,9 @@ public enum Benchmark {
         public var peakRSSMegabytes: Double?
         public var workerWrites: Writes
         public var workerAndReducerWrites: Writes
+        /// CPU per vote in this process and, on this machine, in PostgreSQL.
+        public var workerCPUPerVote: CPUUse
+        public var workerAndReducerCPUPerVote: CPUUse
         /// pgbench: a minimal queue loop (claim 100 with SKIP LOCKED; insert votes, mark done).
         public var minimalQueue: PGBenchFigures?
         /// pgbench: Jury's own claim and record SQL.
@@ -119,12 +122,16 @@ public enum Benchmark {
         let worker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         let reducer = Reducer(database: database, run: run.name, idlePollSeconds: 0.5, logger: logger)
+        // The server's CPU counts only where it runs on this machine.
+        let server = ServerProcesses.find(try await store.serverIdentity())
         var before = try await store.databaseActivity()
+        var cpuBefore = CPUReading.now(server: server)
         // Watch the reducer's own count: polling the database would take from what is measured.
         let votesPerSecond =
             Double(enqueued.jobs)
             / (try await secondsRunning(
                 [worker, reducer], until: { reducer.examplesDecided >= enqueued.new }, logger: logger))
+        let bothCPU = CPUReading.perUnit(from: cpuBefore, to: .now(server: server), units: enqueued.jobs)
         let bothWrites = Writes(try await settledActivity(store) - before, votes: enqueued.jobs)
         let latency = try await store.lastVoteToVerdictSeconds(runID: run.id)
         report(
@@ -133,6 +140,7 @@ public enum Benchmark {
                     "worker + reducer: %d votes, %d verdicts: %.0f votes/s; last vote to verdict p50 %.3fs, p99 %.3fs",
                 enqueued.jobs, enqueued.new, votesPerSecond, latency?.p50 ?? .nan, latency?.p99 ?? .nan))
         report(describe(bothWrites, phase: "worker + reducer"))
+        report(describe(bothCPU, phase: "worker + reducer", per: "vote", client: "this process"))
 
         // The worker alone (claim, call, record).
         let (more, _) = try await enqueueCorpus(
@@ -140,12 +148,15 @@ public enum Benchmark {
         let soloWorker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
         before = try await store.databaseActivity()
+        cpuBefore = CPUReading.now(server: server)
         let workerVotesPerSecond =
             Double(more.jobs)
             / (try await secondsRunning([soloWorker], until: { soloWorker.votesRecorded >= more.jobs }, logger: logger))
+        let workerCPU = CPUReading.perUnit(from: cpuBefore, to: .now(server: server), units: more.jobs)
         let workerWrites = Writes(try await settledActivity(store) - before, votes: more.jobs)
         report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
         report(describe(workerWrites, phase: "worker alone"))
+        report(describe(workerCPU, phase: "worker alone", per: "vote", client: "this process"))
         let rss = reportPeakRSS(report)
 
         // pgbench on the same database: the minimal queue loop, then Jury's own SQL.
@@ -157,12 +168,14 @@ public enum Benchmark {
             // Enough work that the loop's rate is steady, however small the bench.
             let jobs = max(options.examples * options.judges, 200_000)
             minimal = try await PGBench.minimalQueue(
-                binary: binary, database: database, store: store, jobs: jobs, clients: options.pgbenchClients)
+                binary: binary, database: database, store: store, jobs: jobs, clients: options.pgbenchClients,
+                server: server)
             report(
                 String(
                     format:
                         "pgbench, minimal queue loop (%d clients, claim 100 with SKIP LOCKED, then record): %.0f jobs/s",
                     options.pgbenchClients, minimal!.jobsPerSecond))
+            report(describe(minimal!.cpuPerJob, phase: "minimal queue loop", per: "job", client: "pgbench"))
             // Small batches first, each phase on its own share of the examples: what a claim and a
             // record cost whatever their size, which is what a worker whose judges are slow pays;
             // then the same from many clients, where records that wait for each other show.
@@ -174,7 +187,7 @@ public enum Benchmark {
             func smallBatches(clients: Int) throws -> PGBench.Figures {
                 let figures = try PGBench.jurySQL(
                     binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
-                    batch: options.judges, clients: clients)
+                    batch: options.judges, clients: clients, server: server)
                 report(
                     String(
                         format:
@@ -186,11 +199,12 @@ public enum Benchmark {
             jurySQLOneJobPerJudgeManyClients = try smallBatches(clients: manyClients)
             jurySQL = try PGBench.jurySQL(
                 binary: binary, database: database, run: run, jobs: pending.jobs - 2 * smallExamples * options.judges,
-                batch: options.pgbenchBatch, clients: options.pgbenchClients)
+                batch: options.pgbenchBatch, clients: options.pgbenchClients, server: server)
             report(
                 String(
                     format: "pgbench, Jury's claim + record SQL (%d clients, %d jobs per claim): %.0f votes/s",
                     options.pgbenchClients, jurySQL!.jobsPerTransaction, jurySQL!.jobsPerSecond))
+            report(describe(jurySQL!.cpuPerJob, phase: "Jury's claim + record SQL", per: "vote", client: "pgbench"))
         } else {
             report("pgbench not found (install postgresql-contrib or set PATH); no raw limit to compare with")
         }
@@ -201,13 +215,24 @@ public enum Benchmark {
                     format:
                         "ratio to the minimal loop: worker alone %.2f (target 0.8), worker + reducer %.2f (target 0.7)",
                     workerVotesPerSecond / floor, votesPerSecond / floor))
+            // Where the cores are all busy, throughput follows the CPU a vote costs in all.
+            if let loop = minimal?.cpuPerJob.totalMicroseconds, let worker = workerCPU.totalMicroseconds,
+                let both = bothCPU.totalMicroseconds
+            {
+                report(
+                    String(
+                        format:
+                            "CPU per vote against the minimal loop's per job: worker alone %.1fx, worker + reducer %.1fx",
+                        worker / loop, both / loop))
+            }
         }
         return Result(
             examples: options.examples, judges: options.judges, enqueueExamplesPerSecond: examplesPerSecond,
             enqueueJobsPerSecond: jobsPerSecond, workerVotesPerSecond: workerVotesPerSecond,
             workerAndReducerVotesPerSecond: votesPerSecond, lastVoteToVerdictP50Seconds: latency?.p50,
             lastVoteToVerdictP99Seconds: latency?.p99, peakRSSMegabytes: rss, workerWrites: workerWrites,
-            workerAndReducerWrites: bothWrites, minimalQueue: minimal, jurySQL: jurySQL,
+            workerAndReducerWrites: bothWrites, workerCPUPerVote: workerCPU, workerAndReducerCPUPerVote: bothCPU,
+            minimalQueue: minimal, jurySQL: jurySQL,
             jurySQLOneJobPerJudge: jurySQLOneJobPerJudge,
             jurySQLOneJobPerJudgeManyClients: jurySQLOneJobPerJudgeManyClients,
             workerToMinimalQueue: floor.map { workerVotesPerSecond / $0 },
@@ -219,6 +244,11 @@ public enum Benchmark {
     private static func settledActivity(_ store: Store) async throws -> DatabaseActivity {
         try await Task.sleep(for: .milliseconds(1200))
         return try await store.databaseActivity()
+    }
+
+    private static func describe(_ cpu: CPUUse, phase: String, per unit: String, client: String) -> String {
+        let server = cpu.serverMicroseconds.map { String(format: ", %.0f µs in PostgreSQL", $0) } ?? ""
+        return String(format: "%@ CPU per %@: %.0f µs in %@", phase, unit, cpu.clientMicroseconds, client) + server
     }
 
     private static func describe(_ writes: Writes, phase: String) -> String {

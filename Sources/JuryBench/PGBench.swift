@@ -9,6 +9,8 @@ public struct PGBenchFigures: Codable, Sendable {
     public var jobsPerTransaction: Int
     public var transactionsPerSecond: Double
     public var jobsPerSecond: Double
+    /// CPU per job in pgbench and in the server, over pgbench's run alone.
+    public var cpuPerJob: CPUUse
 }
 
 /// pgbench on the bench's database: the raw limit Jury is compared with.
@@ -18,9 +20,9 @@ enum PGBench {
     /// The floor any PostgreSQL queue pays here: each client claims 100 jobs with
     /// `FOR UPDATE SKIP LOCKED` in one transaction, then inserts their votes and marks them done
     /// in a second. On its own tables (created and dropped here), with `jobs` rows.
-    static func minimalQueue(binary: String, database: Database, store: Store, jobs: Int, clients: Int) async throws
-        -> Figures
-    {
+    static func minimalQueue(
+        binary: String, database: Database, store: Store, jobs: Int, clients: Int, server: ServerProcesses?
+    ) async throws -> Figures {
         let batch = 100
         try await store.createMinimalQueue(jobs: jobs)
         let script = """
@@ -30,32 +32,31 @@ enum PGBench {
             """
         // Two statements (transactions) per pgbench transaction; stop while work is left for all.
         let transactions = max(1, jobs / batch / clients - 2)
-        let tps = try run(
-            binary: binary, script: script, database: database, clients: clients, transactions: transactions)
+        let figures = try run(
+            binary: binary, script: script, database: database, clients: clients, transactions: transactions,
+            jobsPerTransaction: batch, server: server)
         try await store.dropMinimalQueue()
-        return Figures(
-            clients: clients, jobsPerTransaction: batch, transactionsPerSecond: tps, jobsPerSecond: tps * Double(batch))
+        return figures
     }
 
     /// Jury's own claim and record SQL (`jury_claim_jobs`, `jury_record_votes`) on the run's pending jobs.
-    static func jurySQL(binary: String, database: Database, run: StoredRun, jobs: Int, batch: Int, clients: Int)
-        throws -> Figures
-    {
+    static func jurySQL(
+        binary: String, database: Database, run: StoredRun, jobs: Int, batch: Int, clients: Int,
+        server: ServerProcesses?
+    ) throws -> Figures {
         let perJudge = max(1, batch / run.config.judges.count)
         let jobsPerTransaction = perJudge * run.config.judges.count
         let transactions = max(1, jobs / jobsPerTransaction / clients - 2)
-        let tps = try self.run(
+        return try self.run(
             binary: binary, script: Store.pgbenchScript(run: run, perJudge: perJudge), database: database,
-            clients: clients, transactions: transactions)
-        return Figures(
-            clients: clients, jobsPerTransaction: jobsPerTransaction, transactionsPerSecond: tps,
-            jobsPerSecond: tps * Double(jobsPerTransaction))
+            clients: clients, transactions: transactions, jobsPerTransaction: jobsPerTransaction, server: server)
     }
 
-    /// Runs `script` with pgbench; returns its transactions per second.
-    static func run(binary: String, script: String, database: Database, clients: Int, transactions: Int) throws
-        -> Double
-    {
+    /// Runs `script` with pgbench, each client `transactions` times, and measures it.
+    static func run(
+        binary: String, script: String, database: Database, clients: Int, transactions: Int, jobsPerTransaction: Int,
+        server: ServerProcesses?
+    ) throws -> Figures {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(UUID()).sql").path
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -64,14 +65,20 @@ enum PGBench {
         // be visible to every user of the machine.
         let environment = ProcessInfo.processInfo.environment.merging(
             try database.environment(), uniquingKeysWith: { _, ours in ours })
+        let before = CPUReading.now(server: server)
         let (status, text) = try Subprocess.run(binary, arguments, environment: environment)
+        let after = CPUReading.now(server: server)
         guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))
         else {
             throw JuryError(.io, "pgbench failed: \(text.suffix(500))")
         }
-        return tps
+        return Figures(
+            clients: clients, jobsPerTransaction: jobsPerTransaction, transactionsPerSecond: tps,
+            jobsPerSecond: tps * Double(jobsPerTransaction),
+            cpuPerJob: CPUReading.perUnit(
+                from: before, to: after, units: clients * transactions * jobsPerTransaction, clientIsChild: true))
     }
 
     /// pg_config's bindir first (Debian keeps pgbench off the PATH), then the PATH.

@@ -18,6 +18,12 @@ extension Store {
     }
 }
 
+/// A backend of the server, and when the server started (seconds since 1970).
+public struct ServerIdentity: Sendable {
+    public var backendPID: Int32
+    public var postmasterStartedAt: Double
+}
+
 /// Counters of the database's activity, for writes per vote: differences of two snapshots.
 public struct DatabaseActivity: Sendable, Codable {
     public var tuplesInserted: Int64
@@ -85,6 +91,16 @@ extension Store {
             tuplesDeleted: try row.decode("tup_deleted"), transactions: try row.decode("transactions"),
             walRecords: try row.decode("wal_records"), walFullPageImages: try row.decode("wal_fpi"),
             walBytes: try row.decode("wal_bytes"))
+    }
+
+    /// This session's backend and when its server started: enough to find the server's
+    /// processes when it runs on the same machine (the bench counts their CPU).
+    public func serverIdentity() async throws -> ServerIdentity {
+        let row = try await connection.query(
+            """
+            SELECT pg_backend_pid() AS pid, extract(epoch FROM pg_postmaster_start_time())::float8 AS started
+            """)[0]
+        return ServerIdentity(backendPID: try row.decode("pid"), postmasterStartedAt: try row.decode("started"))
     }
 
     /// Seconds from an example's last vote to its verdict, at the 50th and 99th percentiles, over a run.

@@ -11,10 +11,12 @@ struct Bench: AsyncParsableCommand {
             enqueue rate; votes/s of a worker alone and of a worker with the reducer deciding as it goes; \
             seconds from an example's last vote to its verdict (p50, p99); this process's peak RSS; database \
             writes per vote (tuples from pg_stat_database, WAL from pg_stat_wal, which counts the whole \
-            server); and pgbench running a minimal queue loop (claim 100 jobs with FOR UPDATE SKIP LOCKED, \
+            server); CPU per vote in this process and, when the server runs on this machine, in its \
+            processes; and pgbench running a minimal queue loop (claim 100 jobs with FOR UPDATE SKIP LOCKED, \
             then insert their votes and mark them done) and Jury's own claim and record SQL, with the ratios; \
             Jury's SQL also with one job per judge per claim (the small batches of slow judges), from \
-            --pgbench-clients and from 16 clients (many workers, whose records must not wait for each other). \
+            --pgbench-clients and from 16 clients (many workers, whose records must not wait for each other); \
+            and CPU per job of the loop and of Jury's SQL in pgbench and in the server. \
             Use a database no other worker serves, on a server nothing else writes to: a worker without \
             --run would claim the bench's jobs, and other writes would count as the bench's.
 

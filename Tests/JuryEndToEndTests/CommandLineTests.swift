@@ -187,6 +187,30 @@ struct BenchCommandTests {
         #expect(tuples >= 2)
         #expect(figures["minimal_queue", "jobs_per_second"] != nil)
         #expect(figures["jury_sql_one_job_per_judge_many_clients", "clients"] == .integer(16))
+        // CPU per vote: this process always; PostgreSQL's share when the server runs here, as
+        // the one the tests start does.
+        let serverIsLocal = (ProcessInfo.processInfo.environment["JURY_TEST_DATABASE_URL"] ?? "").isEmpty
+        for phase in ["worker_cpu_per_vote", "worker_and_reducer_cpu_per_vote"] {
+            guard case .number(let client)? = figures[phase, "client_microseconds"] else {
+                Issue.record("\(phase) is missing: \(bench.output)")
+                continue
+            }
+            #expect(client > 0, "\(phase)")
+            if serverIsLocal {
+                guard case .number(let server)? = figures[phase, "server_microseconds"] else {
+                    Issue.record("\(phase) has no server share: \(bench.output)")
+                    continue
+                }
+                #expect(server > 0, "\(phase)")
+            }
+        }
+        if serverIsLocal {
+            guard case .number(let loop)? = figures["minimal_queue", "cpu_per_job", "server_microseconds"] else {
+                Issue.record("the minimal loop has no server CPU: \(bench.output)")
+                return
+            }
+            #expect(loop > 0)
+        }
         // The bench leaves nothing behind.
         let connection = try await connect(url)
         #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
