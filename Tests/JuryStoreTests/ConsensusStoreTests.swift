@@ -233,7 +233,7 @@ struct ConsensusStoreTests {
         #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'unanimous'") == 8)
     }
 
-    /// A reducer's claim reads the first entries of `examples_ready`, not the whole table: it
+    /// A reducer's claim reads the first entries of the ready examples' index, not the whole table: it
     /// did, a sequential scan per claim, when the planner took its run filter to keep no row (031).
     @Test(.freshDatabase) func claimingReadyExamplesReadsAFewPagesNotTheTable() async throws {
         let url = try TestDatabase.url
@@ -249,6 +249,38 @@ struct ConsensusStoreTests {
         #expect(try await connection.count("SELECT count(*) FROM jury_claim_ready_examples(\(run.id), 10)") == 10)
         let buffers = try await buffersToClaimTen(run: run.id, on: connection)
         #expect(buffers * 3 < tablePages, "\(buffers) buffers for 10 examples, the table has \(tablePages) pages")
+    }
+
+    /// A reducer's claim reads the ready examples of the runs it decides, not those of others
+    /// before them: a Dawid-Skene run's stay ready until their batch is complete (041).
+    @Test(.freshDatabase) func claimingReadyExamplesPassesOverNoOtherRunsExamples() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let connection = try await connect(url)
+        let waiting = try await createRun(
+            Fixture.yaml(consensus: "rule: dawid-skene").replacingOccurrences(of: "name: cons", with: "name: batch"),
+            in: jury)
+        try await enqueue(try writeCorpus(count: 20_000), run: waiting.name, in: jury)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(try writeCorpus(count: 20_000), run: run.name, in: jury)
+        // Ready without votes: what the claim reads is under test, not what a reducer decides.
+        // All of the other run's are ready, and the last 40 of this one's.
+        try await connection.execute(
+            script: """
+                UPDATE examples SET state = 'ready' WHERE run_id = \(waiting.id) OR id > (SELECT max(id) - 40 FROM examples);
+                ANALYZE examples
+                """)
+        for decides in [String(run.id), "NULL"] {
+            // The first call plans the function's statements (catalog reads); the second is measured.
+            let claimed = try await connection.query(
+                "SELECT DISTINCT run_id FROM jury_claim_ready_examples(\(unescaped: decides), 10)"
+            ).map { try $0.decode("run_id") as Int64 }
+            #expect(claimed == [run.id])
+            let buffers = try await buffersToClaimTen(run: decides, on: connection)
+            // Passing over the other run's examples, or reading this run's that are not ready,
+            // reads 20,000 rows, each a buffer or more.
+            #expect(buffers < 500, "\(buffers) buffers to claim 10 examples of run \(decides)")
+        }
     }
 
     /// A plan made while `votes` was empty must not keep scanning all of it for each example once
@@ -281,8 +313,13 @@ struct ConsensusStoreTests {
     /// The buffers (hit and read) a reducer's claim of ten examples touches, from EXPLAIN: the
     /// top node's counts come first, and include those of the statements the function ran.
     private func buffersToClaimTen(run: Int64, on connection: PostgresConnection) async throws -> Int {
+        try await buffersToClaimTen(run: String(run), on: connection)
+    }
+
+    /// The same, `run` being a run's id or NULL (every run).
+    private func buffersToClaimTen(run: String, on connection: PostgresConnection) async throws -> Int {
         let plan = try await connection.query(
-            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM jury_claim_ready_examples(\(run), 10)"
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM jury_claim_ready_examples(\(unescaped: run), 10)"
         ).map { try $0.decode("QUERY PLAN") as String }.joined()
         let hit = try #require(plan.firstMatch(of: /"Shared Hit Blocks": (\d+)/).flatMap { Int($0.1) })
         let read = try #require(plan.firstMatch(of: /"Shared Read Blocks": (\d+)/).flatMap { Int($0.1) })
