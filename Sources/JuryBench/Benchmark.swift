@@ -86,14 +86,18 @@ public enum Benchmark {
         let config = try benchConfig(name: "bench-\(stamp)-\(UInt16.random(in: 0...9999))", judges: options.judges)
         let (run, _) = try await store.createRun(config)
         // The run is the bench's alone: remove it whatever happens, so no other worker meets it.
+        // Cancelled (the command's SIGINT or SIGTERM), the removal runs in a task of its own,
+        // which the cancellation does not reach.
         do {
             let result = try await measure(
                 run: run, database: database, options: options, store: store, logger: logger, report: report)
             try await store.deleteRun(id: run.id)
             return result
         } catch {
-            try? await store.deleteRun(id: run.id)
-            try? await store.dropMinimalQueue()
+            await Task {
+                try? await store.deleteRun(id: run.id)
+                try? await store.dropMinimalQueue()
+            }.value
             throw error
         }
     }
@@ -103,6 +107,14 @@ public enum Benchmark {
         report: @Sendable (String) -> Void
     ) async throws -> Result {
         report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
+        // Another run's work, and workers serving it, would count in the figures (a bench that was
+        // killed leaves its run behind, with work left).
+        let others = try await store.activeRuns(named: nil).map(\.name).filter { $0 != run.name }
+        if !others.isEmpty {
+            report(
+                "warning: other active runs in this database (\(others.joined(separator: ", "))): their work and "
+                    + "any worker serving them count in these figures; remove them, or use a database of its own")
+        }
 
         // Enqueue.
         let (enqueued, enqueueSeconds) = try await enqueueCorpus(

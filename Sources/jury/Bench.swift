@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import JuryBench
 import Logging
+import UnixSignals
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,7 +19,9 @@ struct Bench: AsyncParsableCommand {
             --pgbench-clients and from 16 clients (many workers, whose records must not wait for each other); \
             and CPU per job of the loop and of Jury's SQL in pgbench and in the server. \
             Use a database no other worker serves, on a server nothing else writes to: a worker without \
-            --run would claim the bench's jobs, and other writes would count as the bench's.
+            --run would claim the bench's jobs, and other writes would count as the bench's; the bench \
+            names the other active runs it finds. Interrupted (SIGINT, SIGTERM), it removes its run before \
+            it exits.
 
             With --scale it instead judges a large corpus (--examples, 2,500,000 by default: ten million \
             jobs with four judges) with a worker and the reducer together, and prints votes/s over each \
@@ -69,7 +72,28 @@ struct Bench: AsyncParsableCommand {
         options.judges = judges
         options.concurrency = concurrency
         options.pgbenchClients = pgbenchClients
-        let result = try await Benchmark.run(database: db.target, options: options, logger: logger, report: report)
+        // SIGINT or SIGTERM stops the bench, which then removes its run: left behind, the run's
+        // work would be met by workers and would skew the next bench.
+        let bench = Task { [options, logger] in
+            try await Benchmark.run(database: db.target, options: options, logger: logger, report: report)
+        }
+        let watcher = Task { () -> Int32? in
+            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+                report("interrupted (\(signal)): stopping, and removing the bench's run")
+                bench.cancel()
+                return signal.rawValue
+            }
+            return nil
+        }
+        let result: Benchmark.Result
+        do {
+            result = try await bench.value
+            watcher.cancel()
+        } catch  where bench.isCancelled {
+            // Whatever the interrupted statement threw: the run is removed, and the exit status
+            // says which signal ended the bench, as the shell's would.
+            throw ExitCode(128 + (await watcher.value ?? 0))
+        }
         if json { print(try jsonText(result)) }
     }
 }

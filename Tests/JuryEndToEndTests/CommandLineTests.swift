@@ -207,4 +207,25 @@ struct BenchCommandTests {
         #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
         #expect(try await connection.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'jury_bench%'") == 0)
     }
+
+    /// Interrupted, the bench removes its run: left behind, its work would be met by workers and
+    /// skew the next bench. (One bench at a time, and a small one: beside the suite, a bench at
+    /// full speed slows the tests that wait on time.)
+    @Test(.freshDatabase, .serialized, arguments: [SIGINT, SIGTERM])
+    func anInterruptedBenchRemovesItsRun(signal: Int32) async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
+        let bench = try Subprocess.spawn(
+            juryBinary, ["bench", "--examples", "2000", "--concurrency", "16", "--log-level", "error"],
+            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+        try await eventually("the bench's votes") {
+            try await connection.count("SELECT count(*) FROM votes") > 0
+        }
+        bench.kill(signal)
+        #expect(await exitStatus(of: bench) == 128 + signal)
+        #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM examples") == 0)
+        #expect(try await connection.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'jury_bench%'") == 0)
+    }
 }
