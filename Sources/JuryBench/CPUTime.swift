@@ -65,17 +65,26 @@ struct ServerProcesses: Sendable {
         return ServerProcesses(postmaster: backend.parent)
     }
 
+    /// The server's CPU so far. A child reaped while its siblings are read would count twice or
+    /// not at all, so the reading is taken again until the postmaster reaped none meanwhile (a
+    /// child that ended unreaped still shows its time).
     func cpuSeconds() -> Double? {
-        guard let postmaster = ProcStat(pid: postmaster) else { return nil }
-        var ticks = postmaster.ownTicks + postmaster.reapedChildrenTicks
-        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
-        for entry in entries {
-            guard let pid = Int32(entry), let process = ProcStat(pid: pid), process.parent == self.postmaster else {
-                continue
+        for _ in 0..<10 {
+            guard let before = ProcStat(pid: postmaster) else { return nil }
+            var ticks = before.ownTicks + before.reapedChildrenTicks
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            for entry in entries {
+                guard let pid = Int32(entry), let process = ProcStat(pid: pid), process.parent == postmaster else {
+                    continue
+                }
+                ticks += process.ownTicks
             }
-            ticks += process.ownTicks
+            guard let after = ProcStat(pid: postmaster) else { return nil }
+            if after.reapedChildrenTicks == before.reapedChildrenTicks {
+                return ticks / ProcStat.ticksPerSecond
+            }
         }
-        return ticks / ProcStat.ticksPerSecond
+        return nil
     }
 }
 
