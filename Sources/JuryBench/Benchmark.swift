@@ -136,15 +136,10 @@ public enum Benchmark {
         let reducer = Reducer(database: database, run: run.name, idlePollSeconds: 0.5, logger: logger)
         // The server's CPU counts only where it runs on this machine.
         let server = ServerProcesses.find(try await store.serverIdentity())
-        var before = try await store.databaseActivity()
-        var cpuBefore = CPUReading.now(server: server)
         // Watch the reducer's own count: polling the database would take from what is measured.
-        let votesPerSecond =
-            Double(enqueued.jobs)
-            / (try await secondsRunning(
-                [worker, reducer], until: { reducer.examplesDecided >= enqueued.new }, logger: logger))
-        let bothCPU = CPUReading.perUnit(from: cpuBefore, to: .now(server: server), units: enqueued.jobs)
-        let bothWrites = Writes(try await settledActivity(store) - before, votes: enqueued.jobs)
+        let (votesPerSecond, bothWrites, bothCPU) = try await measurePhase(
+            [worker, reducer], votes: enqueued.jobs, until: { reducer.examplesDecided >= enqueued.new }, store: store,
+            server: server, logger: logger)
         let latency = try await store.lastVoteToVerdictSeconds(runID: run.id)
         report(
             String(
@@ -159,13 +154,9 @@ public enum Benchmark {
             count: options.examples, prefix: "v", run: run, store: store, database: database, logger: logger)
         let soloWorker = Worker(
             database: database, options: workerOptions, logger: logger, makeJudge: { _ in InstantJudge() })
-        before = try await store.databaseActivity()
-        cpuBefore = CPUReading.now(server: server)
-        let workerVotesPerSecond =
-            Double(more.jobs)
-            / (try await secondsRunning([soloWorker], until: { soloWorker.votesRecorded >= more.jobs }, logger: logger))
-        let workerCPU = CPUReading.perUnit(from: cpuBefore, to: .now(server: server), units: more.jobs)
-        let workerWrites = Writes(try await settledActivity(store) - before, votes: more.jobs)
+        let (workerVotesPerSecond, workerWrites, workerCPU) = try await measurePhase(
+            [soloWorker], votes: more.jobs, until: { soloWorker.votesRecorded >= more.jobs }, store: store,
+            server: server, logger: logger)
         report(String(format: "worker alone: %d votes: %.0f votes/s", more.jobs, workerVotesPerSecond))
         report(describe(workerWrites, phase: "worker alone"))
         report(describe(workerCPU, phase: "worker alone", per: "vote", client: "this process"))
@@ -251,11 +242,21 @@ public enum Benchmark {
             workerAndReducerToMinimalQueue: floor.map { votesPerSecond / $0 })
     }
 
-    /// The counters once the phase's sessions have ended and flushed their statistics (at exit,
-    /// or within a second while they live).
-    private static func settledActivity(_ store: Store) async throws -> DatabaseActivity {
+    /// Runs `services` until `done`, and measures what their `votes` cost: votes/s, the writes
+    /// per vote, and the CPU per vote.
+    private static func measurePhase(
+        _ services: [any Service], votes: Int, until done: () -> Bool, store: Store, server: ServerProcesses?,
+        logger: Logger
+    ) async throws -> (votesPerSecond: Double, writes: Writes, cpu: CPUUse) {
+        let activity = try await store.databaseActivity()
+        let cpu = CPUReading.now(server: server)
+        let seconds = try await secondsRunning(services, until: done, logger: logger)
+        let cpuUse = CPUReading.perUnit(from: cpu, to: .now(server: server), units: votes)
+        // The counters once the phase's sessions have ended and flushed their statistics (at
+        // exit, or within a second while they live).
         try await Task.sleep(for: .milliseconds(1200))
-        return try await store.databaseActivity()
+        let writes = Writes(try await store.databaseActivity() - activity, votes: votes)
+        return (Double(votes) / seconds, writes, cpuUse)
     }
 
     private static func describe(_ cpu: CPUUse, phase: String, per unit: String, client: String) -> String {

@@ -85,10 +85,10 @@ struct Bench: AsyncParsableCommand {
             }
             return nil
         }
+        defer { watcher.cancel() }
         let result: Benchmark.Result
         do {
             result = try await bench.value
-            watcher.cancel()
         } catch  where bench.isCancelled {
             // Whatever the interrupted statement threw: the run is removed, and the exit status
             // says which signal ended the bench, as the shell's would.
