@@ -247,7 +247,7 @@ struct ConsensusStoreTests {
         #expect(tablePages > 500)
         // The first call plans the function's statements (catalog reads); the second is measured.
         #expect(try await connection.count("SELECT count(*) FROM jury_claim_ready_examples(\(run.id), 10)") == 10)
-        let buffers = try await buffersToClaimTen(run: run.id, on: connection)
+        let buffers = try await buffersToClaimTen(run: String(run.id), on: connection)
         #expect(buffers * 3 < tablePages, "\(buffers) buffers for 10 examples, the table has \(tablePages) pages")
     }
 
@@ -305,18 +305,14 @@ struct ConsensusStoreTests {
         let votePages = try await connection.count(
             "SELECT (pg_relation_size('votes') / current_setting('block_size')::int)::bigint")
         #expect(votePages > 50)
-        let buffers = try await buffersToClaimTen(run: run.id, on: connection)
+        let buffers = try await buffersToClaimTen(run: String(run.id), on: connection)
         // Ten examples: a scan of votes for each would read ten times its pages.
         #expect(buffers < votePages * 2, "\(buffers) buffers for 10 examples; votes has \(votePages) pages")
     }
 
     /// The buffers (hit and read) a reducer's claim of ten examples touches, from EXPLAIN: the
     /// top node's counts come first, and include those of the statements the function ran.
-    private func buffersToClaimTen(run: Int64, on connection: PostgresConnection) async throws -> Int {
-        try await buffersToClaimTen(run: String(run), on: connection)
-    }
-
-    /// The same, `run` being a run's id or NULL (every run).
+    /// `run` is a run's id, or NULL for every run.
     private func buffersToClaimTen(run: String, on connection: PostgresConnection) async throws -> Int {
         let plan = try await connection.query(
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM jury_claim_ready_examples(\(unescaped: run), 10)"
