@@ -123,4 +123,57 @@ struct PurgeTests {
             #expect(try await connection.count(PostgresQuery(stringLiteral: "SELECT count(*) FROM \(table)")) == 0)
         }
     }
+
+    /// Verdicts have no foreign keys since 042: a reduction must neither write the verdict of an
+    /// example that is gone or in another run, nor let one go while its verdict is being written.
+    @Test(.freshDatabase) func aReductionWritesVerdictsOnlyForTheRunsExamplesThatStay() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let reducer = try await connect(url)
+        let purger = try await connect(url)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        let other = try await createRun(Fixture.yaml().replacing("name: cons\n", with: "name: other\n"), in: jury)
+        let rows = (0..<2).map { (id: "p\($0)", human: String?.none, source: String?.none) }
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: other.name, in: jury)
+        let ids = try await reducer.query("SELECT id FROM examples ORDER BY run_id, id").map {
+            try $0.decode("id", as: Int64.self)
+        }
+        let (kept, purged, othersExample, missing) = (ids[0], ids[1], ids[2], Int64(999_999_999))
+
+        func replace(_ examples: [Int64]) async throws -> Int {
+            let n = examples.count
+            return try await reducer.query(
+                """
+                SELECT jury_replace_verdicts(\(run.id), \(examples)::bigint[], \([String](repeating: "valid", count: n))::text[],
+                    \([String](repeating: "agreed", count: n))::text[], \([Double](repeating: 1, count: n))::float8[],
+                    \([Int](repeating: 4, count: n))::int[], \([String](repeating: "unanimous", count: n))::text[],
+                    \([String](repeating: "{}", count: n))::jsonb[], \([String](repeating: "people", count: n))::text[],
+                    \([String?](repeating: nil, count: n))::text[], \([Bool](repeating: false, count: n))::boolean[]) AS written
+                """)[0].decode("written")
+        }
+
+        // Another run's example and one that never was get no verdict.
+        #expect(try await replace([kept, othersExample, missing]) == 1)
+        #expect(try await reducer.count("SELECT count(*) FROM verdicts") == 1)
+        #expect(try await reducer.count("SELECT count(*) FROM verdicts WHERE example_id = \(kept)") == 1)
+
+        // An example deleted while its verdict is written goes after the reduction commits, and
+        // takes the verdict with it.
+        try await reducer.query("BEGIN")
+        #expect(try await replace([purged]) == 1)
+        let purgerPID = try await purger.backendPID()
+        let deletion = Task { try await purger.query("DELETE FROM examples WHERE id = \(purged)") }
+        try await eventually("the deletion waits for the reduction") {
+            try await reducer.count(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = \(purgerPID) AND wait_event_type = 'Lock'") == 1
+        }
+        try await reducer.query("COMMIT")
+        _ = try await deletion.value
+        #expect(try await reducer.count("SELECT count(*) FROM verdicts WHERE example_id = \(purged)") == 0)
+        #expect(
+            try await reducer.count(
+                "SELECT count(*) FROM verdicts v WHERE NOT EXISTS (SELECT 1 FROM examples e WHERE e.id = v.example_id)")
+                == 0)
+    }
 }
