@@ -187,8 +187,8 @@ public enum Benchmark {
             let (pending, _) = try await enqueueCorpus(
                 count: options.examples + 2 * smallExamples, prefix: "p", run: run, store: store, database: database,
                 logger: logger)
-            func smallBatches(clients: Int) throws -> PGBench.Figures {
-                let figures = try PGBench.jurySQL(
+            func smallBatches(clients: Int) async throws -> PGBench.Figures {
+                let figures = try await PGBench.jurySQL(
                     binary: binary, database: database, run: run, jobs: smallExamples * options.judges,
                     batch: options.judges, clients: clients, server: server)
                 report(
@@ -198,9 +198,9 @@ public enum Benchmark {
                         clients, figures.jobsPerSecond))
                 return figures
             }
-            jurySQLOneJobPerJudge = try smallBatches(clients: options.pgbenchClients)
-            jurySQLOneJobPerJudgeManyClients = try smallBatches(clients: manyClients)
-            jurySQL = try PGBench.jurySQL(
+            jurySQLOneJobPerJudge = try await smallBatches(clients: options.pgbenchClients)
+            jurySQLOneJobPerJudgeManyClients = try await smallBatches(clients: manyClients)
+            jurySQL = try await PGBench.jurySQL(
                 binary: binary, database: database, run: run, jobs: pending.jobs - 2 * smallExamples * options.judges,
                 batch: options.pgbenchBatch, clients: options.pgbenchClients, server: server)
             report(

@@ -32,7 +32,7 @@ enum PGBench {
             """
         // Two statements (transactions) per pgbench transaction; stop while work is left for all.
         let transactions = max(1, jobs / batch / clients - 2)
-        let figures = try run(
+        let figures = try await run(
             binary: binary, script: script, database: database, clients: clients, transactions: transactions,
             jobsPerTransaction: batch, server: server)
         try await store.dropMinimalQueue()
@@ -43,11 +43,11 @@ enum PGBench {
     static func jurySQL(
         binary: String, database: Database, run: StoredRun, jobs: Int, batch: Int, clients: Int,
         server: ServerProcesses?
-    ) throws -> Figures {
+    ) async throws -> Figures {
         let perJudge = max(1, batch / run.config.judges.count)
         let jobsPerTransaction = perJudge * run.config.judges.count
         let transactions = max(1, jobs / jobsPerTransaction / clients - 2)
-        return try self.run(
+        return try await self.run(
             binary: binary, script: Store.pgbenchScript(run: run, perJudge: perJudge), database: database,
             clients: clients, transactions: transactions, jobsPerTransaction: jobsPerTransaction, server: server)
     }
@@ -56,7 +56,7 @@ enum PGBench {
     static func run(
         binary: String, script: String, database: Database, clients: Int, transactions: Int, jobsPerTransaction: Int,
         server: ServerProcesses?
-    ) throws -> Figures {
+    ) async throws -> Figures {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(UUID()).sql").path
         try script.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -65,9 +65,16 @@ enum PGBench {
         // be visible to every user of the machine.
         let environment = ProcessInfo.processInfo.environment.merging(
             try database.environment(), uniquingKeysWith: { _, ours in ours })
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(UUID()).out")
+            .path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let before = CPUReading.now(server: server)
-        let (status, text) = try Subprocess.run(binary, arguments, environment: environment)
+        // Interrupted, the bench ends pgbench rather than wait up to a phase for it.
+        let status = try await Subprocess.spawn(binary, arguments, environment: environment, outputPath: outputPath)
+            .exitStatus()
+        try Task.checkCancellation()
         let after = CPUReading.now(server: server)
+        let text = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
         guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))

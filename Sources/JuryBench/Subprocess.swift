@@ -25,8 +25,22 @@ public struct Subprocess: Sendable {
         let environment = environment ?? ProcessInfo.processInfo.environment
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
+        // A child inherits the signals its parent ignores, and its signal mask. `jury bench` ignores
+        // SIGINT and SIGTERM to receive them as a sequence; the pgbench it starts must still end by them.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        posix_spawnattr_setsigmask(&attributes, &mask)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, executable, &actions, nil, argv, envp)
+        let status = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         guard status == 0 else {
             throw JuryError(.io, "cannot start \(executable): \(String(cString: strerror(status)))")
         }
@@ -46,6 +60,26 @@ public struct Subprocess: Sendable {
         _ = Foundation.kill(pid, signal)
     }
 
+    /// Waits for the process to end without holding a thread of Swift's pool, and returns what
+    /// `wait()` does. If the task is cancelled meanwhile, the process is sent SIGTERM, so that
+    /// whoever cancelled is not kept waiting for it.
+    public func exitStatus() async -> Int32 {
+        let reaping = Reaping()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    // Wait without reaping: until it is reaped the pid cannot name another process,
+                    // so a cancellation that comes meanwhile signals this one or a harmless zombie.
+                    var info = siginfo_t()
+                    while waitid(P_PID, id_t(pid), &info, WEXITED | WNOWAIT) == -1 && errno == EINTR {}
+                    continuation.resume(returning: reaping.reap { wait() })
+                }
+            }
+        } onCancel: {
+            reaping.unlessReaped { kill(SIGTERM) }
+        }
+    }
+
     /// Runs a command to the end and returns its exit status and output (stdout and stderr).
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
         -> (status: Int32, output: String)
@@ -56,5 +90,24 @@ public struct Subprocess: Sendable {
         let status = try spawn(executable, arguments, environment: environment, outputPath: outputPath).wait()
         let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
         return (status, output)
+    }
+}
+
+/// Keeps a signal from reaching a pid after its process was reaped (and the pid maybe reused).
+private final class Reaping: @unchecked Sendable {
+    private let lock = NSLock()
+    private var reaped = false
+
+    func reap(_ wait: () -> Int32) -> Int32 {
+        lock.withLock {
+            reaped = true
+            return wait()
+        }
+    }
+
+    func unlessReaped(_ body: () -> Void) {
+        lock.withLock {
+            if !reaped { body() }
+        }
     }
 }

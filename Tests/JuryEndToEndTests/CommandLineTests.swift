@@ -88,7 +88,7 @@ struct CommandLineTests {
             return screen.components(separatedBy: "\u{1B}[H\u{1B}[2J").count > 3
         }
         watch.kill(SIGINT)
-        _ = await exitStatus(of: watch)
+        _ = await watch.exitStatus()
         let last = try #require(screen.components(separatedBy: "\u{1B}[H\u{1B}[2J").last(where: { !$0.isEmpty }))
         #expect(last.hasPrefix("jury status  "), "\(last)")
         #expect(last.contains("test  active  [") && last.contains("0 of 2 examples decided"), "\(last)")
@@ -122,7 +122,7 @@ struct CommandLineTests {
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
             }
             worker.kill(SIGTERM)
-            #expect(await exitStatus(of: worker) == 0)
+            #expect(await worker.exitStatus() == 0)
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
             // Released jobs did not use up an attempt.
@@ -152,7 +152,7 @@ struct CommandLineTests {
             try await Task.sleep(for: .milliseconds(500))
             let second = ContinuousClock.now
             worker.kill(SIGTERM)
-            #expect(await exitStatus(of: worker) == 0)
+            #expect(await worker.exitStatus() == 0)
             #expect(ContinuousClock.now - second < .seconds(5))
             // Its jobs went back at once, without using up an attempt.
             #expect(
@@ -209,23 +209,42 @@ struct BenchCommandTests {
     }
 
     /// Interrupted, the bench removes its run: left behind, its work would be met by workers and
-    /// skew the next bench. (One bench at a time, and a small one: beside the suite, a bench at
-    /// full speed slows the tests that wait on time.)
-    @Test(.freshDatabase, .serialized, arguments: [SIGINT, SIGTERM])
-    func anInterruptedBenchRemovesItsRun(signal: Int32) async throws {
+    /// skew the next bench; and nothing of pgbench's stays connected. (One bench at a time, and a
+    /// small one: beside the suite, a bench at full speed slows the tests that wait on time.)
+    @Test(
+        .freshDatabase, .serialized,
+        arguments: [(SIGINT, "the bench's votes"), (SIGTERM, "pgbench")])
+    func anInterruptedBenchRemovesItsRun(signal: Int32, during phase: String) async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
         try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
+        let output = scratchPath("bench-\(signal).out")
+        func pgbenchConnections() async throws -> Int {
+            try await connection.count(
+                """
+                SELECT count(*) FROM pg_stat_activity
+                WHERE application_name = 'pgbench' AND datname = current_database()
+                """)
+        }
         let bench = try Subprocess.spawn(
             juryBinary, ["bench", "--examples", "2000", "--concurrency", "16", "--log-level", "error"],
-            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
-        try await eventually("the bench's votes") {
-            try await connection.count("SELECT count(*) FROM votes") > 0
+            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"],
+            outputPath: output)
+        try await eventually(timeout: 180, phase) {
+            if phase == "pgbench" {
+                return try await pgbenchConnections() > 0
+            }
+            return try await connection.count("SELECT count(*) FROM votes") > 0
         }
         bench.kill(signal)
-        #expect(await exitStatus(of: bench) == 128 + signal)
+        #expect(await bench.exitStatus() == 128 + signal)
         #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
         #expect(try await connection.count("SELECT count(*) FROM examples") == 0)
         #expect(try await connection.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'jury_bench%'") == 0)
+        #expect(try String(contentsOfFile: output, encoding: .utf8).contains("interrupted"))
+        // A backend whose client is gone ends once its statement does.
+        try await eventually("pgbench's connections closed") {
+            try await pgbenchConnections() == 0
+        }
     }
 }

@@ -105,7 +105,7 @@ struct FaultTests {
             try await postgresScript(["stop", directory])
             let stopping = ContinuousClock.now
             worker.kill(SIGTERM)
-            #expect(await exitStatus(of: worker) == 1)
+            #expect(await worker.exitStatus() == 1)
             // The drain time, the 5 s given to recording, and a wide margin: a fresh clone's first
             // test run shares 2 cores with the build's last jobs (9.1 s was seen). A worker that
             // hung would take the lease time or forever, not 20 s.
@@ -161,8 +161,8 @@ struct FaultTests {
                 let stopping = ContinuousClock.now
                 worker.kill(SIGTERM)
                 reducer.kill(SIGTERM)
-                #expect(await exitStatus(of: worker) == 0)
-                #expect(await exitStatus(of: reducer) == 0)
+                #expect(await worker.exitStatus() == 0)
+                #expect(await reducer.exitStatus() == 0)
                 // Exit 0 says every outcome was recorded within the drain time and the grace (what
                 // --help promises). The clock only catches a hang: on a loaded machine the processes'
                 // own shutdown took 13 s, so the bound leaves room for that.

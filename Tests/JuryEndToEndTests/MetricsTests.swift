@@ -45,8 +45,8 @@ struct MetricsTests {
             // Stopping: both exit 0.
             worker.process.kill(SIGTERM)
             reducer.process.kill(SIGTERM)
-            #expect(await exitStatus(of: worker.process) == 0)
-            #expect(await exitStatus(of: reducer.process) == 0)
+            #expect(await worker.process.exitStatus() == 0)
+            #expect(await reducer.process.exitStatus() == 0)
         }
     }
 

@@ -68,7 +68,7 @@ struct PoolerTests {
             // The processes registered and beat through the pooler too.
             #expect(try await connection.count("SELECT count(*) FROM workers WHERE role = 'worker'") == 2)
             for process in processes { process.kill(SIGTERM) }
-            for process in processes { #expect(await exitStatus(of: process) == 0) }
+            for process in processes { #expect(await process.exitStatus() == 0) }
         }
     }
 

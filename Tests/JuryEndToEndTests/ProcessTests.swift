@@ -34,7 +34,7 @@ struct ProcessTests {
             }
             #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0)
             process.kill(SIGKILL)
-            #expect(await exitStatus(of: process) == 128 + SIGKILL)
+            #expect(await process.exitStatus() == 128 + SIGKILL)
 
             try await runWorkers(url: url, run: run.name) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 400

@@ -39,7 +39,7 @@ struct SecretTests {
             let arguments = try String(contentsOfFile: "/proc/\(worker.pid)/cmdline", encoding: .utf8)
             #expect(!arguments.contains(key))
             worker.kill(SIGTERM)
-            #expect(await exitStatus(of: worker) == 0)
+            #expect(await worker.exitStatus() == 0)
             #expect(try await connection.count("SELECT count(*) FROM jury_breakers WHERE judge = 'j4'") == 1)
             // Not in the logs, at the most detailed level.
             let logged = try String(contentsOfFile: log, encoding: .utf8)

@@ -1,5 +1,5 @@
 public import Foundation
-public import JuryBench
+import JuryBench
 import JuryDomain
 public import JuryPostgres
 public import JuryStore
@@ -138,13 +138,6 @@ public func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) 
 @discardableResult
 public func postgresScript(_ arguments: [String]) async throws -> String {
     try await offThePool { try runScript(arguments) }
-}
-
-/// Waits for a child process without blocking a thread of the cooperative pool.
-public func exitStatus(of process: Subprocess) async -> Int32 {
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async { continuation.resume(returning: process.wait()) }
-    }
 }
 
 @discardableResult
