@@ -62,7 +62,25 @@ public enum ScaleRun {
         let name = "scale-\(Int(Date().timeIntervalSince1970))-\(UInt16.random(in: 0...9999))"
         let (run, _) = try await store.createRun(try Benchmark.benchConfig(name: name, judges: options.judges))
         report("run \(run.name): \(options.examples) examples x \(options.judges) judges, instant in-process judges")
+        // Interrupted, the run stays: removing up to millions of examples takes minutes, longer than
+        // whoever pressed Ctrl-C expects to wait. It is cancelled, so that no worker takes it up, in
+        // a task of its own, which the cancellation does not reach.
+        do {
+            return try await measure(
+                run: run, database: database, options: options, store: store, logger: logger, report: report)
+        } catch  where Task.isCancelled {
+            let cancelled = await Task { (try? await store.setRunState(.cancelled, run: run.name)) != nil }.value
+            if cancelled {
+                report("run \(run.name) is left, cancelled; remove it with: jury run purge \(run.name) --everything")
+            }
+            throw error
+        }
+    }
 
+    private static func measure(
+        run: StoredRun, database: Database, options: Options, store: Store, logger: Logger,
+        report: @Sendable (String) -> Void
+    ) async throws -> Result {
         let path = try Benchmark.writeCorpus(count: options.examples, prefix: "s")
         defer { try? FileManager.default.removeItem(atPath: path) }
         let second = try await database.connect(applicationName: "jury bench", logger: logger)

@@ -20,15 +20,16 @@ struct Bench: AsyncParsableCommand {
             and CPU per job of the loop and of Jury's SQL in pgbench and in the server. \
             Use a database no other worker serves, on a server nothing else writes to: a worker without \
             --run would claim the bench's jobs, and other writes would count as the bench's; the bench \
-            names the other active runs it finds. Interrupted (SIGINT, SIGTERM), it removes its run before \
-            it exits.
+            names the other active runs it finds. Interrupted (SIGINT, SIGTERM), it stops pgbench if it is \
+            running and removes its run before it exits.
 
             With --scale it instead judges a large corpus (--examples, 2,500,000 by default: ten million \
             jobs with four judges) with a worker and the reducer together, and prints votes/s over each \
             million votes, how long jury status and each view take at the end, and table and index sizes \
             with dead rows at the end, after purging the run's jobs, and after purging the run with its \
             indexes rebuilt (--everything --reindex). It takes about half an hour on two cores, and \
-            needs a few GB of disk.
+            needs a few GB of disk. Interrupted, it leaves its run, cancelled, and prints the \
+            `jury run purge` command that removes it.
             """)
     @OptionGroup var db: DatabaseOptions
     @Option(help: "Examples to enqueue and judge (default: 20,000, or 2,500,000 with --scale).") var examples: Int?
@@ -63,7 +64,10 @@ struct Bench: AsyncParsableCommand {
             options.examples = examples ?? options.examples
             options.judges = judges
             options.concurrency = concurrency
-            let result = try await ScaleRun.run(database: db.target, options: options, logger: logger, report: report)
+            let result = try await interruptible(report, whenInterrupted: "keeping the run (see below)") {
+                [options, logger] in
+                try await ScaleRun.run(database: db.target, options: options, logger: logger, report: report)
+            }
             if json { print(try jsonText(result)) }
             return
         }
@@ -72,28 +76,35 @@ struct Bench: AsyncParsableCommand {
         options.judges = judges
         options.concurrency = concurrency
         options.pgbenchClients = pgbenchClients
-        // SIGINT or SIGTERM stops the bench, which then removes its run: left behind, the run's
-        // work would be met by workers and would skew the next bench.
-        let bench = Task { [options, logger] in
+        // Left behind, the bench's run would be met by workers and would skew the next bench.
+        let result = try await interruptible(report, whenInterrupted: "removing the bench's run") {
+            [options, logger] in
             try await Benchmark.run(database: db.target, options: options, logger: logger, report: report)
         }
+        if json { print(try jsonText(result)) }
+    }
+
+    /// Runs `body` until it ends or SIGINT or SIGTERM cancels it; `body` then tidies up in what
+    /// it does on cancellation, and the command exits with 128 + the signal, as the shell's would.
+    private func interruptible<Result: Sendable>(
+        _ report: @escaping @Sendable (String) -> Void, whenInterrupted: String,
+        _ body: @escaping @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let work = Task { try await body() }
         let watcher = Task { () -> Int32? in
             for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                report("interrupted (\(signal)): stopping, and removing the bench's run")
-                bench.cancel()
+                report("interrupted (\(signal)): stopping, and \(whenInterrupted)")
+                work.cancel()
                 return signal.rawValue
             }
             return nil
         }
         defer { watcher.cancel() }
-        let result: Benchmark.Result
         do {
-            result = try await bench.value
-        } catch  where bench.isCancelled {
-            // Whatever the interrupted statement threw: the run is removed, and the exit status
-            // says which signal ended the bench, as the shell's would.
+            return try await work.value
+        } catch  where work.isCancelled {
+            // Whatever the interrupted statement threw.
             throw ExitCode(128 + (await watcher.value ?? 0))
         }
-        if json { print(try jsonText(result)) }
     }
 }

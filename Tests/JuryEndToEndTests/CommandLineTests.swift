@@ -208,6 +208,32 @@ struct BenchCommandTests {
         #expect(try await connection.count("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'jury_bench%'") == 0)
     }
 
+    /// Interrupted, a scale run keeps its run, whose millions of examples would take minutes to
+    /// remove, cancelled so that no worker takes it up; and the command it prints removes it.
+    @Test(.freshDatabase) func anInterruptedScaleRunLeavesItsRunCancelled() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
+        let output = scratchPath("scale.out")
+        let bench = try Subprocess.spawn(
+            juryBinary, ["bench", "--scale", "--examples", "2000", "--concurrency", "16", "--log-level", "error"],
+            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: output)
+        try await eventually(timeout: 180, "the scale run's votes") {
+            try await connection.count("SELECT count(*) FROM votes") > 0
+        }
+        bench.kill(SIGINT)
+        #expect(await bench.exitStatus() == 128 + SIGINT)
+        let runs = try await connection.query("SELECT name, state FROM runs")
+        try #require(runs.count == 1)
+        let name: String = try runs[0].decode("name")
+        #expect(try runs[0].decode("state", as: String.self) == "cancelled")
+        let printed = try String(contentsOfFile: output, encoding: .utf8)
+        #expect(printed.contains("jury run purge \(name) --everything"), "\(printed)")
+        let purge = try await runJury(["run", "purge", name, "--everything"], database: url)
+        #expect(purge.status == 0, "\(purge.output)")
+        #expect(try await connection.count("SELECT count(*) FROM runs") == 0)
+    }
+
     /// Interrupted, the bench removes its run: left behind, its work would be met by workers and
     /// skew the next bench; and nothing of pgbench's stays connected. (One bench at a time, and a
     /// small one: beside the suite, a bench at full speed slows the tests that wait on time.)
