@@ -10,15 +10,21 @@ private typealias Fixture = ConsensusFixture
 
 @Suite("Purge")
 struct PurgeTests {
+    /// Runs "cons" and "other", each with the examples p0, p1, ... and no votes yet.
+    func twoRuns(examplesEach count: Int, in jury: Store) async throws -> (StoredRun, StoredRun) {
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        let other = try await createRun(Fixture.yaml().replacing("name: cons\n", with: "name: other\n"), in: jury)
+        let rows = (0..<count).map { (id: "p\($0)", human: String?.none, source: String?.none) }
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: other.name, in: jury)
+        return (run, other)
+    }
+
     @Test(.freshDatabase) func aFinishedRunsJobsGoAndWhatItDecidedStays() async throws {
         let url = try TestDatabase.url
         let jury = try await store(url)
         let connection = try await connect(url)
-        let run = try await createRun(Fixture.yaml(), in: jury)
-        let other = try await createRun(Fixture.yaml().replacing("name: cons\n", with: "name: other\n"), in: jury)
-        let rows = (0..<5).map { (id: "p\($0)", human: String?.none, source: String?.none) }
-        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
-        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: other.name, in: jury)
+        let (run, other) = try await twoRuns(examplesEach: 5, in: jury)
         let votes = Dictionary(
             uniqueKeysWithValues: (0..<4).map { ("p\($0)", [String?](repeating: "valid", count: 4)) })
         try await Fixture.castVotes(votes, run: run, in: jury)
@@ -131,11 +137,7 @@ struct PurgeTests {
         let jury = try await store(url)
         let reducer = try await connect(url)
         let purger = try await connect(url)
-        let run = try await createRun(Fixture.yaml(), in: jury)
-        let other = try await createRun(Fixture.yaml().replacing("name: cons\n", with: "name: other\n"), in: jury)
-        let rows = (0..<2).map { (id: "p\($0)", human: String?.none, source: String?.none) }
-        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: run.name, in: jury)
-        try await enqueue(try Fixture.writeLabelledCorpus(rows), run: other.name, in: jury)
+        let (run, _) = try await twoRuns(examplesEach: 2, in: jury)
         let ids = try await reducer.query("SELECT id FROM examples ORDER BY run_id, id").map {
             try $0.decode("id", as: Int64.self)
         }
