@@ -143,10 +143,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // SIGTERM and SIGINT caught into a pipe, so that none is lost (see its header).
+        .target(name: "CStopSignals"),
         // The command line: parses arguments and calls the libraries, nothing more.
         .executableTarget(
             name: "jury",
             dependencies: [
+                "CStopSignals",
                 "JuryDomain",
                 "JuryPostgres",
                 "JuryStore",
@@ -160,7 +163,6 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import JuryBench
 import Logging
-import UnixSignals
 
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -91,11 +90,12 @@ struct Bench: AsyncParsableCommand {
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
         let work = Task { try await body() }
+        let signals = StopSignals.caught
         let watcher = Task { () -> Int32? in
-            for await signal in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                report("interrupted (\(signal)): stopping, and \(whenInterrupted)")
+            for await signal in signals {
+                report("interrupted (\(StopSignals.name(signal))): stopping, and \(whenInterrupted)")
                 work.cancel()
-                return signal.rawValue
+                return signal
             }
             return nil
         }

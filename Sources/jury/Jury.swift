@@ -7,7 +7,6 @@ import JuryStore
 import JuryTelemetry
 public import Logging
 import ServiceLifecycle
-import UnixSignals
 
 @main
 struct Jury: AsyncParsableCommand {
@@ -107,17 +106,21 @@ extension Logger.Level: @retroactive ExpressibleByArgument {}
 /// With several services, the last shuts down first: a worker drains while the metrics
 /// endpoint before it still answers.
 func runUntilSignalled(_ services: [any Service], maximumShutdownSeconds: Double, logger: Logger) async throws {
-    var configuration = ServiceGroupConfiguration(
-        services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    // The signals come from StopSignals, not from the group's own (a dispatch source, which
+    // could lose one).
+    var configuration = ServiceGroupConfiguration(services: services.map { .init(service: $0) }, logger: logger)
     configuration.maximumGracefulShutdownDuration = .milliseconds(Int64(maximumShutdownSeconds * 1000))
     let group = ServiceGroup(configuration: configuration)
+    let signals = StopSignals.caught
     let running = Task { try await group.run() }
-    // The group reacts to the first signal; this counts them, and cancels the group on the second.
     let watcher = Task {
         var received = 0
-        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
+        for await signal in signals {
             received += 1
-            if received == 2 {
+            if received == 1 {
+                logger.info("received \(StopSignals.name(signal)): shutting down")
+                await group.triggerGracefulShutdown()
+            } else {
                 FileHandle.standardError.write(Data("second signal: stopping now\n".utf8))
                 running.cancel()
                 return
