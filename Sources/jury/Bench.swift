@@ -89,8 +89,9 @@ struct Bench: AsyncParsableCommand {
         _ report: @escaping @Sendable (String) -> Void, whenInterrupted: String,
         _ body: @escaping @Sendable () async throws -> Result
     ) async throws -> Result {
-        let work = Task { try await body() }
+        // Caught before the work starts, so that it is never interrupted without tidying up.
         let signals = StopSignals.caught
+        let work = Task { try await body() }
         let watcher = Task { () -> Int32? in
             for await signal in signals {
                 report("interrupted (\(StopSignals.name(signal))): stopping, and \(whenInterrupted)")
