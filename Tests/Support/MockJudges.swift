@@ -139,9 +139,11 @@ public func testWorker(url: String, options: WorkerOptions, environment: [String
 }
 
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
+/// `timeout` bounds a hang, not speed: beside the whole suite on two cores, a run that takes
+/// 12 s alone has taken 82.
 public func runWorkers(
     url: String, run: String? = nil, workers: Int = 1, reducers: Int = 1, concurrency: Int = 64,
-    leaseSeconds: Double = 30, timeout: Double = 60,
+    leaseSeconds: Double = 30, timeout: Double = 180,
     environment: [String: String] = [:], until: @escaping @Sendable () async throws -> Bool
 ) async throws {
     var options = WorkerOptions()
