@@ -65,16 +65,11 @@ enum PGBench {
         // be visible to every user of the machine.
         let environment = ProcessInfo.processInfo.environment.merging(
             try database.environment(), uniquingKeysWith: { _, ours in ours })
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-pgbench-\(UUID()).out")
-            .path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
         let before = CPUReading.now(server: server)
         // Interrupted, the bench ends pgbench rather than wait up to a phase for it.
-        let status = try await Subprocess.spawn(binary, arguments, environment: environment, outputPath: outputPath)
-            .exitStatus()
+        let (status, text) = try await Subprocess.runCancellably(binary, arguments, environment: environment)
         try Task.checkCancellation()
         let after = CPUReading.now(server: server)
-        let text = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
         guard status == 0,
             let line = text.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
             let tps = Double(line.dropFirst(6).prefix(while: { $0 != " " }))

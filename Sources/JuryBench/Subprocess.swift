@@ -25,8 +25,8 @@ public struct Subprocess: Sendable {
         let environment = environment ?? ProcessInfo.processInfo.environment
         let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { envp.forEach { free($0) } }
-        // A child inherits the signals its parent ignores, and its signal mask. `jury bench` ignores
-        // SIGINT and SIGTERM to receive them as a sequence; the pgbench it starts must still end by them.
+        // A child inherits the signals its parent ignores, and its signal mask (a parent started
+        // with nohup, a test that ignores SIGTERM): what is started here must still end by them.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -84,12 +84,35 @@ public struct Subprocess: Sendable {
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws
         -> (status: Int32, output: String)
     {
-        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).out")
-            .path
-        defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let status = try spawn(executable, arguments, environment: environment, outputPath: outputPath).wait()
-        let output = FileManager.default.contents(atPath: outputPath).map { String(decoding: $0, as: UTF8.self) } ?? ""
-        return (status, output)
+        let output = OutputFile()
+        defer { output.remove() }
+        let status = try spawn(executable, arguments, environment: environment, outputPath: output.path).wait()
+        return (status, output.text)
+    }
+
+    /// As `run`, waiting without holding a thread of Swift's pool; a cancelled task ends the
+    /// command (see `exitStatus`).
+    public static func runCancellably(
+        _ executable: String, _ arguments: [String], environment: [String: String]? = nil
+    ) async throws -> (status: Int32, output: String) {
+        let output = OutputFile()
+        defer { output.remove() }
+        let status = try await spawn(executable, arguments, environment: environment, outputPath: output.path)
+            .exitStatus()
+        return (status, output.text)
+    }
+}
+
+/// A temporary file for a command's output.
+private struct OutputFile {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("jury-\(UUID().uuidString).out").path
+
+    var text: String {
+        FileManager.default.contents(atPath: path).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
     }
 }
 
