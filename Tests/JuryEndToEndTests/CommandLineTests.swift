@@ -79,9 +79,7 @@ struct CommandLineTests {
 
         // --watch redraws in place until interrupted.
         let output = scratchPath("watch.out")
-        let watch = try Subprocess.spawn(
-            juryBinary, ["status", "--watch", "--interval", "0.2"],
-            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: output)
+        let watch = try startJury(["status", "--watch", "--interval", "0.2"], database: url, outputPath: output)
         var screen = ""
         try await eventually("three screens") {
             screen = FileManager.default.contents(atPath: output).map { String(decoding: $0, as: UTF8.self) } ?? ""
@@ -113,11 +111,9 @@ struct CommandLineTests {
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-a"], baseURL: baseURL), in: db)
             try await enqueue(try writeCorpus(count: 200), run: run.name, in: db)
-            try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
             // A drain shorter than the calls: some finish, the others are cancelled and released.
-            let worker = try Subprocess.spawn(
-                juryBinary, ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"],
-                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+            let worker = try startJury(
+                ["worker", "--concurrency", "20", "--drain-seconds", "0.1", "--log-level", "error"], database: url)
             try await eventually("calls in flight") {
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") >= 10
             }
@@ -140,11 +136,8 @@ struct CommandLineTests {
             let db = try await store(url)
             let run = try await createRun(runYAML(models: ["t-hung"], baseURL: baseURL), in: db)
             try await enqueue(try writeCorpus(count: 10), run: run.name, in: db)
-            try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
             // The calls would take a minute and the drain allows a minute: only the second signal ends it.
-            let worker = try Subprocess.spawn(
-                juryBinary, ["worker", "--drain-seconds", "60", "--log-level", "error"],
-                environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"])
+            let worker = try startJury(["worker", "--drain-seconds", "60", "--log-level", "error"], database: url)
             try await eventually("calls in flight") {
                 try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") == 10
             }
@@ -213,11 +206,10 @@ struct BenchCommandTests {
     @Test(.freshDatabase) func anInterruptedScaleRunLeavesItsRunCancelled() async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
-        try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
         let output = scratchPath("scale.out")
-        let bench = try Subprocess.spawn(
-            juryBinary, ["bench", "--scale", "--examples", "2000", "--concurrency", "16", "--log-level", "error"],
-            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"], outputPath: output)
+        let bench = try startJury(
+            ["bench", "--scale", "--examples", "2000", "--concurrency", "16", "--log-level", "error"], database: url,
+            outputPath: output)
         try await eventually(timeout: 180, "the scale run's votes") {
             try await connection.count("SELECT count(*) FROM votes") > 0
         }
@@ -243,7 +235,6 @@ struct BenchCommandTests {
     func anInterruptedBenchRemovesItsRun(signal: Int32, during phase: String) async throws {
         let url = try TestDatabase.url
         let connection = try await connect(url)
-        try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first")
         let output = scratchPath("bench-\(signal).out")
         func pgbenchConnections() async throws -> Int {
             try await connection.count(
@@ -252,9 +243,8 @@ struct BenchCommandTests {
                 WHERE application_name = 'pgbench' AND datname = current_database()
                 """)
         }
-        let bench = try Subprocess.spawn(
-            juryBinary, ["bench", "--examples", "2000", "--concurrency", "16", "--log-level", "error"],
-            environment: ["DATABASE_URL": url, "PATH": "/usr/bin:/bin"],
+        let bench = try startJury(
+            ["bench", "--examples", "2000", "--concurrency", "16", "--log-level", "error"], database: url,
             outputPath: output)
         try await eventually(timeout: 180, phase) {
             if phase == "pgbench" {

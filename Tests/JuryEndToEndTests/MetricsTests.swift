@@ -138,9 +138,9 @@ private struct MetricsProcess {
 
     init(_ arguments: [String], database: String) throws {
         output = scratchPath("metrics.log")
-        process = try Subprocess.spawn(
-            juryBinary, arguments + ["--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-level", "warning"],
-            environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"], outputPath: output)
+        process = try startJury(
+            arguments + ["--metrics-port", "0", "--metrics-host", "127.0.0.1", "--log-level", "warning"],
+            database: database, outputPath: output)
     }
 
     /// The endpoint's base URL, once the process has said it listens.

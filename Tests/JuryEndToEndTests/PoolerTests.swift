@@ -84,11 +84,7 @@ struct PoolerTests {
     }
 
     private func spawnJury(_ arguments: [String], database: String) throws -> Subprocess {
-        try #require(
-            FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first: swift build")
-        return try Subprocess.spawn(
-            juryBinary, arguments + ["--log-level", "error", "--idle-poll-seconds", "0.2"],
-            environment: ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"])
+        try startJury(arguments + ["--log-level", "error", "--idle-poll-seconds", "0.2"], database: database)
     }
 }
 

@@ -1,5 +1,5 @@
 public import Foundation
-import JuryBench
+public import JuryBench
 import JuryDomain
 public import JuryPostgres
 public import JuryStore
@@ -212,9 +212,24 @@ public let juryBinary = repositoryRoot.appendingPathComponent(".build/debug/jury
 public func runJury(
     _ arguments: [String], database: String, environment: [String: String] = [:]
 ) async throws -> (status: Int32, output: String) {
-    try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first: swift build")
-    let environment = ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"].merging(environment) { $1 }
+    let environment = try juryEnvironment(database: database, environment)
     return try await offThePool { try Subprocess.run(juryBinary, arguments, environment: environment) }
+}
+
+/// Starts the `jury` binary on `database` and returns at once; its output (stdout and stderr)
+/// goes to `outputPath` when given.
+public func startJury(
+    _ arguments: [String], database: String, environment: [String: String] = [:], outputPath: String? = nil
+) throws -> Subprocess {
+    try Subprocess.spawn(
+        juryBinary, arguments, environment: try juryEnvironment(database: database, environment), outputPath: outputPath
+    )
+}
+
+/// What the binary runs with: the database, a PATH with pg_config, and `extra`.
+private func juryEnvironment(database: String, _ extra: [String: String]) throws -> [String: String] {
+    try #require(FileManager.default.isExecutableFile(atPath: juryBinary), "build the jury binary first: swift build")
+    return ["DATABASE_URL": database, "PATH": "/usr/bin:/bin"].merging(extra) { $1 }
 }
 
 /// Checks that the counts the transitions kept (what `jury status` reads) equal the counts of
