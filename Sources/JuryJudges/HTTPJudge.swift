@@ -14,12 +14,14 @@ public struct HTTPJudge: Judge {
         { config in try HTTPJudge(config: config, client: client) }
     }
 
-    /// The format each provider of a run config speaks.
-    public static func format(for provider: String) -> any ProviderFormat {
-        switch provider {
-        case "anthropic": return AnthropicFormat()
-        case "gemini": return GeminiFormat()
-        default: return OpenAIFormat()
+    /// The format a judge's provider speaks, with the judge's parameters and API settings.
+    public static func format(for config: JudgeConfig) -> any ProviderFormat {
+        switch config.provider {
+        case "anthropic":
+            return AnthropicFormat(
+                version: config.anthropicVersion, forceLabel: config.forceLabel, parameters: config.parameters)
+        case "gemini": return GeminiFormat(parameters: config.parameters)
+        default: return OpenAIFormat(parameters: config.parameters)
         }
     }
 
@@ -35,7 +37,7 @@ public struct HTTPJudge: Judge {
     ) throws {
         self.config = config
         self.client = client
-        self.format = Self.format(for: config.provider)
+        self.format = Self.format(for: config)
         if let variable = config.apiKeyEnv {
             guard let key = environment[variable], !key.isEmpty else {
                 throw JudgeError(

@@ -4,8 +4,16 @@ public import JuryDomain
 /// OpenAI Chat Completions, which OpenAI and every OpenAI-compatible server (vLLM, Ollama,
 /// llama.cpp, LiteLLM, Azure OpenAI) serve. The label is forced with `response_format`: a
 /// strict JSON schema whose `label` is an enum of the taxonomy.
+///
+/// Jury sends no sampling parameter: reasoning models (the gpt-5 family, the o-series) refuse
+/// any temperature but 1. A judge's `parameters` add what the model takes (`reasoning_effort`,
+/// `max_completion_tokens`, `temperature`, `seed`, `service_tier`).
 public struct OpenAIFormat: ProviderFormat {
-    public init() {}
+    let parameters: [String: JSONValue]
+
+    public init(parameters: [String: JSONValue] = [:]) {
+        self.parameters = parameters
+    }
 
     public func endpoint(baseURL: String, model: String) -> String {
         baseURL.withoutTrailingSlash + "/chat/completions"
@@ -16,14 +24,21 @@ public struct OpenAIFormat: ProviderFormat {
     }
 
     public func body(for request: JudgeRequest, model: String) throws -> Data {
-        try JSONEncoder().encode(
-            ChatRequest(
-                model: model,
-                messages: [.init(role: "system", content: request.system), .init(role: "user", content: request.user)],
-                temperature: 0,
-                responseFormat: .init(
-                    type: "json_schema",
-                    jsonSchema: .init(name: "verdict", strict: true, schema: .init(labels: request.labels)))))
+        let body: JSONValue = .object([
+            "model": .string(model),
+            "messages": .array([
+                .object(["role": .string("system"), "content": .string(request.system)]),
+                .object(["role": .string("user"), "content": .string(request.user)]),
+            ]),
+            "response_format": .object([
+                "type": .string("json_schema"),
+                "json_schema": .object([
+                    "name": .string("verdict"), "strict": .bool(true),
+                    "schema": LabelSchema.json(labels: request.labels, closed: true),
+                ]),
+            ]),
+        ])
+        return try encode(body, parameters: parameters)
     }
 
     public func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer {
@@ -38,15 +53,30 @@ public struct OpenAIFormat: ProviderFormat {
         guard let completion = try? JSONDecoder().decode(ChatResponse.self, from: body) else {
             throw fail("the response is not a chat completion")
         }
-        guard let content = completion.choices.first?.message.content else {
+        guard let choice = completion.choices.first else { throw fail("the response has no choice") }
+        // A model that declines says so in `refusal`, and its content is empty.
+        if let refusal = choice.message.refusal, !refusal.isEmpty {
+            throw JudgeError(
+                .refused, "judge \(judge) declined to label: \(refusal.prefix(300))", answer: refusal)
+        }
+        guard let content = choice.message.content, !content.isEmpty else {
+            if choice.finishReason == "length" {
+                throw fail(
+                    "the answer was cut off at the output cap before any text (raise max_completion_tokens, or lower reasoning_effort)"
+                )
+            }
             throw fail("the response has no message content")
         }
         let answer = try AnswerReader(labels: labels, judge: judge).read(text: content)
+        let usage = completion.usage
         return JudgeAnswer(
             label: answer.label, rationale: answer.rationale,
-            promptTokens: completion.usage?.promptTokens?.count,
-            completionTokens: completion.usage?.completionTokens?.count,
-            cachedTokens: completion.usage?.promptTokensDetails?.cachedTokens?.count,
+            promptTokens: usage?.promptTokens?.count,
+            // Reasoning tokens are part of completion_tokens already, as they are billed.
+            completionTokens: usage?.completionTokens?.count,
+            cachedTokens: usage?.promptTokensDetails?.cachedTokens?.count,
+            cacheWriteTokens: usage?.promptTokensDetails?.cacheWriteTokens?.count,
+            thinkingTokens: usage?.completionTokensDetails?.reasoningTokens?.count,
             modelVersion: completion.model)
     }
 
@@ -60,67 +90,41 @@ public struct OpenAIFormat: ProviderFormat {
 
 // MARK: - Wire format
 
-private struct ChatRequest: Encodable {
-    struct Message: Encodable {
-        let role: String
-        let content: String
-    }
-    struct ResponseFormat: Encodable {
-        let type: String
-        let jsonSchema: JSONSchemaFormat
-        enum CodingKeys: String, CodingKey {
-            case type
-            case jsonSchema = "json_schema"
-        }
-    }
-    struct JSONSchemaFormat: Encodable {
-        let name: String
-        let strict: Bool
-        let schema: StrictSchema
-    }
-    /// Strict mode wants every object closed.
-    struct StrictSchema: Encodable {
-        let schema: LabelSchema
-        init(labels: [String]) { schema = LabelSchema(labels: labels) }
-        enum CodingKeys: String, CodingKey { case type, properties, required, additionalProperties }
-        func encode(to encoder: Encoder) throws {
-            var container = encoder.container(keyedBy: CodingKeys.self)
-            try container.encode(schema.type, forKey: .type)
-            try container.encode(schema.properties, forKey: .properties)
-            try container.encode(schema.required, forKey: .required)
-            try container.encode(false, forKey: .additionalProperties)
-        }
-    }
-    let model: String
-    let messages: [Message]
-    let temperature: Double
-    let responseFormat: ResponseFormat
-
-    enum CodingKeys: String, CodingKey {
-        case model, messages, temperature
-        case responseFormat = "response_format"
-    }
-}
-
 private struct ChatResponse: Decodable {
     struct Choice: Decodable {
         struct Message: Decodable {
             let content: String?
+            let refusal: String?
         }
         let message: Message
+        let finishReason: String?
+        enum CodingKeys: String, CodingKey {
+            case message
+            case finishReason = "finish_reason"
+        }
     }
     struct Usage: Decodable {
-        struct Details: Decodable {
+        struct PromptDetails: Decodable {
             let cachedTokens: TokenCount?
-            enum CodingKeys: String, CodingKey { case cachedTokens = "cached_tokens" }
+            let cacheWriteTokens: TokenCount?
+            enum CodingKeys: String, CodingKey {
+                case cachedTokens = "cached_tokens"
+                case cacheWriteTokens = "cache_write_tokens"
+            }
+        }
+        struct CompletionDetails: Decodable {
+            let reasoningTokens: TokenCount?
+            enum CodingKeys: String, CodingKey { case reasoningTokens = "reasoning_tokens" }
         }
         let promptTokens: TokenCount?
         let completionTokens: TokenCount?
-        let promptTokensDetails: Details?
+        let promptTokensDetails: PromptDetails?
+        let completionTokensDetails: CompletionDetails?
         enum CodingKeys: String, CodingKey {
             case promptTokens = "prompt_tokens"
             case completionTokens = "completion_tokens"
             case promptTokensDetails = "prompt_tokens_details"
+            case completionTokensDetails = "completion_tokens_details"
         }
     }
     let model: String?

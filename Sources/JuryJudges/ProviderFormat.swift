@@ -8,13 +8,25 @@ public protocol ProviderFormat: Sendable {
     func endpoint(baseURL: String, model: String) -> String
     /// The headers that carry the key (and the API version, where one is needed).
     func headers(apiKey: String?) -> [(String, String)]
-    /// The request body: the prompt, with the label forced to one of `request.labels`.
+    /// The request body: the prompt, with the label forced to one of `request.labels`, and the
+    /// judge's parameters.
     func body(for request: JudgeRequest, model: String) throws -> Data
     /// Reads a 200 response: every byte of it is untrusted.
     func parseAnswer(_ body: Data, labels: [String], judge: String) throws -> JudgeAnswer
     /// What an error response says: its message, and whether it means that no retry can help
     /// until someone acts (a spend limit, a daily quota).
     func errorDetail(_ body: Data) -> (message: String?, exhausted: Bool, retryAfter: Double?)
+}
+
+extension ProviderFormat {
+    /// The body Jury builds, with the judge's `parameters` laid over it (validation at `run
+    /// create` keeps them off the keys Jury owns), as JSON.
+    func encode(_ body: JSONValue, parameters: [String: JSONValue]) throws -> Data {
+        let merged = parameters.isEmpty ? body : body.merging(.object(parameters))
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(merged)
+    }
 }
 
 /// A 200 response's body, held to strict JSON before anything reads it: the decoders would let
@@ -40,28 +52,28 @@ struct TokenCount: Decodable, Sendable {
     }
 }
 
-/// The label's schema, as every provider's structured output takes it.
-struct LabelSchema: Encodable {
-    struct Property: Encodable {
-        let type: String
-        let `enum`: [String]?
-        let description: String?
-    }
-    struct Properties: Encodable {
-        let label: Property
-        let rationale: Property
-    }
-    let type: String
-    let properties: Properties
-    let required: [String]
-
-    /// `typeNames` maps JSON Schema's type names to the provider's (Gemini writes them in capitals).
-    init(labels: [String], typeNames: (String) -> String = { $0 }) {
-        type = typeNames("object")
-        properties = Properties(
-            label: Property(type: typeNames("string"), enum: labels, description: "One label of the taxonomy."),
-            rationale: Property(type: typeNames("string"), enum: nil, description: "One sentence: why."))
-        required = ["label", "rationale"]
+/// The label's schema, as every provider's structured output takes it: an object of a `label`
+/// from the taxonomy and a `rationale`, both required.
+enum LabelSchema {
+    /// `typeNames` maps JSON Schema's type names to the provider's (Gemini's OpenAPI schema
+    /// writes them in capitals); `closed` adds `additionalProperties: false`, which strict
+    /// structured outputs require.
+    static func json(labels: [String], typeNames: (String) -> String = { $0 }, closed: Bool = false) -> JSONValue {
+        var schema: [String: JSONValue] = [
+            "type": .string(typeNames("object")),
+            "properties": .object([
+                "label": .object([
+                    "type": .string(typeNames("string")), "enum": .array(labels.map(JSONValue.string)),
+                    "description": .string("One label of the taxonomy."),
+                ]),
+                "rationale": .object([
+                    "type": .string(typeNames("string")), "description": .string("One sentence: why."),
+                ]),
+            ]),
+            "required": .array([.string("label"), .string("rationale")]),
+        ]
+        if closed { schema["additionalProperties"] = .bool(false) }
+        return .object(schema)
     }
 }
 

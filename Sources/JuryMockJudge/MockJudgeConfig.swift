@@ -16,6 +16,7 @@ import Yams
 ///     api_key: secret-value   # optional: require this key (401 otherwise)
 ///     requests_per_minute: 600   # optional: enforced, with the provider's rate-limit headers and 429s
 ///     tokens_per_minute: 60000   # optional: the same for tokens (input, estimated as bytes / 4, and output)
+///     thinking_tokens: 300    # optional: each answer reports this many thinking tokens, as the provider bills them
 ///     faults:                 # optional: misbehave the way real providers sometimes do
 ///       error_status: 529     # the status of error_rate's failures (default 500)
 ///       retry_after: "86400"  # the Retry-After header of 429s (default "1")
@@ -26,6 +27,8 @@ import Yams
 ///       content: '{"label":"valid","label":"ambiguous"}'   # this answer text, always
 ///       rationale: "..."      # this rationale in every answer
 ///       usage_tokens: 5000000000                           # this prompt token count
+///       refusal_rate: 0.05    # the model declines to label (OpenAI's refusal, Anthropic's stop_reason
+///                             # refusal, Gemini's SAFETY finish)
 /// ```
 public struct MockJudgeConfig: Codable, Sendable {
     public var judges: [Behaviour]
@@ -41,6 +44,7 @@ public struct MockJudgeConfig: Codable, Sendable {
         public var apiKey: String?
         public var requestsPerMinute: Double?
         public var tokensPerMinute: Double?
+        public var thinkingTokens: Int64?
         public var faults: Faults?
 
         /// Ways to misbehave, for tests and the chaos script.
@@ -58,6 +62,8 @@ public struct MockJudgeConfig: Codable, Sendable {
             public var usageTokens: Int64?
             /// Every call answers the provider's error for a used-up credit, spend limit or daily quota.
             public var exhausted: Bool?
+            /// Share of answers in which the model declines to label.
+            public var refusalRate: Double?
 
             enum CodingKeys: String, CodingKey {
                 case errorStatus = "error_status"
@@ -71,14 +77,17 @@ public struct MockJudgeConfig: Codable, Sendable {
                 case content, rationale
                 case usageTokens = "usage_tokens"
                 case exhausted
+                case refusalRate = "refusal_rate"
             }
 
             public init(
                 errorStatus: Int? = nil, retryAfter: String? = nil, outageSeconds: Double? = nil,
                 outageStatus: Int? = nil, stallRate: Double? = nil, stallSeconds: Double? = nil,
                 dropRate: Double? = nil, garbageRate: Double? = nil, content: String? = nil,
-                rationale: String? = nil, usageTokens: Int64? = nil, exhausted: Bool? = nil
+                rationale: String? = nil, usageTokens: Int64? = nil, exhausted: Bool? = nil,
+                refusalRate: Double? = nil
             ) {
+                self.refusalRate = refusalRate
                 self.exhausted = exhausted
                 self.errorStatus = errorStatus
                 self.retryAfter = retryAfter
@@ -122,14 +131,17 @@ public struct MockJudgeConfig: Codable, Sendable {
             case apiKey = "api_key"
             case requestsPerMinute = "requests_per_minute"
             case tokensPerMinute = "tokens_per_minute"
+            case thinkingTokens = "thinking_tokens"
             case faults
         }
 
         public init(
             model: String, seed: UInt64, accuracy: Double, bias: Bias? = nil, latencyMs: Latency? = nil,
             errorRate: Double? = nil, rateLimitRate: Double? = nil, apiKey: String? = nil,
-            requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil, faults: Faults? = nil
+            requestsPerMinute: Double? = nil, tokensPerMinute: Double? = nil, thinkingTokens: Int64? = nil,
+            faults: Faults? = nil
         ) {
+            self.thinkingTokens = thinkingTokens
             self.faults = faults
             self.requestsPerMinute = requestsPerMinute
             self.tokensPerMinute = tokensPerMinute
@@ -162,7 +174,7 @@ public struct MockJudgeConfig: Codable, Sendable {
             let faults = judge.faults
             let rates = [
                 judge.accuracy, judge.errorRate ?? 0, judge.rateLimitRate ?? 0, judge.bias?.weight ?? 0,
-                faults?.stallRate ?? 0, faults?.dropRate ?? 0, faults?.garbageRate ?? 0,
+                faults?.stallRate ?? 0, faults?.dropRate ?? 0, faults?.garbageRate ?? 0, faults?.refusalRate ?? 0,
             ]
             guard rates.allSatisfy({ (0...1).contains($0) }) else {
                 throw JuryError(

@@ -76,10 +76,14 @@ public final class MockJudgeServer: Sendable {
         let credential = format.credential(
             authorization: request.headers[.authorization], apiKey: request.headers[HTTPField.Name("x-api-key")!],
             googleKey: request.headers[HTTPField.Name("x-goog-api-key")!])
-        return await respond(format, body: body, credential: credential, pathModel: pathModel)
+        return await respond(
+            format, body: body, credential: credential, pathModel: pathModel,
+            version: request.headers[HTTPField.Name("anthropic-version")!])
     }
 
-    func respond(_ format: MockWireFormat, body: Data, credential: String?, pathModel: String?) async -> Response {
+    func respond(
+        _ format: MockWireFormat, body: Data, credential: String?, pathModel: String?, version: String? = nil
+    ) async -> Response {
         requests.withLock { $0 += 1 }
         let first = firstRequestAt.withLock { first in
             if first == nil { first = .now }
@@ -91,7 +95,15 @@ public final class MockJudgeServer: Sendable {
             let (code, body) = format.error(kind, status: status, message: message, retryAfter: retryAfter)
             return json(code, body)
         }
-        guard let call = format.call(from: body, pathModel: pathModel) else {
+        let parsed: MockWireFormat.Call?
+        do {
+            parsed = try format.call(from: body, pathModel: pathModel, version: version)
+        } catch let refusal as MockWireFormat.Refusal {
+            return error(.badRequest, refusal.message)
+        } catch {
+            parsed = nil
+        }
+        guard let call = parsed else {
             return error(
                 .badRequest, "the body is not a request the mock reads, or does not force the label as an enum")
         }
@@ -101,7 +113,7 @@ public final class MockJudgeServer: Sendable {
         if let key = behaviour.apiKey, credential != key {
             return error(.unauthorized, "Incorrect API key provided")
         }
-        let tokens = Double((call.user.utf8.count + 3) / 4 + 16)
+        let tokens = Double((call.user.utf8.count + 3) / 4 + 16) + Double(behaviour.thinkingTokens ?? 0)
         let limit = limiter.admit(
             model: call.model, requestsPerMinute: behaviour.requestsPerMinute,
             tokensPerMinute: behaviour.tokensPerMinute, tokens: tokens)
@@ -167,7 +179,9 @@ public final class MockJudgeServer: Sendable {
         if draw(8) < (faults.garbageRate ?? 0) { replacement = "I think this request is fine, probably." }
         let answer = format.answer(
             model: call.model, label: label, rationale: faults.rationale ?? "mock judge \(call.model) read the request",
-            text: replacement, inputTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4))
+            text: replacement, inputTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4),
+            thinkingTokens: behaviour.thinkingTokens ?? 0, refuse: draw(11) < (faults.refusalRate ?? 0),
+            byTool: call.byTool)
         if draw(9) < (faults.stallRate ?? 0) {
             return halfBody(answer, then: .stall(seconds: faults.stallSeconds ?? 600))
         }

@@ -11,6 +11,8 @@ enum MockWireFormat: Sendable {
         let model: String
         let user: String
         let labels: [String]
+        /// Anthropic: the label is forced through a tool, so it is answered as a tool call.
+        var byTool = false
     }
 
     /// The kinds of error the mock gives, each written in the provider's own words.
@@ -18,25 +20,69 @@ enum MockWireFormat: Sendable {
         case badRequest, unauthorized, notFound, rateLimited, server, overloaded, exhausted
     }
 
-    /// Reads a request body; `pathModel` is the model a Gemini URL names. Nil: not a valid call.
-    func call(from body: Data, pathModel: String?) -> Call? {
+    /// A request the provider would refuse, with its message.
+    struct Refusal: Error {
+        let message: String
+    }
+
+    /// The newest Anthropic API version the mock knows; it and later ones take no sampling parameter.
+    static let anthropicVersionWithoutSampling = "2026-10-21"
+
+    /// Reads a request body; `pathModel` is the model a Gemini URL names, `version` the
+    /// `anthropic-version` header. Nil: not a call the mock reads (no model, no prompt, the
+    /// label not forced as an enum). Throws `Refusal` for a parameter the provider refuses now.
+    func call(from body: Data, pathModel: String?, version: String? = nil) throws -> Call? {
         guard let request = try? JSONValue.parse(body) else { return nil }
         let model: String?
         let user: String?
         var labelProperty: JSONValue?
+        var byTool = false
         switch self {
         case .openAI:
             model = request["model"]?.text
             guard case .array(let messages)? = request["messages"] else { return nil }
             user = messages.last { $0["role"]?.text == "user" }?["content"]?.text
             labelProperty = request["response_format", "json_schema", "schema", "properties", "label"]
+            if let model, Self.isReasoningModel(model) {
+                // As OpenAI answers its reasoning models.
+                if let temperature = request["temperature"], temperature != .integer(1), temperature != .number(1) {
+                    throw Refusal(
+                        message:
+                            "Unsupported value: 'temperature' does not support \(temperature.jsonText) with this model. Only the default (1) value is supported."
+                    )
+                }
+                if request["max_tokens"] != nil {
+                    throw Refusal(
+                        message:
+                            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+                    )
+                }
+            }
         case .anthropic:
             model = request["model"]?.text
-            guard case .array(let messages)? = request["messages"], case .array(let tools)? = request["tools"] else {
-                return nil
-            }
+            guard case .array(let messages)? = request["messages"] else { return nil }
             user = messages.last { $0["role"]?.text == "user" }?["content"]?.text
-            labelProperty = tools.first?["input_schema", "properties", "label"]
+            if case .array(let tools)? = request["tools"] {
+                byTool = true
+                labelProperty = tools.first?["input_schema", "properties", "label"]
+            } else {
+                labelProperty = request["output_config", "format", "schema", "properties", "label"]
+            }
+            guard request["max_tokens"] != nil else { throw Refusal(message: "max_tokens: Field required") }
+            let current = (version ?? "") >= Self.anthropicVersionWithoutSampling
+            for parameter in ["temperature", "top_p", "top_k"] where request[parameter] != nil {
+                if current {
+                    throw Refusal(message: "\(parameter): Extra inputs are not permitted")
+                }
+                if let model, Self.isGeneration5Claude(model) {
+                    throw Refusal(message: "`\(parameter)` is not supported for \(model); remove it")
+                }
+            }
+            if let thinking = request["thinking", "type"]?.text, thinking != "disabled",
+                request["tool_choice", "type"]?.text == "tool"
+            {
+                throw Refusal(message: "Thinking may not be enabled when tool_choice forces tool use.")
+            }
         case .gemini:
             model = pathModel
             guard case .array(let contents)? = request["contents"], case .array(let parts)? = contents.last?["parts"]
@@ -46,7 +92,18 @@ enum MockWireFormat: Sendable {
         }
         guard let model, let user, case .array(let values)? = labelProperty?["enum"] else { return nil }
         let labels = values.compactMap(\.text)
-        return labels.isEmpty ? nil : Call(model: model, user: user, labels: labels)
+        return labels.isEmpty ? nil : Call(model: model, user: user, labels: labels, byTool: byTool)
+    }
+
+    /// OpenAI's reasoning models, by name: the gpt-5 family and the o-series.
+    static func isReasoningModel(_ model: String) -> Bool {
+        (try? /(gpt-5|o[1-9])([-.].*)?/.wholeMatch(in: model)) != nil
+    }
+
+    /// Claude models of generation 5 (`claude-opus-5`, `claude-sonnet-5-1`, ...), which take no
+    /// sampling parameter on any API version.
+    static func isGeneration5Claude(_ model: String) -> Bool {
+        (try? /claude-([a-z]+-)?5([-.].*)?/.wholeMatch(in: model)) != nil
     }
 
     /// The credential a request carries, from the header this provider uses.
@@ -59,56 +116,88 @@ enum MockWireFormat: Sendable {
     }
 
     /// A successful answer: the label and rationale, or `text` in their place (garbage, a fixed
-    /// answer). Token counts as the provider reports them.
-    func answer(model: String, label: String, rationale: String, text: String?, inputTokens: Int64) -> JSONValue {
+    /// answer), or a refusal. Token counts as the provider reports them, thinking included.
+    func answer(
+        model: String, label: String, rationale: String, text: String?, inputTokens: Int64, thinkingTokens: Int64 = 0,
+        refuse: Bool = false, byTool: Bool = false
+    ) -> JSONValue {
         let version = JSONValue.string(model + "-mock-2026-11")
         let json = text ?? JSONValue.object(["label": .string(label), "rationale": .string(rationale)]).jsonText
+        let answerTokens: Int64 = 16
+        let refusal = "I can't help with labelling this request."
         switch self {
         case .openAI:
+            // completion_tokens holds the reasoning tokens; the details say how many.
+            let message: JSONValue =
+                refuse
+                ? .object(["role": .string("assistant"), "content": .null, "refusal": .string(refusal)])
+                : .object(["role": .string("assistant"), "content": .string(json), "refusal": .null])
             return .object([
                 "id": .string("chatcmpl-mock"), "object": .string("chat.completion"), "model": version,
+                "created": .integer(1_796_000_000),
                 "choices": .array([
-                    .object([
-                        "index": .integer(0), "finish_reason": .string("stop"),
-                        "message": .object(["role": .string("assistant"), "content": .string(json)]),
-                    ])
+                    .object(["index": .integer(0), "finish_reason": .string("stop"), "message": message])
                 ]),
                 "usage": .object([
-                    "prompt_tokens": .integer(inputTokens), "completion_tokens": .integer(16),
+                    "prompt_tokens": .integer(inputTokens), "completion_tokens": .integer(answerTokens + thinkingTokens),
+                    "total_tokens": .integer(inputTokens + answerTokens + thinkingTokens),
                     "prompt_tokens_details": .object(["cached_tokens": .integer(0)]),
+                    "completion_tokens_details": .object(["reasoning_tokens": .integer(thinkingTokens)]),
                 ]),
             ])
         case .anthropic:
-            // The forced tool call, or a text block when the answer is not the tool's input.
-            let block: JSONValue =
-                text.map { .object(["type": .string("text"), "text": .string($0)]) }
-                ?? .object([
-                    "type": .string("tool_use"), "id": .string("toolu_mock"), "name": .string("record_label"),
-                    "input": .object(["label": .string(label), "rationale": .string(rationale)]),
-                ])
+            var blocks: [JSONValue] = []
+            if thinkingTokens > 0 {
+                blocks.append(
+                    .object([
+                        "type": .string("thinking"), "thinking": .string("Weighing the labels."),
+                        "signature": .string("mock-signature"),
+                    ]))
+            }
+            if refuse {
+                blocks.append(.object(["type": .string("text"), "text": .string(refusal)]))
+            } else if byTool, text == nil {
+                blocks.append(
+                    .object([
+                        "type": .string("tool_use"), "id": .string("toolu_mock"), "name": .string("record_label"),
+                        "input": .object(["label": .string(label), "rationale": .string(rationale)]),
+                    ]))
+            } else {
+                blocks.append(.object(["type": .string("text"), "text": .string(json)]))
+            }
+            let stop = refuse ? "refusal" : byTool && text == nil ? "tool_use" : "end_turn"
+            var usage: [String: JSONValue] = [
+                "input_tokens": .integer(inputTokens), "output_tokens": .integer(answerTokens + thinkingTokens),
+                "cache_read_input_tokens": .integer(0), "cache_creation_input_tokens": .integer(0),
+            ]
+            if thinkingTokens > 0 {
+                usage["output_tokens_details"] = .object(["thinking_tokens": .integer(thinkingTokens)])
+            }
             return .object([
                 "id": .string("msg_mock"), "type": .string("message"), "role": .string("assistant"), "model": version,
-                "content": .array([block]), "stop_reason": .string(text == nil ? "tool_use" : "end_turn"),
-                "usage": .object([
-                    "input_tokens": .integer(inputTokens), "output_tokens": .integer(16),
-                    "cache_read_input_tokens": .integer(0), "cache_creation_input_tokens": .integer(0),
-                ]),
+                "content": .array(blocks), "stop_reason": .string(stop), "stop_sequence": .null,
+                "usage": .object(usage),
             ])
         case .gemini:
+            // thoughtsTokenCount stands apart from candidatesTokenCount; both are billed as output.
+            var usage: [String: JSONValue] = [
+                "promptTokenCount": .integer(inputTokens),
+                "candidatesTokenCount": .integer(refuse ? 0 : answerTokens),
+                "totalTokenCount": .integer(inputTokens + (refuse ? 0 : answerTokens) + thinkingTokens),
+                "cachedContentTokenCount": .integer(0),
+            ]
+            if thinkingTokens > 0 { usage["thoughtsTokenCount"] = .integer(thinkingTokens) }
+            let candidate: JSONValue =
+                refuse
+                ? .object(["finishReason": .string("SAFETY"), "index": .integer(0)])
+                : .object([
+                    "content": .object([
+                        "role": .string("model"), "parts": .array([.object(["text": .string(json)])]),
+                    ]),
+                    "finishReason": .string("STOP"), "index": .integer(0),
+                ])
             return .object([
-                "candidates": .array([
-                    .object([
-                        "content": .object([
-                            "role": .string("model"), "parts": .array([.object(["text": .string(json)])]),
-                        ]),
-                        "finishReason": .string("STOP"),
-                    ])
-                ]),
-                "usageMetadata": .object([
-                    "promptTokenCount": .integer(inputTokens), "candidatesTokenCount": .integer(16),
-                    "totalTokenCount": .integer(inputTokens + 16), "cachedContentTokenCount": .integer(0),
-                ]),
-                "modelVersion": version,
+                "candidates": .array([candidate]), "usageMetadata": .object(usage), "modelVersion": version,
             ])
         }
     }

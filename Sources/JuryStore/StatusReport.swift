@@ -27,6 +27,20 @@ public struct StatusReport: Sendable, Encodable {
     }
 
     /// Jobs of a judge that carry an error of a class now: still retrying, or failed with it.
+    /// Tokens a judge's votes used, by kind, as billed: output holds the thinking.
+    public struct TokenUse: Sendable, Encodable, Equatable {
+        public var input = 0
+        public var cached = 0
+        public var cacheWrite = 0
+        public var output = 0
+        public var thinking = 0
+
+        enum CodingKeys: String, CodingKey {
+            case input, cached, output, thinking
+            case cacheWrite = "cache_write"
+        }
+    }
+
     public struct ErrorClass: Sendable, Encodable {
         public let errorClass: String
         public let retrying: Int, failed: Int
@@ -66,6 +80,8 @@ public struct StatusReport: Sendable, Encodable {
     public let stopped: [String: [String: String]]
     /// Spend per run and judge, in USD, and each run's budget.
     public let costs: [String: [String: Double]]
+    /// Tokens per run and judge, by kind.
+    public let tokens: [String: [String: TokenUse]]
     public let budgets: [String: Double]
     public let early: [String: EarlyLine]
     /// Per run: what became of the production labels (keep, relabel, clarify, drop), and how
@@ -113,12 +129,22 @@ public struct StatusReport: Sendable, Encodable {
             stopped[try row.decode("run"), default: [:]][try row.decode("judge")] = try row.decode("reason")
         }
         var costs: [String: [String: Double]] = [:]
+        var tokens: [String: [String: TokenUse]] = [:]
         var budgets: [String: Double] = [:]
         for row in try await connection.query(
-            "SELECT run, judge, cost_usd, budget_usd FROM jury_costs WHERE \(run)::text IS NULL OR run = \(run)")
+            """
+            SELECT run, judge, cost_usd, budget_usd, input_tokens, cached_tokens, cache_write_tokens, output_tokens,
+                   thinking_tokens
+            FROM jury_costs WHERE \(run)::text IS NULL OR run = \(run)
+            """)
         {
             let name: String = try row.decode("run")
-            costs[name, default: [:]][try row.decode("judge")] = try row.decode("cost_usd")
+            let judge: String = try row.decode("judge")
+            costs[name, default: [:]][judge] = try row.decode("cost_usd")
+            tokens[name, default: [:]][judge] = TokenUse(
+                input: try row.decode("input_tokens"), cached: try row.decode("cached_tokens"),
+                cacheWrite: try row.decode("cache_write_tokens"), output: try row.decode("output_tokens"),
+                thinking: try row.decode("thinking_tokens"))
             budgets[name] = try row.decodeIfPresent("budget_usd")
         }
         var early: [String: EarlyLine] = [:]
@@ -139,7 +165,7 @@ public struct StatusReport: Sendable, Encodable {
         }
         var report = StatusReport(
             generatedAt: Date(), runs: runs, judges: judges, liveWorkers: try live.decode("n"),
-            callsInFlight: try live.decode("calls"), stopped: stopped, costs: costs, budgets: budgets, early: early,
+            callsInFlight: try live.decode("calls"), stopped: stopped, costs: costs, tokens: tokens, budgets: budgets, early: early,
             outcomes: outcomes)
         try await report.loadRates(run: run, on: connection)
         return report
@@ -236,6 +262,14 @@ public struct StatusReport: Sendable, Encodable {
                 }
                 if let cost = costs[run.name]?[judge.judge], cost > 0 {
                     out += "  \(judge.judge) cost " + String(format: "$%.4f", cost) + "\n"
+                }
+                if let used = tokens[run.name]?[judge.judge], used.input + used.output > 0 {
+                    var kinds = ["\(used.input) in"]
+                    if used.cached > 0 { kinds.append("\(used.cached) of them read from the cache") }
+                    if used.cacheWrite > 0 { kinds.append("\(used.cacheWrite) written to it") }
+                    kinds.append("\(used.output) out")
+                    if used.thinking > 0 { kinds.append("\(used.thinking) of them thinking") }
+                    out += "  \(judge.judge) tokens \(kinds.joined(separator: ", "))\n"
                 }
                 if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
                 if !judge.errors.isEmpty {

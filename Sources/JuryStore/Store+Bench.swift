@@ -12,7 +12,7 @@ extension Store {
         let fill = { (value: String) in "array_fill(\(value), ARRAY[cardinality(':ids'::bigint[])])" }
         return """
             SELECT array_agg(job_id)::text AS ids, array_agg(claim)::text AS claims FROM jury_claim_jobs('pgbench-:client_id', 60, '\(runs)'::bigint[], '\(judgeArray)'::text[], '\(counts)'::int[]) \\gset
-            SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], ':claims'::int[], \(fill("'\(run.config.labels[0])'::text")), \(fill("'pgbench'::text")), \(fill("1")), \(fill("1::bigint")), \(fill("1::bigint")), NULL::bigint[], NULL::text[], NULL::text[], NULL::float8[]);
+            SELECT count(*) FROM jury_record_votes('pgbench-:client_id', ':ids'::bigint[], ':claims'::int[], \(fill("'\(run.config.labels[0])'::text")), \(fill("'pgbench'::text")), \(fill("1")), \(fill("1::bigint")), \(fill("1::bigint")), NULL::bigint[], NULL::text[], NULL::text[], NULL::float8[], NULL::bigint[], NULL::bigint[]);
 
             """
     }

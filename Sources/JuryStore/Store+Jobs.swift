@@ -98,7 +98,9 @@ extension Store {
                         \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
                         \(votes.map(\.answer.cachedTokens))::bigint[],
                         \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],
-                        \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[]) AS job_id
+                        \(votes.map(\.promptHash))::text[], \(votes.map(\.cost))::float8[],
+                        \(votes.map(\.answer.cacheWriteTokens))::bigint[],
+                        \(votes.map(\.answer.thinkingTokens))::bigint[]) AS job_id
                     """)
             recorded.outcomes += rows.count
             recorded.votedJobs = Set(try rows.map { try $0.decode("job_id", as: Int64.self) })

@@ -59,6 +59,42 @@ struct RunConfigTests {
             "model: b,", "model: b, price: { input_per_million: 1, output: 2 },",
             "judges[1].price.output: unknown key"
         ),
+        (
+            "model: b,", "model: b, parameters: { messages: [] },",
+            "judges[1].parameters.messages: is set by Jury"
+        ),
+        (
+            "model: b,", "model: b, parameters: { response_format: { type: text } },",
+            "judges[1].parameters.response_format: is set by Jury"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: anthropic, model: b, parameters: { output_config: { format: { type: json_schema } } },",
+            "judges[1].parameters.output_config.format: is set by Jury"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: gemini, model: b, parameters: { generationConfig: { responseSchema: {} } },",
+            "judges[1].parameters.generationConfig.responseSchema: is set by Jury"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: gemini, model: b, parameters: { generation_config: { temperature: 0 } },",
+            "judges[1].parameters.generation_config: write generationConfig"
+        ),
+        ("model: b,", "model: b, parameters: 3,", "judges[1].parameters: expected a mapping"),
+        ("model: b,", "model: b, force_label: tool,", "judges[1].force_label: tool is for provider anthropic only"),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: anthropic, model: b, force_label: tool, parameters: { thinking: { type: adaptive } },",
+            "judges[1].force_label: tool forces a tool call"
+        ),
+        ("model: b,", "model: b, force_label: json,", "judges[1].force_label"),
+        ("model: b,", "model: b, anthropic_version: 2026-10-21,", "judges[1].anthropic_version: is for provider anthropic"),
+        (
+            "model: b,", "model: b, price: { input_per_million: 1, output_per_million: 2, cache_write_per_million: -3 },",
+            "judges[1].price.cache_write_per_million: must be a price in USD"
+        ),
     ])
     func invalidConfigsNameTheField(replacing: String, with replacement: String, message: String) throws {
         let yaml = valid.replacingOccurrences(of: replacing, with: replacement)
@@ -95,5 +131,38 @@ struct PriceTests {
         let uncachedPrice = JudgeConfig.Price(inputPerMillion: 3, outputPerMillion: 15)
         #expect(abs((uncachedPrice.cost(of: answer) ?? 0) - (3 + 1.5)) < 1e-9)
         #expect(price.cost(of: JudgeAnswer(label: "valid", rationale: nil)) == nil)
+    }
+}
+
+extension PriceTests {
+    @Test func thinkingIsOutputAndCacheWritesCostTheirPremium() throws {
+        // Anthropic: 1M input of which 200k read from the cache and 100k written to it; 50k
+        // output of which 40k thinking (already inside the output, as Anthropic counts it).
+        let answer = JudgeAnswer(
+            label: "valid", rationale: nil, promptTokens: 1_000_000, completionTokens: 50_000,
+            cachedTokens: 200_000, cacheWriteTokens: 100_000, thinkingTokens: 40_000)
+        let price = JudgeConfig.Price(inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.3)
+        var judge = JudgeConfig(name: "c", provider: "anthropic", model: "m", baseURL: "http://x")
+        judge.price = price
+        // 700k fresh at $3, 200k read at $0.30, 100k written at 1.25 x $3, 50k output at $15.
+        #expect(abs((judge.cost(of: answer) ?? 0) - (2.1 + 0.06 + 0.375 + 0.75)) < 1e-9)
+        judge.price?.cacheWritePerMillion = 6
+        #expect(abs((judge.cost(of: answer) ?? 0) - (2.1 + 0.06 + 0.6 + 0.75)) < 1e-9)
+        // Other providers bill a cache write as input unless a price says otherwise.
+        var other = JudgeConfig(name: "o", provider: "openai", model: "m", baseURL: "http://x")
+        other.price = price
+        #expect(abs((other.cost(of: answer) ?? 0) - (2.1 + 0.06 + 0.3 + 0.75)) < 1e-9)
+    }
+
+    @Test func parametersSurviveTheStoredConfig() throws {
+        let yaml = runYAML(models: ["a"], baseURL: "http://127.0.0.1:1/v1", providers: ["anthropic"])
+            .replacingOccurrences(
+                of: "model: a,",
+                with: "model: a, anthropic_version: 2023-06-01, force_label: tool, parameters: { max_tokens: 4000, metadata: { user_id: u } },")
+        let config = try RunConfig.parse(yaml: yaml, file: "run.yaml")
+        let stored = try JSONDecoder().decode(RunConfig.self, from: try JSONEncoder().encode(config))
+        #expect(stored == config)
+        #expect(stored.judges[0].parameters["max_tokens"] == 4000)
+        #expect(stored.judges[0].forceLabel == .tool && stored.judges[0].anthropicVersion == "2023-06-01")
     }
 }

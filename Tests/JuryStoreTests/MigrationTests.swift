@@ -97,15 +97,19 @@ struct MigrationTests {
         let want = [ClaimRequest(runID: run.id, judge: "j1", count: 2)]
         let claimed = try await jury.claim(want, owner: "t", leaseSeconds: 60)
         let answer = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: false)
-        try await jury.record(
-            [
-                .release(claimed[0], error: "not JSON", answer, answer: "no idea"),
-                .vote(claimed[1], JudgeAnswer(label: "valid", rationale: "ok"), latencyMilliseconds: 1),
-            ],
-            owner: "t")
+        // A vote as the workers of that schema recorded it (043 added two arguments).
+        func recordAsBefore(_ job: ClaimedJob) async throws {
+            try await setup.query(
+                """
+                SELECT jury_record_votes('t', ARRAY[\(job.id)::bigint], ARRAY[\(job.claim)::int], ARRAY['valid'],
+                    ARRAY['ok'], ARRAY[1], NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::text[], NULL::text[],
+                    NULL::float8[])
+                """)
+        }
+        try await jury.record([.release(claimed[0], error: "not JSON", answer, answer: "no idea")], owner: "t")
+        try await recordAsBefore(claimed[1])
         let again = try await jury.claim(want, owner: "t", leaseSeconds: 60)
-        try await jury.record(
-            [.vote(again[0], JudgeAnswer(label: "valid", rationale: "ok"), latencyMilliseconds: 1)], owner: "t")
+        try await recordAsBefore(again[0])
         #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 2)
 
         #expect(try await jury.migrate(logger: TestDatabase.logger).first == "037_votes_replace_done_jobs.sql")

@@ -253,6 +253,52 @@ struct PipelineTests {
         }
     }
 
+    @Test(.freshDatabase) func aPanelOfTodaysThinkingModelsIsDecidedAndCostsWhatTheProvidersBill() async throws {
+        let key = "sk-thinkers-\(UUID().uuidString)"
+        // A generation-5 Claude, an OpenAI reasoning model and a Gemini that thinks: each refuses
+        // a sampling parameter the way its provider does, and reports 300 thinking tokens.
+        let models = ["claude-opus-5", "gpt-5-mini", "gemini-2.5-pro"]
+        let judges = models.enumerated().map { index, model in
+            MockJudgeConfig.Behaviour(
+                model: model, seed: 50 + UInt64(index), accuracy: 1, apiKey: key, thinkingTokens: 300)
+        }
+        try await withMockJudges(judges) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            var yaml = runYAML(
+                models: models, baseURL: baseURL, apiKeyEnv: "THINKERS_KEY", providers: ["anthropic", "openai", "gemini"],
+                consensus: ["early_decision: false"])
+            for model in models {
+                yaml = yaml.replacingOccurrences(
+                    of: "model: \(model),", with: "model: \(model), price: { input_per_million: 2, output_per_million: 10 },")
+            }
+            let run = try await createRun(yaml, in: jury)
+            try await enqueue(try writeCorpus(count: 40), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: ["THINKERS_KEY": key]) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 40
+            }
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 0)
+            // Each vote holds its thinking inside its output, and costs it at the output price.
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM votes
+                    WHERE completion_tokens = 316 AND thinking_tokens = 300
+                      AND abs(cost_usd - (prompt_tokens * 2 + 316 * 10) / 1e6) < 1e-12
+                    """) == 120)
+            // jury_costs sums the same tokens and cost per judge, by kind.
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM jury_costs c
+                    WHERE c.votes = 40 AND c.output_tokens = 40 * 316 AND c.thinking_tokens = 40 * 300
+                      AND c.input_tokens = (SELECT sum(v.prompt_tokens) FROM votes v WHERE v.judge = c.judge)
+                      AND abs(c.cost_usd - (SELECT sum(v.cost_usd) FROM votes v WHERE v.judge = c.judge)) < 1e-9
+                    """) == 3)
+        }
+    }
+
     @Test(.freshDatabase) func aBadKeyStopsThatJudgesCallsAndTheKeyIsNeverStored() async throws {
         let key = "sk-test-\(UUID().uuidString)"
         let judges = [mockJudge("s-a", seed: 11, apiKey: key)]

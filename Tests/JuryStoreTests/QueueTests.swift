@@ -226,7 +226,7 @@ struct QueueTests {
             """
             SELECT jury_record_votes('w', ARRAY[\(jobs[0].id)::bigint], ARRAY[\(jobs[0].claim)::int], ARRAY['valid'],
                 ARRAY[NULL]::text[], ARRAY[1], NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::text[], NULL::text[],
-                ARRAY[0.25]::float8[])
+                ARRAY[0.25]::float8[], NULL::bigint[], NULL::bigint[])
             """)
         // Another worker's record of the same run and judge goes through while that one is open.
         let answer = JudgeAnswer(label: "valid", rationale: nil)

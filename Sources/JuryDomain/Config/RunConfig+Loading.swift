@@ -15,11 +15,21 @@ extension RunConfig {
             throw JuryError(.invalidConfig, "\(file): expected a mapping with name, taxonomy, judges, prompt")
         }
         try rejectUnknownKeys(root, file: file)
-        let config: RunConfig
+        var config: RunConfig
         do {
             config = try YAMLDecoder().decode(RunConfig.self, from: text)
         } catch let error as DecodingError {
             throw describe(error, file: file)
+        }
+        // Parameters go to the provider as they were written: typed from YAML's own reading
+        // (the decoder would read the number 4000 as the string "4000").
+        for (index, judge) in ((root["judges"] as? [Any]) ?? []).enumerated() where index < config.judges.count {
+            guard let parameters = (judge as? [String: Any])?["parameters"] else { continue }
+            let field = "judges[\(index)].parameters"
+            guard case .object(let fields) = try JSONValue(yaml: parameters, field: field, file: file) else {
+                throw JuryError.invalidConfig(file, field: field, "expected a mapping")
+            }
+            config.judges[index].parameters = fields
         }
         try config.validate(file: file)
         return config
@@ -103,10 +113,12 @@ extension RunConfig {
                 for (key, value) in [
                     ("input_per_million", price.inputPerMillion), ("output_per_million", price.outputPerMillion),
                     ("cached_input_per_million", price.cachedInputPerMillion ?? 0),
+                    ("cache_write_per_million", price.cacheWritePerMillion ?? 0),
                 ] where !(value >= 0 && value < 1e6) {
                     throw fail("\(field).price.\(key)", "must be a price in USD, 0 or more")
                 }
             }
+            try judge.validateRequestSettings(field: field, fail: fail)
         }
         for (field, template) in [("prompt.system", prompt.system), ("prompt.user", prompt.user)] {
             do {
@@ -176,9 +188,10 @@ extension RunConfig {
         "training": ["system", "user", "assistant"],
         "judges": [
             "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
-            "requests_per_minute", "tokens_per_minute", "limit_key", "price", "order",
+            "requests_per_minute", "tokens_per_minute", "limit_key", "price", "order", "parameters",
+            "anthropic_version", "force_label",
         ],
-        "price": ["input_per_million", "output_per_million", "cached_input_per_million"],
+        "price": ["input_per_million", "output_per_million", "cached_input_per_million", "cache_write_per_million"],
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum", "min_votes", "weights", "threshold", "early_decision"],
         "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
@@ -242,9 +255,34 @@ extension RunConfig {
         case is String.Type: return "a string"
         case is Int.Type: return "a whole number"
         case is Double.Type: return "a number"
+        case is JudgeConfig.ForceLabel.Type: return "one of structured_output, tool"
         default:
             let name = "\(type)"
             return name.hasPrefix("Array") ? "a list" : name.hasPrefix("Dictionary") ? "a mapping" : "a mapping"
+        }
+    }
+}
+
+extension JSONValue {
+    /// A value as Yams loaded it: strings, numbers, booleans, null, lists and mappings.
+    init(yaml value: Any, field: String, file: String) throws {
+        switch value {
+        case let text as String: self = .string(text)
+        case let flag as Bool: self = .bool(flag)
+        case let whole as Int: self = .integer(Int64(whole))
+        case let number as Double where number.isFinite: self = .number(number)
+        case is NSNull: self = .null
+        case let list as [Any]:
+            self = .array(
+                try list.enumerated().map { try JSONValue(yaml: $1, field: "\(field)[\($0)]", file: file) })
+        case let mapping as [String: Any]:
+            self = .object(
+                try mapping.reduce(into: [:]) { fields, entry in
+                    fields[entry.key] = try JSONValue(yaml: entry.value, field: "\(field).\(entry.key)", file: file)
+                })
+        default:
+            throw JuryError.invalidConfig(
+                file, field: field, "is not a JSON value (a date or an infinite number?); quote it to send it as text")
         }
     }
 }

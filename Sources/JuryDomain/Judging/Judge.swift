@@ -30,11 +30,16 @@ public struct JudgeRequest: Sendable {
 public struct JudgeAnswer: Sendable, Equatable {
     public let label: String
     public let rationale: String?
-    /// Input tokens, all of them (cached ones included); output tokens; input tokens read from
-    /// the provider's prompt cache.
+    /// Input tokens, all of them (read from and written to the prompt cache included).
     public let promptTokens: Int?
+    /// Output tokens as billed: thinking and reasoning included, whichever way the provider counts them.
     public let completionTokens: Int?
+    /// Input tokens read from the provider's prompt cache.
     public let cachedTokens: Int?
+    /// Input tokens written to the provider's prompt cache (billed at a premium by Anthropic).
+    public let cacheWriteTokens: Int?
+    /// The part of the output the model spent thinking (reasoning tokens, thoughts).
+    public let thinkingTokens: Int?
     /// The model version the provider says answered (e.g. `gpt-4o-2024-08-06`).
     public let modelVersion: String?
     /// What the provider's headers said of the account's remaining budget.
@@ -42,8 +47,11 @@ public struct JudgeAnswer: Sendable, Equatable {
 
     public init(
         label: String, rationale: String?, promptTokens: Int? = nil, completionTokens: Int? = nil,
-        cachedTokens: Int? = nil, modelVersion: String? = nil, rateLimit: RateLimitObservation? = nil
+        cachedTokens: Int? = nil, cacheWriteTokens: Int? = nil, thinkingTokens: Int? = nil,
+        modelVersion: String? = nil, rateLimit: RateLimitObservation? = nil
     ) {
+        self.cacheWriteTokens = cacheWriteTokens
+        self.thinkingTokens = thinkingTokens
         self.rateLimit = rateLimit
         self.label = label
         self.rationale = rationale

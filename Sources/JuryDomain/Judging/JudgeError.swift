@@ -22,8 +22,12 @@ public struct JudgeError: Error, CustomStringConvertible, Sendable {
         /// The account's credit, spend limit or daily quota is used up. Retrying cannot help
         /// until someone acts.
         public static let quotaExhausted = Code("quota exhausted")
-        /// Another 4xx: the provider refused the request; it counts as a wrong answer.
+        /// Another 4xx: the provider refused the request; it counts as a wrong answer. Several in
+        /// a row on different examples mean the request itself is malformed: the judge stops.
         public static let badRequest = Code("bad request")
+        /// The model answered but declined to label (a refusal, a safety block); it counts as a
+        /// wrong answer, shown apart.
+        public static let refused = Code("refused")
         public var description: String { name }
     }
 

@@ -87,3 +87,29 @@ extension JSONValue {
         }
     }
 }
+
+extension JSONValue {
+    /// This value with `other` laid over it: objects merge key by key, all the way down; any
+    /// other value of `other` replaces this one.
+    public func merging(_ other: JSONValue) -> JSONValue {
+        guard case .object(var fields) = self, case .object(let overlay) = other else { return other }
+        for (key, value) in overlay {
+            fields[key] = fields[key].map { $0.merging(value) } ?? value
+        }
+        return .object(fields)
+    }
+}
+
+/// Literals, for bodies and parameters written in code.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByBooleanLiteral, ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral
+{
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .integer(value) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+}

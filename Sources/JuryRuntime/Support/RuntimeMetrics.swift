@@ -79,6 +79,12 @@ public enum RuntimeMetrics {
         if let completion = answer.completionTokens, completion > 0 {
             Counter(label: tokens.name, dimensions: labels + [("kind", "completion")]).increment(by: completion)
         }
+        // Parts of the two above, for what they cost apart: cache reads and writes, thinking.
+        for (kind, count) in [
+            ("cached", answer.cachedTokens), ("cache_write", answer.cacheWriteTokens), ("thinking", answer.thinkingTokens),
+        ] {
+            if let count, count > 0 { Counter(label: tokens.name, dimensions: labels + [("kind", kind)]).increment(by: count) }
+        }
         if let costUSD, costUSD > 0 {
             FloatingPointCounter(label: cost.name, dimensions: labels).increment(by: costUSD)
         }

@@ -62,7 +62,7 @@ final class JudgeCaller: Sendable {
             ledger.tokensUsed(answer.promptTokens.map { $0 &+ (answer.completionTokens ?? 0) }, by: job)
             return .vote(
                 job, answer, latencyMilliseconds: Int((ContinuousClock.now - started).inMilliseconds),
-                promptHash: prompt.hash, costUSD: config.price?.cost(of: answer))
+                promptHash: prompt.hash, costUSD: config.cost(of: answer))
         } catch {
             if Task.isCancelled || error is CancellationError {
                 outcome = "stopped"
