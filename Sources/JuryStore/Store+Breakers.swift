@@ -21,8 +21,13 @@ extension Store {
                 "run '\(name)' has no judge '\(judge)' (its judges: \(run.config.judges.map(\.name).joined(separator: ", ")))"
             )
         }
-        let closed: Bool = try await connection.query(
-            "SELECT jury_close_breaker(\(run.id), \(judge)) AS closed")[0].decode("closed")
+        let closed: Bool = try await connection.transaction { connection in
+            let closed: Bool = try await connection.query(
+                "SELECT jury_close_breaker(\(run.id), \(judge)) AS closed")[0].decode("closed")
+            // The calls refused as malformed were the request's fault, not the examples'.
+            if closed { try await connection.query("SELECT jury_refund_refused_requests(\(run.id), \(judge))") }
+            return closed
+        }
         if !closed { throw JuryError(.conflict, "judge '\(judge)' of run '\(name)' is not stopped") }
     }
 

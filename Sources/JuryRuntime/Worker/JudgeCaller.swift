@@ -29,6 +29,8 @@ final class JudgeCaller: Sendable {
     let logger: Logger
     /// When a capped Retry-After was last logged, per judge: a 429 storm logs once a minute.
     private let capLoggedAt = Mutex<[JudgeKey: ContinuousClock.Instant]>([:])
+    /// Requests refused as invalid, per judge: enough of them in a row stop the judge.
+    private let malformed = Mutex(MalformedRequests())
 
     init(ledger: WorkerLedger, logger: Logger) {
         self.ledger = ledger
@@ -57,6 +59,7 @@ final class JudgeCaller: Sendable {
                 throw JudgeError(
                     .badAnswer, "judge \(job.judge) answered a label outside the taxonomy", answer: answer.label)
             }
+            malformed.withLock { $0.accepted(JudgeKey(runID: job.runID, judge: job.judge)) }
             logger.trace("vote", metadata: Self.metadata(of: job, ["label": "\(answer.label)"]))
             if let observation = answer.rateLimit { ledger.observe(limitKey: config.limitKey, observation) }
             ledger.tokensUsed(answer.promptTokens.map { $0 &+ (answer.completionTokens ?? 0) }, by: job)
@@ -73,9 +76,26 @@ final class JudgeCaller: Sendable {
                 ? JudgeError(.timeout, "judge \(job.judge): no complete answer within \(config.timeoutSeconds)s")
                 : error
             outcome = RuntimeMetrics.outcome(of: error)
-            let decision = context.policy.decide(error, history: job.history)
+            var decision = context.policy.decide(error, history: job.history)
             let key = JudgeKey(runID: job.runID, judge: job.judge)
-            if decision.haltsJudge, ledger.halt(key, reason: "\(error)") {
+            var stops = false
+            switch (error as? JudgeError)?.code {
+            case .badRequest?:
+                // A refusal of a judge already stopped, or one that completes the streak, is the
+                // request's fault, not the example's: the job goes back with its attempt.
+                if ledger.isHalted(key) {
+                    decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
+                } else if malformed.withLock({ $0.refused(key, example: job.exampleID) }) {
+                    decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
+                    stops = ledger.halt(key, reason: MalformedRequests.reason("\(error)"))
+                }
+            case .badAnswer?, .refused?:
+                malformed.withLock { $0.accepted(key) }
+            default:
+                break
+            }
+            if decision.haltsJudge, ledger.halt(key, reason: "\(error)") { stops = true }
+            if stops {
                 logger.error(
                     "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
                     metadata: Self.metadata(of: job, [JuryMetadata.error: "\(error)"]))

@@ -141,6 +141,11 @@ final class WorkerLedger: Sendable {
         }
     }
 
+    /// Whether this worker stops calling the judge (its breaker is open, or about to be).
+    func isHalted(_ key: JudgeKey) -> Bool {
+        state.withLock { $0.halted.contains(key) }
+    }
+
     func takeBreakersToOpen() -> [JudgeKey: String] {
         state.withLock { state in
             defer { state.breakersToOpen = [:] }

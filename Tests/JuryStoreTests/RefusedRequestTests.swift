@@ -1,0 +1,65 @@
+import Foundation
+import JuryDomain
+import JuryMockJudge
+import JuryPostgres
+import JuryStore
+import JuryTestSupport
+import Testing
+
+/// A judge whose every request the provider refuses stops on every worker, not the corpus.
+@Suite("Refused requests")
+struct RefusedRequestTests {
+    @Test(.freshDatabase) func aJudgeSendingARefusedParameterStopsWithoutFailingAJob() async throws {
+        let key = "sk-refused-\(UUID().uuidString)"
+        let judges = [
+            MockJudgeConfig.Behaviour(model: "claude-opus-5", seed: 61, accuracy: 1, apiKey: key),
+            mockJudge("steady", seed: 62, apiKey: key),
+        ]
+        try await withMockJudges(judges) { baseURL, server in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            // The Claude judge sends a temperature, which generation-5 models refuse.
+            let yaml = runYAML(
+                models: ["claude-opus-5", "steady"], baseURL: baseURL, maxAttempts: 3, apiKeyEnv: "REFUSED_KEY",
+                providers: ["anthropic", "openai"], consensus: ["early_decision: false"]
+            ).replacingOccurrences(of: "model: claude-opus-5,", with: "model: claude-opus-5, parameters: { temperature: 0 },")
+            let run = try await createRun(yaml, in: jury)
+            try await enqueue(try writeCorpus(count: 300), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, concurrency: 8, environment: ["REFUSED_KEY": key]) {
+                let votes = try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2'")
+                let stopped = try await connection.count("SELECT count(*) FROM judge_breakers WHERE judge = 'j1'")
+                return votes == 300 && stopped == 1
+            }
+            // The other judge went on; the refused one was called a handful of times, not 300 x 3.
+            let refusedCalls = server.requestCount - 300
+            #expect(refusedCalls >= MalformedRequests.streakThatStops && refusedCalls <= 8 + MalformedRequests.streakThatStops)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'failed'") == 0)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'pending'") == 300)
+            // The breaker and jury status give the provider's own words.
+            let reason = try await connection.query("SELECT reason FROM jury_breakers")[0]["reason"] ?? ""
+            #expect(reason.contains("malformed") && reason.contains("temperature"), "\(reason)")
+            let status = try await StatusReport.load(run: run.name, from: jury).text
+            #expect(status.contains("j1 STOPPED on every worker") && status.contains("temperature"), "\(status)")
+            // Resuming gives back the attempts the refused calls took.
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") > 0)
+            try await jury.resumeJudge("j1", run: run.name)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") == 0)
+        }
+    }
+
+    @Test func refusalsOfOneExampleOrBrokenByAnAnswerDoNotStopTheJudge() {
+        let key = JudgeKey(runID: 1, judge: "j")
+        var streak = MalformedRequests()
+        func refused(_ key: JudgeKey, _ example: Int64) -> Bool { streak.refused(key, example: example) }
+        // The same example refused again and again is that example's failure.
+        for _ in 0..<10 { #expect(!refused(key, 7)) }
+        streak.accepted(key)
+        // Different examples, with an answer between: no streak.
+        for example in Int64(1)...4 { #expect(!refused(key, example)) }
+        streak.accepted(key)
+        for example in Int64(10)...13 { #expect(!refused(key, example)) }
+        #expect(!refused(JudgeKey(runID: 2, judge: "j"), 99))
+        #expect(refused(key, 14))
+    }
+}
