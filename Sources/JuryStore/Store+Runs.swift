@@ -107,6 +107,40 @@ extension Store {
             .isEmpty
     }
 
+    /// Replaces a run's config with `config` where a live run can take it (see
+    /// `RunConfig.changes(to:file:)`), keeping the one it replaces in `run_config_history`,
+    /// and the accounts' limits it sets; returns the changes, one line a field. With `dryRun`,
+    /// or when nothing changes, nothing is written. `file` names the config in errors.
+    public func updateRun(_ name: String, to config: RunConfig, file: String, dryRun: Bool = false) async throws
+        -> [String]
+    {
+        try await connection.transaction { connection in
+            // Two updates of one run take turns; workers read the run meanwhile without waiting.
+            let rows = try await connection.query(
+                "SELECT id, name, config, state FROM runs WHERE name = \(name) FOR NO KEY UPDATE")
+            guard let row = rows.first else { throw JuryError.unknownRun(name) }
+            let run = try Self.decodeRun(row)
+            let changes = try run.config.changes(to: config, file: file)
+            guard !dryRun, !changes.isEmpty else { return changes }
+            let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
+            try await connection.query(
+                """
+                INSERT INTO run_config_history (run_id, config) SELECT id, config FROM runs WHERE id = \(run.id)
+                """)
+            try await connection.query("UPDATE runs SET config = \(json)::jsonb WHERE id = \(run.id)")
+            let limited = config.judges.filter { $0.requestsPerMinute != nil || $0.tokensPerMinute != nil }
+            if !limited.isEmpty {
+                try await connection.query(
+                    """
+                    SELECT jury_define_limits(\(limited.map(\.limitKey))::text[],
+                        \(limited.map { $0.requestsPerMinute.map { Double($0) / 60 } })::float8[],
+                        \(limited.map { $0.tokensPerMinute.map { Double($0) / 60 } })::float8[])
+                    """)
+            }
+            return changes
+        }
+    }
+
     static func decodeRun(_ row: PostgresRow) throws -> StoredRun {
         let json: String = try row.decode("config")
         let config = try JSONDecoder().decode(RunConfig.self, from: Data(json.utf8))

@@ -30,8 +30,8 @@ struct Migrate: AsyncParsableCommand {
 
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "run", abstract: "Create, list, pause, resume, cancel or purge runs.",
-        subcommands: [Create.self, List.self, Pause.self, Resume.self, Cancel.self, Purge.self])
+        commandName: "run", abstract: "Create, list, update, pause, resume, cancel or purge runs.",
+        subcommands: [Create.self, List.self, Update.self, Pause.self, Resume.self, Cancel.self, Purge.self])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

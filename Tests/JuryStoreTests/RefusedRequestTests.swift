@@ -4,6 +4,7 @@ import JuryMockJudge
 import JuryPostgres
 import JuryStore
 import JuryTestSupport
+import Synchronization
 import Testing
 
 /// A judge whose every request the provider refuses stops on every worker, not the corpus.
@@ -26,25 +27,51 @@ struct RefusedRequestTests {
             ).replacingOccurrences(of: "model: claude-opus-5,", with: "model: claude-opus-5, parameters: { temperature: 0 },")
             let run = try await createRun(yaml, in: jury)
             try await enqueue(try writeCorpus(count: 300), run: run.name, in: jury)
+            let fixed = try RunConfig.parse(
+                yaml: yaml.replacingOccurrences(of: "parameters: { temperature: 0 }", with: "parameters: { max_tokens: 512 }"),
+                file: "fixed.yaml")
+            // One worker throughout: it stops the judge, then takes the fix without a restart.
+            let fixedYet = Mutex(false)
             try await runWorkers(url: url, run: run.name, concurrency: 8, environment: ["REFUSED_KEY": key]) {
-                let votes = try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2'")
-                let stopped = try await connection.count("SELECT count(*) FROM judge_breakers WHERE judge = 'j1'")
-                return votes == 300 && stopped == 1
+                if !fixedYet.withLock({ $0 }) {
+                    let votes = try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2'")
+                    let stopped = try await connection.count("SELECT count(*) FROM judge_breakers WHERE judge = 'j1'")
+                    guard votes == 300, stopped == 1 else { return false }
+                    fixedYet.withLock { $0 = true }
+                    try await checkTheStoppedJudge(refusedCalls: server.requestCount - 300)
+                    // The judge is fixed on the live run; resuming it gives back the attempts the
+                    // refused calls took.
+                    let changes = try await jury.updateRun(run.name, to: fixed, file: "fixed.yaml")
+                    #expect(
+                        changes == [
+                            "judges[j1].parameters.max_tokens: (none) -> 512",
+                            "judges[j1].parameters.temperature: 0 -> (none)",
+                        ], "\(changes)")
+                    #expect(try await connection.count("SELECT count(*) FROM jury_run_config_history") == 1)
+                    #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") > 0)
+                    try await jury.resumeJudge("j1", run: run.name)
+                    #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") == 0)
+                }
+                return try await connection.count("SELECT count(*) FROM verdicts") == 300
             }
-            // The other judge went on; the refused one was called a handful of times, not 300 x 3.
-            let refusedCalls = server.requestCount - 300
-            #expect(refusedCalls >= MalformedRequests.streakThatStops && refusedCalls <= 8 + MalformedRequests.streakThatStops)
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'failed'") == 0)
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'pending'") == 300)
-            // The breaker and jury status give the provider's own words.
-            let reason = try await connection.query("SELECT reason FROM jury_breakers")[0]["reason"] ?? ""
-            #expect(reason.contains("malformed") && reason.contains("temperature"), "\(reason)")
-            let status = try await StatusReport.load(run: run.name, from: jury).text
-            #expect(status.contains("j1 STOPPED on every worker") && status.contains("temperature"), "\(status)")
-            // Resuming gives back the attempts the refused calls took.
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") > 0)
-            try await jury.resumeJudge("j1", run: run.name)
-            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND attempts > 0") == 0)
+            // Every example decided, each refused job voted at its first counted attempt.
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j1' AND attempts = 1") == 300)
+            #expect(try await connection.count("SELECT count(*) FROM jobs") == 0)
+
+            @Sendable func checkTheStoppedJudge(refusedCalls: Int) async throws {
+                // The other judge went on; the refused one was called a handful of times, not 300 x 3.
+                #expect(
+                    refusedCalls >= MalformedRequests.streakThatStops
+                        && refusedCalls <= 8 + MalformedRequests.streakThatStops, "\(refusedCalls) calls")
+                #expect(try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'failed'") == 0)
+                #expect(
+                    try await connection.count("SELECT count(*) FROM jobs WHERE judge = 'j1' AND state = 'pending'") == 300)
+                // The breaker and jury status give the provider's own words.
+                let reason = try await connection.query("SELECT reason FROM jury_breakers")[0]["reason"] ?? ""
+                #expect(reason.contains("malformed") && reason.contains("temperature"), "\(reason)")
+                let status = try await StatusReport.load(run: run.name, from: jury).text
+                #expect(status.contains("j1 STOPPED on every worker") && status.contains("temperature"), "\(status)")
+            }
         }
     }
 

@@ -189,8 +189,12 @@ struct Claimer: Sendable {
         var contexts: [Int64: RunContext] = [:]
         for run in try await store.activeRuns(named: options.run) {
             if let known = previous[run.id] {
-                contexts[run.id] = known
-                continue
+                if known.run.config == run.config {
+                    contexts[run.id] = known
+                    continue
+                }
+                // `jury run update`: calls under way finish with the judges they started with.
+                logger.info("the run's config changed; its judges are set up again", metadata: [JuryMetadata.run: "\(run.name)"])
             }
             var judges: [String: any Judge] = [:]
             for judge in run.config.judges {
