@@ -51,6 +51,19 @@ public struct HTTPJudge: Judge {
         endpoint = format.endpoint(baseURL: config.baseURL, model: config.model)
     }
 
+    /// What a judge would send for `request`, without sending it: the URL, the headers (the
+    /// key shown as `$VARIABLE`, never its value) and the body.
+    public static func preview(config: JudgeConfig, request: JudgeRequest) throws -> (
+        url: String, headers: [(String, String)], body: Data
+    ) {
+        let format = format(for: config)
+        return (
+            format.endpoint(baseURL: config.baseURL, model: config.model),
+            [("Content-Type", "application/json")] + format.headers(apiKey: config.apiKeyEnv.map { "$" + $0 }),
+            try format.body(for: request, model: config.model)
+        )
+    }
+
     public func classify(_ request: JudgeRequest) async throws -> JudgeAnswer {
         var http = HTTPClientRequest(url: endpoint)
         http.method = .POST

@@ -34,6 +34,39 @@ struct CommandLineTests {
         #expect(unknown.output.contains("no run named 'missing'"))
     }
 
+    @Test(.freshDatabase) func aLiveRunIsUpdatedAndWhatVotesDependOnIsRefused() async throws {
+        let url = try TestDatabase.url
+        let yaml = runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1", apiKeyEnv: "K")
+        let config = try writeFile(yaml)
+        #expect(try await jury(["run", "create", "--config", config], database: url).status == 0)
+        let edited = try writeFile(
+            yaml.replacingOccurrences(of: "model: a,", with: "model: a2, parameters: { reasoning_effort: low },"))
+        let dry = try await jury(["run", "update", "test", "--config", edited, "--dry-run"], database: url)
+        #expect(dry.status == 0 && dry.output.contains("judges[j1].model: \"a\" -> \"a2\""), "\(dry.output)")
+        #expect(dry.output.contains("not applied (--dry-run)"))
+        let updated = try await jury(["run", "update", "test", "--config", edited], database: url)
+        #expect(updated.status == 0 && updated.output.contains("2 changes applied"), "\(updated.output)")
+        let again = try await jury(["run", "update", "test", "--config", edited], database: url)
+        #expect(again.output.contains("nothing to change"), "\(again.output)")
+        // A change to the taxonomy: one line naming the field, and the run keeps its config.
+        let taxonomy = try writeFile(
+            yaml.replacingOccurrences(of: "description: can be done", with: "description: fine"))
+        let refused = try await jury(["run", "update", "test", "--config", taxonomy], database: url)
+        #expect(refused.status == 1)
+        #expect(refused.output.contains("\(taxonomy): taxonomy[0]: cannot change"), "\(refused.output)")
+        let store = try await JuryTestSupport.store(url)
+        #expect(try await store.findRun("test").config.judges[0].model == "a2")
+        // Each judge's request, with the key as its variable and never its value.
+        let requests = try await runJury(
+            ["prompt", "--config", edited, "--requests", #"{"id": 1, "request": "x"}"#], database: url,
+            environment: ["K": "sk-never-printed"])
+        #expect(requests.status == 0, "\(requests.output)")
+        let line = try JSONValue.parse(Data(requests.output.utf8))
+        #expect(line["body", "reasoning_effort"] == "low" && line["body", "model"] == "a2")
+        #expect(line["url"] == "http://127.0.0.1:9/v1/chat/completions")
+        #expect(line["headers", "Authorization"] == "Bearer $K" && !requests.output.contains("sk-never-printed"))
+    }
+
     @Test(.freshDatabase) func aRunIsPurgedOnlyOnceFinishedAndTheSizesArePrinted() async throws {
         let url = try TestDatabase.url
         let config = try writeFile(runYAML(models: ["a"], baseURL: "http://127.0.0.1:9/v1"))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running Jury needs on Debian, when it is missing:
-# PostgreSQL (server and pgbench), libpq's headers, pkg-config; for the tests also PgBouncer
-# and Prometheus's promtool (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
+# PostgreSQL (server and pgbench), libpq's headers, pkg-config; for the tests also PgBouncer,
+# Prometheus's promtool and Python's venv (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
 missing=()
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
@@ -10,6 +10,10 @@ if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! [[ -x /usr/sbin/pgbouncer ]] && ! comman
     missing+=(pgbouncer)
 fi
 if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! command -v promtool >/dev/null; then missing+=(prometheus); fi
+# The conformance tests run the providers' SDKs in a virtualenv.
+if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    missing+=(python3 python3-venv)
+fi
 if ((${#missing[@]})); then
     echo "installing ${missing[*]}" >&2
     sudo_cmd=()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs Jury's tests: builds, checks deploy/ (scripts/check-deploy), a short chaos run, then
-# `swift test` against a real PostgreSQL (the first two are skipped when arguments are given to
-# swift test, as in `test.sh --filter X`).
+# Runs Jury's tests: builds, checks deploy/ (scripts/check-deploy), checks the providers'
+# requests and answers against their official SDKs (Tests/Conformance), a short chaos run, then
+# `swift test` against a real PostgreSQL (all but the last are skipped when arguments are given
+# to swift test, as in `test.sh --filter X`).
 # Set JURY_TEST_DATABASE_URL to use a server of yours (the role needs CREATEDB); otherwise
 # the tests start a throwaway server in a temporary directory and remove it when done.
 set -euo pipefail
@@ -16,6 +17,17 @@ if [[ $# -gt 0 ]]; then
 fi
 # What deploy/ ships: Dockerfile, Kubernetes manifests, compose, systemd units, Prometheus rules.
 scripts/check-deploy
+# Jury's requests and its reading of answers, against the providers' official SDKs (from PyPI,
+# in a virtualenv kept under .build/ until requirements.txt changes).
+venv=.build/conformance-venv
+if ! cmp -s Tests/Conformance/requirements.txt "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/Conformance/requirements.txt
+    cp Tests/Conformance/requirements.txt "$venv/requirements.txt"
+fi
+JURY_BINARY="$(swift build --show-bin-path)/jury" PYTHONDONTWRITEBYTECODE=1 \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/Conformance
 # A short chaos run: processes killed, PostgreSQL restarted, faulty judges; then SQL checks.
 JURY_BINARY="$(swift build --show-bin-path)/jury" scripts/chaos --short
 # The suite that bounds how long a stop takes runs alone, then everything else in parallel.
