@@ -27,6 +27,8 @@ import Yams
 ///       content: '{"label":"valid","label":"ambiguous"}'   # this answer text, always
 ///       rationale: "..."      # this rationale in every answer
 ///       usage_tokens: 5000000000                           # this prompt token count
+///       bad_request_rate: 0.05  # these examples (the same ones every time) are refused with a 400, as
+///                             # a prompt too long is
 ///       refusal_rate: 0.05    # the model declines to label (OpenAI's refusal, Anthropic's stop_reason
 ///                             # refusal, Gemini's SAFETY finish)
 /// ```
@@ -64,6 +66,8 @@ public struct MockJudgeConfig: Codable, Sendable {
             public var exhausted: Bool?
             /// Share of answers in which the model declines to label.
             public var refusalRate: Double?
+            /// Share of examples the provider refuses with a 400 (too long, say), every time.
+            public var badRequestRate: Double?
 
             enum CodingKeys: String, CodingKey {
                 case errorStatus = "error_status"
@@ -78,6 +82,7 @@ public struct MockJudgeConfig: Codable, Sendable {
                 case usageTokens = "usage_tokens"
                 case exhausted
                 case refusalRate = "refusal_rate"
+                case badRequestRate = "bad_request_rate"
             }
 
             public init(
@@ -85,9 +90,10 @@ public struct MockJudgeConfig: Codable, Sendable {
                 outageStatus: Int? = nil, stallRate: Double? = nil, stallSeconds: Double? = nil,
                 dropRate: Double? = nil, garbageRate: Double? = nil, content: String? = nil,
                 rationale: String? = nil, usageTokens: Int64? = nil, exhausted: Bool? = nil,
-                refusalRate: Double? = nil
+                refusalRate: Double? = nil, badRequestRate: Double? = nil
             ) {
                 self.refusalRate = refusalRate
+                self.badRequestRate = badRequestRate
                 self.exhausted = exhausted
                 self.errorStatus = errorStatus
                 self.retryAfter = retryAfter
@@ -175,6 +181,7 @@ public struct MockJudgeConfig: Codable, Sendable {
             let rates = [
                 judge.accuracy, judge.errorRate ?? 0, judge.rateLimitRate ?? 0, judge.bias?.weight ?? 0,
                 faults?.stallRate ?? 0, faults?.dropRate ?? 0, faults?.garbageRate ?? 0, faults?.refusalRate ?? 0,
+                faults?.badRequestRate ?? 0,
             ]
             guard rates.allSatisfy({ (0...1).contains($0) }) else {
                 throw JuryError(

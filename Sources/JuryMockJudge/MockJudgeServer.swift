@@ -175,6 +175,9 @@ public final class MockJudgeServer: Sendable {
                 label = others[Int(steady(7) * Double(others.count)) % others.count]
             }
         }
+        if steady(12) < (faults.badRequestRate ?? 0) {
+            return error(.badRequest, "prompt is too long: 250000 tokens > 200000 maximum")
+        }
         var replacement = faults.content
         if draw(8) < (faults.garbageRate ?? 0) { replacement = "I think this request is fine, probably." }
         let answer = format.answer(

@@ -29,6 +29,16 @@ struct RunUpdateTests {
         #expect(try old.changes(to: old, file: "run.yaml").isEmpty)
     }
 
+    @Test func aLimitLeftOutIsRefusedSinceTheAccountWouldKeepIt() throws {
+        let limited = yaml.replacingOccurrences(of: "model: b,", with: "model: b, requests_per_minute: 60,")
+        let error = #expect(throws: JuryError.self) {
+            try config(limited).changes(to: try config(yaml), file: "run.yaml")
+        }
+        #expect(error?.message.contains("judges[1].requests_per_minute: cannot be left out") == true)
+        let raised = limited.replacingOccurrences(of: "requests_per_minute: 60", with: "requests_per_minute: 600")
+        #expect(try config(limited).changes(to: try config(raised), file: "run.yaml").count == 1)
+    }
+
     @Test(arguments: [
         ("description: can be done", "description: may be done", "run.yaml: taxonomy[0]: cannot change"),
         ("user: \"Request: {{request}}\"", "user: \"Ask: {{request}}\"", "run.yaml: prompt: cannot change"),

@@ -68,7 +68,8 @@ struct MetricsTests {
             }
 
             try await jury.setRunState(.active, run: run.name)
-            try await eventually("the run to be done") { try await jury.findRun(run.name).state == .done }
+            // 180 s ends a hang; beside the whole suite on two cores this took over 60 (27 alone).
+            try await eventually(timeout: 180, "the run to be done") { try await jury.findRun(run.name).state == .done }
             let worked = try await scrape(workerURL + "/metrics")
             let reduced = try await scrape(reducerURL + "/metrics")
 

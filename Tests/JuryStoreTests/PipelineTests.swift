@@ -368,7 +368,8 @@ struct PipelineTests {
                 try await connection.query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'jury worker' AND datname = current_database()"
                 )
-                try await eventually("every job voted") {
+                // 180 s ends a hang; beside the whole suite on two cores this took over 60 (3 alone).
+                try await eventually(timeout: 180, "every job voted") {
                     try await connection.count("SELECT count(*) FROM votes") == 60
                 }
             }

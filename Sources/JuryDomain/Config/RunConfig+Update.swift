@@ -35,6 +35,20 @@ extension RunConfig {
                 "cannot change on a live run: the verdicts written followed it; re-decide them all with "
                     + "`jury reduce --rule`")
         }
+        // An account's limits outlive the config that set them (other runs may share them), so
+        // one left out would silently stay: only a new value can replace it.
+        for (index, (old, updated)) in zip(judges, new.judges).enumerated() {
+            if old.requestsPerMinute != nil, updated.requestsPerMinute == nil {
+                throw refuse(
+                    "judges[\(index)].requests_per_minute",
+                    "cannot be left out on a live run: the account keeps its limit; set a higher one instead")
+            }
+            if old.tokensPerMinute != nil, updated.tokensPerMinute == nil {
+                throw refuse(
+                    "judges[\(index)].tokens_per_minute",
+                    "cannot be left out on a live run: the account keeps its limit; set a higher one instead")
+            }
+        }
         return Self.differences(from: try Self.fields(of: self), to: try Self.fields(of: new))
     }
 

@@ -194,7 +194,9 @@ struct Claimer: Sendable {
                     continue
                 }
                 // `jury run update`: calls under way finish with the judges they started with.
-                logger.info("the run's config changed; its judges are set up again", metadata: [JuryMetadata.run: "\(run.name)"])
+                logger.info(
+                    "the run's config changed; its judges are set up again", metadata: [JuryMetadata.run: "\(run.name)"])
+                caller.settingsChanged(runID: run.id)
             }
             var judges: [String: any Judge] = [:]
             for judge in run.config.judges {

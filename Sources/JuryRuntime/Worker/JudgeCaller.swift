@@ -37,6 +37,11 @@ final class JudgeCaller: Sendable {
         self.logger = logger
     }
 
+    /// A run's settings changed: its judges' streaks of refused requests start afresh.
+    func settingsChanged(runID: Int64) {
+        malformed.withLock { $0.settingsChanged(runID: runID) }
+    }
+
     func call(_ job: ClaimedJob, prompt: RenderedPrompt, context: RunContext) async -> JobOutcome {
         guard let judge = context.judges[job.judge], let config = context.run.config.judge(named: job.judge) else {
             return .returned(job, error: "this worker has no judge \(job.judge)")
@@ -85,9 +90,12 @@ final class JudgeCaller: Sendable {
                 // request's fault, not the example's: the job goes back with its attempt.
                 if ledger.isHalted(key) {
                     decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
-                } else if malformed.withLock({ $0.refused(key, example: job.exampleID) }) {
+                } else if let examples = malformed.withLock({ streaks -> Int? in
+                    streaks.refused(key, example: job.exampleID, firstAttempt: job.attempts <= 1)
+                        ? streaks.streak(key) : nil
+                }) {
                     decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
-                    stops = ledger.halt(key, reason: MalformedRequests.reason("\(error)"))
+                    stops = ledger.halt(key, reason: MalformedRequests.reason("\(error)", examples: examples))
                 }
             case .badAnswer?, .refused?:
                 malformed.withLock { $0.accepted(key) }
