@@ -8,13 +8,11 @@ extension Store {
     /// existing name is an error (a run's judges and rule must not change under its votes).
     public func createRun(_ config: RunConfig) async throws -> (run: StoredRun, created: Bool) {
         let json = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
-        // Each judge's account limits; judges on one key share them.
-        let limited = config.judges.filter { $0.requestsPerMinute != nil || $0.tokensPerMinute != nil }
+        let limits = AccountLimits(config)
         let id: Int64? = try await connection.query(
             """
-            SELECT jury_create_run(\(config.name), \(json)::jsonb, \(limited.map(\.limitKey))::text[],
-                                   \(limited.map { $0.requestsPerMinute.map { Double($0) / 60 } })::float8[],
-                                   \(limited.map { $0.tokensPerMinute.map { Double($0) / 60 } })::float8[]) AS id
+            SELECT jury_create_run(\(config.name), \(json)::jsonb, \(limits.keys)::text[],
+                                   \(limits.requestsPerSecond)::float8[], \(limits.tokensPerSecond)::float8[]) AS id
             """)[0].decodeIfPresent("id")
         if let id {
             return (StoredRun(id: id, name: config.name, config: config, state: .active), true)
@@ -128,16 +126,30 @@ extension Store {
                 INSERT INTO run_config_history (run_id, config) SELECT id, config FROM runs WHERE id = \(run.id)
                 """)
             try await connection.query("UPDATE runs SET config = \(json)::jsonb WHERE id = \(run.id)")
-            let limited = config.judges.filter { $0.requestsPerMinute != nil || $0.tokensPerMinute != nil }
-            if !limited.isEmpty {
+            let limits = AccountLimits(config)
+            if !limits.keys.isEmpty {
                 try await connection.query(
                     """
-                    SELECT jury_define_limits(\(limited.map(\.limitKey))::text[],
-                        \(limited.map { $0.requestsPerMinute.map { Double($0) / 60 } })::float8[],
-                        \(limited.map { $0.tokensPerMinute.map { Double($0) / 60 } })::float8[])
+                    SELECT jury_define_limits(\(limits.keys)::text[], \(limits.requestsPerSecond)::float8[],
+                                              \(limits.tokensPerSecond)::float8[])
                     """)
             }
             return changes
+        }
+    }
+
+    /// Each judge's account limits, per second, as `jury_define_limits` takes them; judges on
+    /// one key share them.
+    private struct AccountLimits {
+        let keys: [String]
+        let requestsPerSecond: [Double?]
+        let tokensPerSecond: [Double?]
+
+        init(_ config: RunConfig) {
+            let limited = config.judges.filter { $0.requestsPerMinute != nil || $0.tokensPerMinute != nil }
+            keys = limited.map(\.limitKey)
+            requestsPerSecond = limited.map { $0.requestsPerMinute.map { Double($0) / 60 } }
+            tokensPerSecond = limited.map { $0.tokensPerMinute.map { Double($0) / 60 } }
         }
     }
 
