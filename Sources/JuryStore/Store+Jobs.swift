@@ -141,15 +141,13 @@ extension Store {
     /// Takes back jobs whose lease expired; returns how many.
     ///
     /// It waits at most `lockTimeout` for the examples it must lock, so that a long transaction
-    /// elsewhere (a large retry) delays the reaping, never the process that reaps. One statement
-    /// (the timeout is set for its transaction alone), so it can share a connection with others.
+    /// elsewhere (a large retry) delays the reaping, never the process that reaps. The timeout
+    /// holds for that wait alone, not for the commit or the connection's later statements.
     @discardableResult
     public func reapExpiredLeases(lockTimeout: Duration = .seconds(2)) async throws -> Int {
         try await connection.query(
-            """
-            WITH bounded AS MATERIALIZED (SELECT set_config('lock_timeout', \(String(lockTimeout.inMilliseconds)), true))
-            SELECT jury_reap_expired_leases() AS reaped FROM bounded
-            """)[0].decode("reaped")
+            "SELECT jury_reap_expired_leases(p_lock_timeout_ms => \(Int(lockTimeout.inMilliseconds))) AS reaped"
+        )[0].decode("reaped")
     }
 
     /// The failed jobs of a run, of one batch or judge when given.
