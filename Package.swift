@@ -67,7 +67,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Every SQL statement Jury runs, one typed method each; the migrations in Schema/.
+        // Every SQL statement Jury runs, one typed method each; the schema in Schema/, embedded
+        // at build time by the EmbedSchema plugin.
         .target(
             name: "JuryStore",
             dependencies: [
@@ -75,8 +76,12 @@ let package = Package(
                 "JuryPostgres",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["EmbedSchema"]
         ),
+        // Writes Schema/'s files into a Swift source for JuryStore (run by the plugin below).
+        .executableTarget(name: "embed-schema", swiftSettings: strict),
+        .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["embed-schema"]),
         // The judge providers, over HTTP.
         .target(
             name: "JuryJudges",

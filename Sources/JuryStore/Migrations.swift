@@ -2,59 +2,97 @@ import JuryDomain
 import JuryPostgres
 public import Logging
 
-/// One numbered SQL file from Schema/.
+/// One file of Schema/, as the build embedded it (Plugins/EmbedSchema): its path there, and its text.
+public struct SchemaFile: Sendable {
+    public let path: String
+    public let sql: String
+}
+
+/// One step of the schema, recorded in jury_schema_migrations once applied.
 public struct Migration: Sendable {
     public let version: Int
     public let name: String
     public let sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
 }
 
-/// The schema's migrations, from Schema/ (embedded in the binary by scripts/embed-schema).
-public enum Migrations {}
+/// Jury's schema: the baseline (Schema/100_baseline/, its files applied in order as one step),
+/// the migrations after it (Schema/101_*.sql, ...), and what a database made by the migrations
+/// before the baseline needs to be taken as it (Schema/old_databases.sql).
+public struct Schema: Sendable {
+    public static let baselineVersion = 100
+    public static let baselineName = "100_baseline"
+    /// The versions a database made by the migrations before the baseline recorded.
+    public static let versionsBeforeBaseline = 1...46
+
+    public let baseline: Migration
+    /// The baseline's functions, triggers and views (every file but 1_tables.sql; all CREATE OR
+    /// REPLACE), which a database made before the baseline takes anew.
+    public let baselineCode: String
+    public let later: [Migration]
+    public let forOldDatabases: String
+
+    /// The schema this binary was built with.
+    public static let embedded = Schema(files: SchemaFile.embedded)
+
+    /// Every step, in order.
+    public var migrations: [Migration] { [baseline] + later }
+    /// The version of a database this binary has migrated.
+    public var version: Int { migrations.map(\.version).max() ?? Self.baselineVersion }
+
+    /// The build checked the names (embed-schema): a baseline part is `100_baseline/N_what.sql`,
+    /// a later migration `NNN_what.sql`.
+    public init(files: [SchemaFile]) {
+        let parts = files.filter { $0.path.hasPrefix(Self.baselineName + "/") }.sorted { $0.path < $1.path }
+        baseline = Migration(
+            version: Self.baselineVersion, name: Self.baselineName, sql: parts.map(\.sql).joined(separator: "\n"))
+        baselineCode = parts.filter { !$0.path.hasSuffix("/1_tables.sql") }.map(\.sql).joined(separator: "\n")
+        later = files.compactMap { file in
+            guard !file.path.contains("/"), let version = Int(file.path.prefix(3)), version > Self.baselineVersion
+            else { return nil }
+            return Migration(version: version, name: file.path, sql: file.sql)
+        }.sorted { $0.version < $1.version }
+        forOldDatabases = files.first { $0.path == "old_databases.sql" }?.sql ?? ""
+    }
+}
 
 extension Store {
-    /// Applies every migration newer than the database's, each in its own transaction that
-    /// first takes a transaction-level advisory lock, so that processes starting together
-    /// apply each one exactly once. Nothing is left on the session: it works through a
-    /// transaction-pooling PgBouncer too.
+    /// Brings the database to this binary's schema: the baseline on a new database, then every
+    /// migration after it not yet applied, each in its own transaction that first takes a
+    /// transaction-level advisory lock, so that processes starting together apply each one
+    /// exactly once. A database made by the migrations before the baseline is taken as the
+    /// baseline once its catalog proves equal to it (see `adoptDatabaseBeforeBaseline`).
+    /// Nothing is left on the session: it works through a transaction-pooling PgBouncer too.
     ///
-    /// - Returns: the names of the migrations this call applied (empty when up to date).
+    /// - Returns: the names of the steps this call applied (empty when up to date).
     @discardableResult
-    public func migrate(_ migrations: [Migration] = Migrations.embedded, logger: Logger) async throws -> [String] {
+    public func migrate(_ schema: Schema = .embedded, logger: Logger) async throws -> [String] {
         var applied: [String] = []
-        while let name = try await applyNext(migrations, logger: logger) {
+        while let name = try await applyNext(schema, logger: logger) {
             applied.append(name)
         }
         if !applied.isEmpty {
-            try await turnJITOffInFunctions()
+            try await connection.query("SELECT jury_functions_without_jit()")
             try await grantRoles(logger: logger)
         }
         return applied
     }
 
-    /// Sets `jit = off` on every plpgsql function (Schema/038_functions_without_jit.sql): a
-    /// migration that restates a function drops its settings.
-    private func turnJITOffInFunctions() async throws {
-        guard try await functionExists("jury_functions_without_jit") else { return }
-        try await connection.query("SELECT jury_functions_without_jit()")
-    }
-
-    /// Whether the schema has the function yet: a database migrated only part way may not.
-    private func functionExists(_ name: String) async throws -> Bool {
-        try await connection.query("SELECT to_regproc(\(name)) IS NOT NULL AS found")[0].decode("found")
-    }
-
     /// Creates the `jury_worker` and `jury_reader` roles when missing and sets the privileges
-    /// of every table, view and function (Schema/017_roles.sql). Safe to run again at any time.
+    /// of every table, view and function (Schema/100_baseline/9_roles.sql). Safe to run again at any time.
     public func grantRoles(logger: Logger) async throws {
-        guard try await functionExists("jury_grant_roles") else { return }
         let problem: String? = try await connection.query("SELECT jury_grant_roles() AS problem")[0]
             .decodeIfPresent("problem")
         if let problem { logger.warning("roles not set up", metadata: [JuryMetadata.error: "\(problem)"]) }
     }
 
-    /// Applies the oldest migration the database lacks; returns its name, or nil when up to date.
-    private func applyNext(_ migrations: [Migration], logger: Logger) async throws -> String? {
+    /// Applies the next step the database lacks; returns its name, or nil when up to date.
+    private func applyNext(_ schema: Schema, logger: Logger) async throws -> String? {
         try await connection.transaction { connection in
             // A migration may rewrite large tables: it must not be cut short, nor give up on a
             // lock. Other processes migrating at once wait here however long the first one takes.
@@ -70,19 +108,87 @@ extension Store {
                     """)
             let rows = try await connection.query("SELECT version FROM jury_schema_migrations")
             let done = Set(try rows.map { try $0.decode("version", as: Int.self) })
-            if let newest = done.max(), let known = migrations.map(\.version).max(), newest > known {
-                throw JuryError.schemaTooNew(database: newest, binary: known)
+            if let newest = done.max(), newest > schema.version {
+                throw JuryError.schemaTooNew(database: newest, binary: schema.version)
             }
-            guard
-                let next = migrations.sorted(by: { $0.version < $1.version }).first(where: {
-                    !done.contains($0.version)
-                })
-            else { return nil }
-            logger.info("applying migration", metadata: [JuryMetadata.migration: "\(next.name)"])
-            try await connection.execute(script: next.sql)
+            let step: Migration
+            if done.contains(Schema.baselineVersion) {
+                guard let next = schema.later.first(where: { !done.contains($0.version) }) else { return nil }
+                step = next
+                logger.info("applying migration", metadata: [JuryMetadata.migration: "\(step.name)"])
+                try await connection.execute(script: step.sql)
+            } else if done.isEmpty {
+                step = schema.baseline
+                logger.info("applying the baseline", metadata: [JuryMetadata.migration: "\(step.name)"])
+                try await connection.execute(script: step.sql)
+            } else {
+                try Self.checkMadeBeforeBaseline(done)
+                logger.info(
+                    "taking a database made before the baseline as the baseline",
+                    metadata: [JuryMetadata.migration: "\(schema.baseline.name)"])
+                try await Self.adoptDatabaseBeforeBaseline(connection, schema: schema)
+                step = schema.baseline
+            }
             try await connection.query(
-                "INSERT INTO jury_schema_migrations (version, name) VALUES (\(next.version), \(next.name))")
-            return next.name
+                "INSERT INTO jury_schema_migrations (version, name) VALUES (\(step.version), \(step.name))")
+            return done.isEmpty || step.version > Schema.baselineVersion
+                ? step.name : "\(step.name) (checked equal to this database, made by migrations 1 to 46)"
+        }
+    }
+
+    /// A database that is neither new nor at the baseline must have been made by all of the
+    /// migrations before it, and by nothing else.
+    private static func checkMadeBeforeBaseline(_ done: Set<Int>) throws {
+        let before = Schema.versionsBeforeBaseline
+        let unknown = done.filter { !before.contains($0) }.sorted()
+        let missing = before.filter { !done.contains($0) }
+        guard unknown.isEmpty, missing.isEmpty else {
+            let found = done.sorted().map(String.init).joined(separator: ", ")
+            throw JuryError(
+                .schema,
+                """
+                the database records schema versions this jury cannot carry on from (\(found)): \
+                it takes a new database, or one made by all of the migrations before the baseline \
+                (versions \(before.lowerBound) to \(before.upperBound)); \
+                \(missing.isEmpty ? "" : "run `jury migrate` of a jury from before the baseline first, then this one; ")\
+                nothing was changed
+                """)
+        }
+    }
+
+    /// Takes a database made by the migrations before the baseline (001 to 046) as the
+    /// baseline, in the caller's transaction: runs Schema/old_databases.sql and the baseline's
+    /// functions, triggers and views, then builds the baseline in a scratch schema and compares
+    /// the two catalogs. If they differ it throws, naming what differs, and the transaction
+    /// rolls back: nothing is changed.
+    private static func adoptDatabaseBeforeBaseline(_ connection: PostgresConnection, schema: Schema) async throws {
+        let scratch = "jury_baseline_check"
+        try await connection.execute(script: schema.forOldDatabases)
+        try await connection.execute(script: schema.baselineCode)
+        try await connection.query("SELECT jury_functions_without_jit()")
+        let searchPath: String = try await connection.query("SELECT current_setting('search_path') AS path")[0]
+            .decode("path")
+        let database = try await SchemaCatalog.read(connection)
+
+        // The baseline's own objects, built where nothing else is, and read as the database's were.
+        try await connection.execute(
+            script: "CREATE SCHEMA \(scratch); SELECT set_config('search_path', '\(scratch)', true)")
+        try await connection.execute(script: schema.baseline.sql)
+        try await connection.query("SELECT jury_functions_without_jit()")
+        let baseline = try await SchemaCatalog.read(connection)
+        try await connection.query("SELECT set_config('search_path', \(searchPath), true)")
+        try await connection.execute(script: "DROP SCHEMA \(scratch) CASCADE")
+
+        let differences = SchemaCatalog.differences(database: database, baseline: baseline)
+        guard differences.isEmpty else {
+            let shown = differences.prefix(20).joined(separator: "; ")
+            let more = differences.count > 20 ? "; and \(differences.count - 20) more" : ""
+            throw JuryError(
+                .schema,
+                """
+                the database was made by the migrations before the baseline, but its schema differs \
+                from the baseline's: \(shown)\(more); nothing was changed
+                """)
         }
     }
 }

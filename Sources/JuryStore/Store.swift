@@ -61,7 +61,7 @@ public struct Store: Sendable {
             version = try await connection.query(
                 "SELECT coalesce(max(version), 0) AS version FROM jury_schema_migrations")[0].decode("version")
         }
-        let expected = Migrations.embedded.map(\.version).max() ?? 0
+        let expected = Schema.embedded.version
         guard version == expected else {
             throw JuryError(
                 .schema,

@@ -5,31 +5,15 @@ import Testing
 
 @Suite("States and rules")
 struct StatesTests {
-    /// The values the schema's CHECK constraint allows for `column` of `table`: the last
-    /// migration that replaced the constraint (`ADD CONSTRAINT table_column_check`) or added the
-    /// column, else the table's creation.
+    /// The values the baseline's CHECK constraint allows for `column` of `table`
+    /// (Schema/100_baseline/1_tables.sql: `column ... CHECK (column IN (...))` in its CREATE TABLE).
     private func allowed(_ table: String, column: String = "state") throws -> Set<String> {
-        let folder = repositoryRoot.appendingPathComponent("Schema")
-        let files = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasSuffix(".sql") }
-            .sorted()
-        var body: String?
-        for file in files {
-            let sql = try String(contentsOfFile: folder.appendingPathComponent(file).path, encoding: .utf8)
-            if let created = sql.components(separatedBy: "CREATE TABLE \(table) (").dropFirst().first,
-                let columns = created.components(separatedBy: "\n);").first, columns.contains("CHECK (\(column) IN (")
-            {
-                body = String(columns.components(separatedBy: "\n    \(column) ").dropFirst().first ?? columns)
-            }
-            for marker in ["ADD CONSTRAINT \(table)_\(column)_check", "ADD COLUMN \(column) "] {
-                if let found = sql.components(separatedBy: marker).dropFirst().last,
-                    found.prefix(200).contains("CHECK (\(column) IN (")
-                {
-                    body = found
-                }
-            }
-        }
-        let found = try #require(body)
-        let check = try #require(found.components(separatedBy: "CHECK (\(column) IN (").dropFirst().first)
+        let file = repositoryRoot.appendingPathComponent("Schema/100_baseline/1_tables.sql")
+        let sql = try String(contentsOf: file, encoding: .utf8)
+        let created = try #require(sql.components(separatedBy: "CREATE TABLE \(table) (").dropFirst().first)
+        let columns = try #require(created.components(separatedBy: "\n)").first)
+        let definition = try #require(columns.components(separatedBy: "\n    \(column) ").dropFirst().first)
+        let check = try #require(definition.components(separatedBy: "CHECK (\(column) IN (").dropFirst().first)
         let list = try #require(check.components(separatedBy: "))").first)
         return Set(list.split(separator: ",").map { $0.trimmingCharacters(in: CharacterSet(charactersIn: " '\n")) })
     }

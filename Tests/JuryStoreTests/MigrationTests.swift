@@ -1,4 +1,5 @@
 import Foundation
+import JuryBench
 import JuryDomain
 import JuryPostgres
 import JuryRuntime
@@ -8,17 +9,29 @@ import Testing
 
 @Suite("Migrations")
 struct MigrationTests {
-    @Test func embeddedSchemaMatchesTheSQLFiles() throws {
-        let directory = repositoryRoot.appendingPathComponent("Schema")
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".sql") }
-            .sorted()
-        #expect(files == Migrations.embedded.map(\.name), "run scripts/embed-schema after editing Schema/")
-        for migration in Migrations.embedded {
-            let sql = try String(contentsOf: directory.appendingPathComponent(migration.name), encoding: .utf8)
-            #expect(
-                sql.trimmingCharacters(in: .newlines) == migration.sql,
-                "run scripts/embed-schema: \(migration.name) changed")
+    /// The migrations before the baseline, as they were (Tests/Fixtures/schema-before-baseline).
+    static let migrationsBeforeBaseline: [Migration] = {
+        let directory = repositoryRoot.appendingPathComponent("Tests/Fixtures/schema-before-baseline")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.filter { $0.hasSuffix(".sql") }.sorted().map { name in
+            Migration(
+                version: Int(name.prefix(3)) ?? 0, name: name,
+                sql: (try? String(contentsOf: directory.appendingPathComponent(name), encoding: .utf8)) ?? "")
         }
+    }()
+
+    @Test func theBinaryCarriesEveryFileOfSchema() throws {
+        let directory = repositoryRoot.appendingPathComponent("Schema")
+        let walk = FileManager.default.enumerator(atPath: directory.path)
+        let files = (walk?.allObjects as? [String] ?? []).filter { $0.hasSuffix(".sql") }.sorted()
+        #expect(files == SchemaFile.embedded.map(\.path))
+        for file in SchemaFile.embedded {
+            let sql = try String(contentsOf: directory.appendingPathComponent(file.path), encoding: .utf8)
+            #expect(sql == file.sql, "\(file.path) differs from what the build embedded")
+        }
+        #expect(Schema.embedded.baseline.sql.contains("CREATE TABLE jobs"))
+        #expect(!Schema.embedded.baselineCode.contains("CREATE TABLE"))
+        #expect(Self.migrationsBeforeBaseline.map(\.version) == Array(Schema.versionsBeforeBaseline))
     }
 
     @Test(.freshDatabase) func applyingTwiceIsANoOp() async throws {
@@ -27,11 +40,10 @@ struct MigrationTests {
         let jury = try await store(url)
         // The test database comes migrated.
         #expect(try await jury.migrate(logger: TestDatabase.logger).isEmpty)
-        #expect(
-            try await connection.count("SELECT count(*) FROM jury_schema_migrations") == Migrations.embedded.count)
+        #expect(try await connection.count("SELECT count(*) FROM jury_schema_migrations") == 1)
     }
 
-    @Test(.freshDatabase) func tenProcessesMigratingAtOnceApplyEachMigrationOnce() async throws {
+    @Test(.freshDatabase) func tenProcessesMigratingANewDatabaseApplyTheBaselineOnce() async throws {
         let url = try TestDatabase.url
         let setup = try await connect(url)
         // Start from an empty database.
@@ -44,95 +56,146 @@ struct MigrationTests {
             }
             return try await group.reduce(into: [String]()) { $0 += $1 }
         }
-        #expect(applied.sorted() == Migrations.embedded.map(\.name).sorted())
-        #expect(try await setup.count("SELECT count(*) FROM jury_schema_migrations") == Migrations.embedded.count)
+        #expect(applied == ["100_baseline"])
+        #expect(try await setup.count("SELECT count(*) FROM jury_schema_migrations") == 1)
         #expect(try await setup.count("SELECT count(*) FROM pg_views WHERE viewname = 'jury_run_progress'") == 1)
     }
 
-    /// 026: jobs an example left pending when failures made it ready, before that migration
-    /// cancelled them, are cancelled by it, and the counters follow.
-    @Test(.freshDatabase) func jobsStrandedBeforeMigration026AreCancelledByIt() async throws {
-        let url = try TestDatabase.url
-        let setup = try await connect(url)
+    /// The baseline defines what the migrations before it left, but for what only their own
+    /// history needed; and a database they made, once migrated, has the baseline's catalog
+    /// exactly (pg_dump --schema-only, every function body included), its data kept.
+    @Test(.freshDatabase) func aDatabaseMadeByTheMigrationsBeforeTheBaselineBecomesIt() async throws {
+        // The baseline, on a schema made as the other's is.
+        let setup = try await connect(try TestDatabase.url)
         try await setup.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        let jury = try await store(url)
-        let before = Array(Migrations.embedded.prefix { $0.version < 26 })
-        #expect(try await jury.migrate(before, logger: TestDatabase.logger).count == 25)
-        let run = try await createRun(ConsensusFixture.yaml(), in: jury)
-        try await enqueue(
-            try ConsensusFixture.writeLabelledCorpus([("a", nil, nil), ("b", nil, nil)]), run: run.name, in: jury)
-        let claimed = try await jury.claim(
-            [ClaimRequest(runID: run.id, judge: "j1", count: 1)], owner: "t", leaseSeconds: 60)
-        try await jury.record(
-            [
-                .release(
-                    claimed[0], error: "no answer", CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true))
-            ],
-            owner: "t")
-        #expect(
-            try await setup.count(
-                "SELECT count(*) FROM jobs j JOIN examples e ON e.id = j.example_id WHERE e.state = 'ready' AND j.state = 'pending'"
-            ) == 3)
-        #expect(try await jury.migrate(logger: TestDatabase.logger).first == "026_short_examples_cancel_their_jobs.sql")
-        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'") == 3)
-        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'pending'") == 4)
-        #expect(
-            try await setup.count(
-                "SELECT count(*) FROM examples WHERE state = 'ready' AND jobs_open = 0 AND jobs_cancelled = 3") == 1)
-        try await expectCountsMatchTables(setup)
-    }
+        try await store(try TestDatabase.url).migrate(logger: TestDatabase.logger)
+        let baselineDump = try await schemaDump(try TestDatabase.url)
+        try await TestDatabase.withFresh { url in
+            let setup = try await connect(url)
+            try await Self.makeDatabaseBeforeBaseline(setup)
+            // Work done under the old schema: a run, its examples, votes, failed jobs and verdicts.
+            let jury = try await store(url)
+            let run = try await createRun(ConsensusFixture.yaml(), in: jury)
+            try await enqueue(
+                try ConsensusFixture.writeLabelledCorpus([("a", nil, nil), ("b", nil, nil)]), run: run.name, in: jury)
+            _ = try await ConsensusFixture.castVotes(
+                ["a": ["valid", "valid", "valid", "valid"], "b": ["valid", "valid", nil, nil]], run: run, in: jury)
+            try await ConsensusFixture.decideAll(jury)
 
-    /// Done jobs and invalid answers written before 037 keep their counts and their examples,
-    /// and a purge still removes them without changing what the run counted.
-    @Test(.freshDatabase) func doneJobsAndInvalidAnswersFromBeforeMigration037() async throws {
-        let url = try TestDatabase.url
-        let setup = try await connect(url)
-        try await setup.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
-        let jury = try await store(url)
-        let before = Array(Migrations.embedded.prefix { $0.version < 37 })
-        #expect(try await jury.migrate(before, logger: TestDatabase.logger).count == 36)
-        let run = try await createRun(ConsensusFixture.yaml(), in: jury)
-        try await enqueue(
-            try ConsensusFixture.writeLabelledCorpus([("a", nil, nil), ("b", nil, nil)]), run: run.name, in: jury)
-        let want = [ClaimRequest(runID: run.id, judge: "j1", count: 2)]
-        let claimed = try await jury.claim(want, owner: "t", leaseSeconds: 60)
-        let answer = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: false)
-        // A vote as the workers of that schema recorded it (043 added two arguments).
-        func recordAsBefore(_ job: ClaimedJob) async throws {
-            try await setup.query(
+            let before = try await schemaDump(url)
+            #expect(
+                Self.objectsThatDiffer(before, baselineDump)
+                    == ["jobs", "jury_count_jobs", "jury_counts_from_tables", "jury_record_votes", "jury_release_jobs"],
                 """
-                SELECT jury_record_votes('t', ARRAY[\(job.id)::bigint], ARRAY[\(job.claim)::int], ARRAY['valid'],
-                    ARRAY['ok'], ARRAY[1], NULL::bigint[], NULL::bigint[], NULL::bigint[], NULL::text[], NULL::text[],
-                    NULL::float8[])
+                what the baseline changed: the jobs' 'done' state and the branches that read it, \
+                jury_record_votes of before 043, and a comment that named a migration
                 """)
+
+            #expect(try await jury.migrate(logger: TestDatabase.logger).first?.hasPrefix("100_baseline") == true)
+            #expect(try await schemaDump(url) == baselineDump)
+            #expect(try await jury.migrate(logger: TestDatabase.logger).isEmpty)
+            #expect(try await setup.count("SELECT count(*) FROM votes") == 6)
+            #expect(try await setup.count("SELECT count(*) FROM verdicts") == 2)
+            try await expectCountsMatchTables(setup)
+            try await jury.checkSchema()
         }
-        try await jury.record([.release(claimed[0], error: "not JSON", answer, answer: "no idea")], owner: "t")
-        try await recordAsBefore(claimed[1])
-        let again = try await jury.claim(want, owner: "t", leaseSeconds: 60)
-        try await recordAsBefore(again[0])
-        #expect(try await setup.count("SELECT count(*) FROM jobs WHERE state = 'done'") == 2)
-
-        #expect(try await jury.migrate(logger: TestDatabase.logger).first == "037_votes_replace_done_jobs.sql")
-        #expect(
-            try await setup.count(
-                "SELECT count(*) FROM jury_invalid_answers WHERE example = \(claimed[0].externalID) AND answer = 'no idea'"
-            )
-                == 1)
-        try await expectCountsMatchTables(setup)
-        // The other judges vote after the migration: their jobs go, the old done rows stay and count once.
-        try await ConsensusFixture.castVotes(
-            ["a": ["valid", "valid", "valid", "valid"], "b": ["valid", "valid", "valid", "valid"]], run: run, in: jury)
-        #expect(try await setup.count("SELECT count(*) FROM jobs") == 2)
-        let progress = try await setup.query("SELECT done FROM jury_run_progress")[0]
-        #expect(progress["done"] == "8")
-        try await expectCountsMatchTables(setup)
-
-        try await ConsensusFixture.decideAll(jury)
-        _ = try await Operations.purge(run: run.name, everything: false, examplesPerTransaction: 1, in: jury)
-        #expect(
-            try await setup.count("SELECT count(*) FROM jobs")
-                + (try await setup.count("SELECT count(*) FROM invalid_answers")) == 0)
-        #expect(try await setup.query("SELECT done FROM jury_run_progress")[0]["done"] == "8")
-        try await expectCountsMatchTables(setup)
     }
+
+    /// A database the old migrations made and someone changed since is not taken as the
+    /// baseline: the error names what differs, and the database is left as it was.
+    @Test(.freshDatabase) func aChangedDatabaseFromBeforeTheBaselineIsRefusedUntouched() async throws {
+        let setup = try await connect(try TestDatabase.url)
+        try await Self.makeDatabaseBeforeBaseline(setup)
+        try await setup.execute(script: "ALTER TABLE votes ADD COLUMN reviewer text; DROP INDEX jobs_erring")
+        let before = try await schemaDump(try TestDatabase.url)
+        let error = await #expect(throws: JuryError.self) {
+            try await store(try TestDatabase.url).migrate(logger: TestDatabase.logger)
+        }
+        let message = error?.description ?? ""
+        #expect(message.contains("column votes.reviewer is not in the baseline"), "\(message)")
+        #expect(message.contains("index jobs_erring is missing"), "\(message)")
+        #expect(message.contains("nothing was changed"))
+        #expect(try await schemaDump(try TestDatabase.url) == before)
+    }
+
+    /// Only a database made by all of the migrations before the baseline is carried on.
+    @Test(.freshDatabase) func aDatabaseMadeByOnlySomeOfTheOldMigrationsIsRefused() async throws {
+        let setup = try await connect(try TestDatabase.url)
+        try await setup.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        try await Self.apply(Array(Self.migrationsBeforeBaseline.prefix(20)), on: setup)
+        let error = await #expect(throws: JuryError.self) {
+            try await store(try TestDatabase.url).migrate(logger: TestDatabase.logger)
+        }
+        #expect(error?.description.contains("from before the baseline first") == true, "\(String(describing: error))")
+        #expect(try await setup.count("SELECT count(*) FROM jury_schema_migrations") == 20)
+    }
+
+    /// Replaces the database's schema by what the migrations before the baseline made, applied
+    /// as the jury of that time applied them.
+    static func makeDatabaseBeforeBaseline(_ connection: PostgresConnection) async throws {
+        try await connection.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        try await apply(migrationsBeforeBaseline, on: connection)
+    }
+
+    static func apply(_ migrations: [Migration], on connection: PostgresConnection) async throws {
+        try await connection.execute(
+            script: """
+                CREATE TABLE jury_schema_migrations (
+                    version int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+        for migration in migrations {
+            try await connection.transaction { connection in
+                try await connection.execute(script: migration.sql)
+                try await connection.query(
+                    "INSERT INTO jury_schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))")
+            }
+        }
+        if migrations.contains(where: { $0.version == 38 }) {
+            try await connection.query("SELECT jury_functions_without_jit()")
+        }
+        if migrations.contains(where: { $0.version == 17 }) {
+            try await connection.query("SELECT jury_grant_roles()")
+        }
+    }
+
+    /// The names of the objects whose pg_dump entries differ between two dumps (an object's ACL
+    /// counts as the object).
+    static func objectsThatDiffer(_ a: String, _ b: String) -> [String] {
+        // Each entry of a dump opens with a comment "-- Name: jobs; Type: TABLE; ...".
+        func entries(_ dump: String) -> [String: String] {
+            var found: [String: String] = [:]
+            for entry in dump.components(separatedBy: "\n-- Name: ").dropFirst() {
+                found[String(entry.prefix { $0 != "\n" })] = entry
+            }
+            return found
+        }
+        let (left, right) = (entries(a), entries(b))
+        let differing = Set(left.keys).union(right.keys).filter { left[$0] != right[$0] }
+        return Set(
+            differing.map { header in
+                var name = String(header.prefix { $0 != ";" && $0 != "(" })
+                for kind in ["FUNCTION ", "TABLE ", "VIEW "] where name.hasPrefix(kind) { name.removeFirst(kind.count) }
+                return name
+            }
+        ).sorted()
+    }
+}
+
+/// `pg_dump --schema-only` of a database, without its comments, blank lines and the random
+/// token of its \restrict lines: the same schema gives the same text.
+func schemaDump(_ url: String) async throws -> String {
+    let (status, output) = try await offThePool { try Subprocess.run(pgDumpPath(), ["--schema-only", "--dbname", url]) }
+    guard status == 0 else { throw JuryError(.io, "pg_dump failed: \(output)") }
+    return output.split(separator: "\n", omittingEmptySubsequences: true)
+        .filter { !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }
+        .joined(separator: "\n")
+}
+
+/// pg_dump of the server's version: pg_config's bindir first (Debian keeps it off the PATH), then the PATH.
+private func pgDumpPath() throws -> String {
+    if let (status, output) = try? Subprocess.run("/usr/bin/env", ["pg_config", "--bindir"]), status == 0 {
+        let candidate = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/pg_dump"
+        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+    }
+    return "/usr/bin/pg_dump"
 }

@@ -108,7 +108,7 @@ struct PurgeTests {
         #expect(try await connection.count("SELECT count(*) FROM votes") == 18)
         #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'failed'") == 6)
         // One chunk of a purge --everything: two examples go, and their jobs and votes (no
-        // foreign key does it since 021 and 023, a trigger does), counted out of the run's counts.
+        // foreign key does it, a trigger does), counted out of the run's counts.
         #expect(try await jury.purgeRun(runID: run.id, limit: 2) == 2)
         #expect(try await connection.count("SELECT count(*) FROM jobs") == 4)
         #expect(try await connection.count("SELECT count(*) FROM votes") == 12)
@@ -121,7 +121,7 @@ struct PurgeTests {
                     )) == 0)
         }
         try await expectCountsMatchTables(connection)
-        // Deleting the run takes the rest, verdicts too (examples have no key to the run since 035).
+        // Deleting the run takes the rest, verdicts too (examples have no key to the run).
         try await Fixture.decideAll(jury)
         #expect(try await connection.count("SELECT count(*) FROM verdicts") == 4)
         try await jury.deleteRun(id: run.id)
@@ -130,7 +130,7 @@ struct PurgeTests {
         }
     }
 
-    /// Verdicts have no foreign keys since 042: a reduction must neither write the verdict of an
+    /// Verdicts have no foreign keys: a reduction must neither write the verdict of an
     /// example that is gone or in another run, nor let one go while its verdict is being written.
     @Test(.freshDatabase) func aReductionWritesVerdictsOnlyForTheRunsExamplesThatStay() async throws {
         let url = try TestDatabase.url

@@ -6,7 +6,7 @@ import JuryStore
 import JuryTestSupport
 import Testing
 
-/// The roles of Schema/017_roles.sql, exercised through logins made members of them.
+/// The roles of Schema/100_baseline/9_roles.sql, exercised through logins made members of them.
 @Suite("Roles")
 struct RoleTests {
     @Test(.freshDatabase) func workersAndReducersNeedNothingButTheWorkerRole() async throws {

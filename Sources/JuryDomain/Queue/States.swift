@@ -17,11 +17,11 @@ public enum ExampleState: String, Sendable, CaseIterable {
 }
 
 /// A job (one example, one judge): `waiting` for the judges of a lower order to answer,
-/// `pending` until claimed, `running` under a lease, `done` with a vote, `failed` when its
-/// attempts or its outage time ran out, `cancelled` when the example no longer needs it (early
-/// decision, or failed jobs that left too few for a verdict).
+/// `pending` until claimed, `running` under a lease, `failed` when its attempts or its outage
+/// time ran out, `cancelled` when the example no longer needs it (early decision, or failed
+/// jobs that left too few for a verdict). A job that gets its vote is gone: the vote replaces it.
 public enum JobState: String, Sendable, CaseIterable {
-    case waiting, pending, running, done, failed, cancelled
+    case waiting, pending, running, failed, cancelled
 }
 
 /// The channels the queue's functions notify, and workers and reducers listen on.

@@ -1,0 +1,37 @@
+import Foundation
+import PackagePlugin
+
+/// Embeds Schema/ in JuryStore at build time, so that the binary carries the schema and the
+/// repository holds one text of it. The embed-schema tool writes the Swift source; this names
+/// its inputs, so that editing, adding or removing a file of Schema/ rebuilds it.
+@main
+struct EmbedSchema: BuildToolPlugin {
+    func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
+        let schema = context.package.directoryURL.appending(path: "Schema")
+        let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedSchema.swift")
+        return [
+            .buildCommand(
+                displayName: "Embedding Schema/ in \(target.name)",
+                executable: try context.tool(named: "embed-schema").url,
+                arguments: [schema.path(percentEncoded: false), output.path(percentEncoded: false)],
+                inputFiles: try sqlFiles(under: schema),
+                outputFiles: [output])
+        ]
+    }
+
+    private func sqlFiles(under directory: URL) throws -> [URL] {
+        guard let walk = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: nil) else {
+            throw PluginError.unreadable(directory.path(percentEncoded: false))
+        }
+        return walk.compactMap { $0 as? URL }.filter { $0.pathExtension == "sql" }
+    }
+}
+
+enum PluginError: Error, CustomStringConvertible {
+    case unreadable(String)
+    var description: String {
+        switch self {
+        case .unreadable(let path): "cannot read \(path)"
+        }
+    }
+}
