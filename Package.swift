@@ -12,7 +12,7 @@ let strict: [SwiftSetting] = [
 
 /// What the database and end-to-end tests use: every layer, and the shared test support.
 let testDependencies: [Target.Dependency] = [
-    "JuryTestSupport", "JuryDomain", "JuryPostgres", "JuryStore", "JuryJudges", "JuryRuntime", "JuryMockJudge",
+    "JuryTestSupport", "JuryDomain", "JuryPostgres", "JurySchema", "JuryStore", "JuryJudges", "JuryRuntime", "JuryMockJudge",
     "JuryBench",
     .product(name: "AsyncHTTPClient", package: "async-http-client"),
     .product(name: "Logging", package: "swift-log"),
@@ -67,21 +67,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Every SQL statement Jury runs, one typed method each; the schema in Schema/, embedded
-        // at build time by the EmbedSchema plugin.
+        // The schema's SQL (Schema/), embedded at build time by the EmbedSchema plugin, which
+        // runs the embed-schema tool.
+        .target(name: "JurySchema", path: "Schema", swiftSettings: strict, plugins: ["EmbedSchema"]),
+        .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["embed-schema"]),
+        .executableTarget(name: "embed-schema", swiftSettings: strict),
+        // Every SQL statement Jury runs, one typed method each; the migrations.
         .target(
             name: "JuryStore",
             dependencies: [
                 "JuryDomain",
                 "JuryPostgres",
+                "JurySchema",
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strict,
-            plugins: ["EmbedSchema"]
+            swiftSettings: strict
         ),
-        // Writes Schema/'s files into a Swift source for JuryStore (run by the plugin below).
-        .executableTarget(name: "embed-schema", swiftSettings: strict),
-        .plugin(name: "EmbedSchema", capability: .buildTool(), dependencies: ["embed-schema"]),
         // The judge providers, over HTTP.
         .target(
             name: "JuryJudges",

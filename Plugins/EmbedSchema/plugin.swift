@@ -1,17 +1,18 @@
 import Foundation
 import PackagePlugin
 
-/// Embeds Schema/ in JuryStore at build time, so that the binary carries the schema and the
-/// repository holds one text of it. The embed-schema tool writes the Swift source; this names
-/// its inputs, so that editing, adding or removing a file of Schema/ rebuilds it.
+/// Embeds Schema/'s SQL in the JurySchema module at build time, so that the binary carries
+/// the schema and the repository holds one text of it. The embed-schema tool writes the Swift
+/// source; its inputs are the .sql files, so an edit rebuilds it. (Schema/ is a target's
+/// folder so that SwiftPM sees a file added or removed there and asks this plugin again.)
 @main
 struct EmbedSchema: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
-        let schema = context.package.directoryURL.appending(path: "Schema")
+        let schema = target.directoryURL
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedSchema.swift")
         return [
             .buildCommand(
-                displayName: "Embedding Schema/ in \(target.name)",
+                displayName: "Embedding the SQL of \(target.name)",
                 executable: try context.tool(named: "embed-schema").url,
                 arguments: [schema.path(percentEncoded: false), output.path(percentEncoded: false)],
                 inputFiles: try sqlFiles(under: schema),

@@ -1,12 +1,7 @@
 import JuryDomain
 import JuryPostgres
+public import JurySchema
 public import Logging
-
-/// One file of Schema/, as the build embedded it (Plugins/EmbedSchema): its path there, and its text.
-public struct SchemaFile: Sendable {
-    public let path: String
-    public let sql: String
-}
 
 /// One step of the schema, recorded in jury_schema_migrations once applied.
 public struct Migration: Sendable {

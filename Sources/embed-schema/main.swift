@@ -15,11 +15,15 @@ let output = URL(filePath: arguments[2])
 
 /// The names Schema/ may hold: the baseline's parts (100_baseline/3_queue.sql), migrations
 /// after it (101_what_it_does.sql), and old_databases.sql.
-let allowed = [
-    #/^100_baseline/[1-9]_[a-z0-9_]+\.sql$/#,
-    #/^[0-9]{3}_[a-z0-9_]+\.sql$/#,
-    #/^old_databases\.sql$/#,
-]
+func isSchemaFile(_ path: String) -> Bool {
+    if path == "old_databases.sql" || path.wholeMatch(of: #/100_baseline/[1-9]_[a-z0-9_]+\.sql/#) != nil {
+        return true
+    }
+    if let migration = path.wholeMatch(of: #/([0-9]{3})_[a-z0-9_]+\.sql/#), let version = Int(migration.1) {
+        return version > 100
+    }
+    return false
+}
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data("embed-schema: \(message)\n".utf8))
@@ -33,15 +37,15 @@ guard let walk = FileManager.default.enumerator(at: root, includingPropertiesFor
 let prefix = root.standardizedFileURL.path(percentEncoded: false)
 for case let url as URL in walk where url.pathExtension == "sql" {
     let path = String(url.standardizedFileURL.path(percentEncoded: false).dropFirst(prefix.count))
-    guard allowed.contains(where: { path.wholeMatch(of: $0) != nil }) else {
-        fail("Schema/\(path): a schema file is 100_baseline/N_what.sql, NNN_what.sql (a migration after the baseline) or old_databases.sql")
+    guard isSchemaFile(path) else {
+        fail("Schema/\(path): a schema file is 100_baseline/N_what.sql, NNN_what.sql with NNN above 100 (a migration after the baseline) or old_databases.sql")
     }
     paths.append(path)
 }
 paths.sort()
 
 var swift = """
-    // Generated at build time by the EmbedSchema plugin from Schema/. Not in the repository.
+    // Generated at build time by the EmbedSchema plugin from Schema/'s .sql files. Not in the repository.
 
     extension SchemaFile {
         /// Every file of Schema/, by its path there, in path order.

@@ -10,8 +10,13 @@ import NIOCore
 
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Apply the schema's migrations not yet applied (safe to run from many processes at once).",
+        abstract: "Bring the database to this jury's schema (safe to run from many processes at once).",
         discussion: """
+            On a new database it applies the baseline (version 100), then any migration after it \
+            not yet applied. A database made by a jury from before the baseline (schema versions 1 \
+            to 46) is taken as the baseline once its catalog proves equal to it; if anything \
+            differs, it says what and changes nothing.
+
             Run it as the login that owns Jury's tables. It also creates the group roles jury_worker \
             (for worker and reducer processes: the queue's functions only) and jury_reader (the \
             monitoring views) when it may, and sets their privileges; running it again puts them right.

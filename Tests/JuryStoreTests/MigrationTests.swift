@@ -3,6 +3,7 @@ import JuryBench
 import JuryDomain
 import JuryPostgres
 import JuryRuntime
+import JurySchema
 import JuryStore
 import JuryTestSupport
 import Testing
