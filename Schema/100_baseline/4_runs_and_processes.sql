@@ -10,9 +10,10 @@
 
 -- Stores a run and its judges' account limits. Returns the new run's id, or NULL when a run
 -- of that name exists.
-CREATE OR REPLACE FUNCTION jury_create_run(p_name text, p_config jsonb, p_keys text[], p_requests_per_second double precision[],
-                                p_tokens_per_second double precision[])
-RETURNS bigint
+CREATE OR REPLACE FUNCTION jury_create_run(
+    p_name text, p_config jsonb, p_keys text[], p_requests_per_second double precision[],
+    p_tokens_per_second double precision[]
+) RETURNS bigint
 LANGUAGE plpgsql AS $$
 DECLARE
     v_id bigint;

@@ -10,8 +10,9 @@
 --   no longer claimed.
 
 -- Defines (or updates) accounts' limits; a limit left out keeps the one already there.
-CREATE OR REPLACE FUNCTION jury_define_limits(p_keys text[], p_requests_per_second double precision[],
-                                   p_tokens_per_second double precision[]) RETURNS void
+CREATE OR REPLACE FUNCTION jury_define_limits(
+    p_keys text[], p_requests_per_second double precision[], p_tokens_per_second double precision[]
+) RETURNS void
 LANGUAGE sql AS $$
     INSERT INTO account_limits AS a (limit_key, requests_per_second, tokens_per_second, requests, tokens)
     SELECT DISTINCT ON (d.key) d.key, d.rps, d.tps, greatest(1, coalesce(d.rps, 0)), coalesce(d.tps, 0)
@@ -101,9 +102,10 @@ $$;
 -- What the provider's headers said is left: the buckets hold no more than that, and refill
 -- at their own pace. An account without a bucket for what ran out (no limit configured) is
 -- held until the provider's reset, at most a minute.
-CREATE OR REPLACE FUNCTION jury_observe_account(p_key text, p_remaining_requests double precision,
-                                     p_requests_reset double precision, p_remaining_tokens double precision,
-                                     p_tokens_reset double precision) RETURNS void
+CREATE OR REPLACE FUNCTION jury_observe_account(
+    p_key text, p_remaining_requests double precision, p_requests_reset double precision,
+    p_remaining_tokens double precision, p_tokens_reset double precision
+) RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
     l account_limits;
