@@ -119,6 +119,35 @@ struct MigrationTests {
         #expect(try await schemaDump(try TestDatabase.url) == before)
     }
 
+    /// The settings the queue's functions depend on, which a migration that restates one of
+    /// them (CREATE OR REPLACE drops them) must state again: plans kept and made without
+    /// sequential scans, enqueue's sort in memory, and no JIT in any plpgsql function.
+    @Test(.freshDatabase) func theQueuesFunctionsKeepTheirSettings() async throws {
+        let connection = try await connect(try TestDatabase.url)
+        let settings = try await connection.query(
+            """
+            SELECT p.proname AS name, array_to_string(p.proconfig, ' ') AS config FROM pg_proc p
+            WHERE p.pronamespace = current_schema()::regnamespace AND p.proname LIKE 'jury\\_%'
+              AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'plpgsql')
+              AND p.prorettype <> 'trigger'::regtype
+            """)
+        var byName: [String: String] = [:]
+        for row in settings { byName[try row.decode("name")] = try row.decodeIfPresent("config") ?? "" }
+        #expect(byName["jury_claim_jobs"] != nil)
+        for (name, config) in byName { #expect(config.contains("jit=off"), "\(name): \(config)") }
+        let needed = [
+            "jury_lock_examples_of": ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"],
+            "jury_settle_examples": ["plan_cache_mode=force_generic_plan", "enable_seqscan=off"],
+            "jury_claim_ready_examples": ["enable_seqscan=off"],
+            "jury_insert_lines": ["work_mem=64MB"],
+        ]
+        for (name, wanted) in needed {
+            for setting in wanted {
+                #expect(byName[name]?.contains(setting) == true, "\(name): \(byName[name] ?? "missing")")
+            }
+        }
+    }
+
     /// Only a database made by all of the migrations before the baseline is carried on.
     @Test(.freshDatabase) func aDatabaseMadeByOnlySomeOfTheOldMigrationsIsRefused() async throws {
         let setup = try await connect(try TestDatabase.url)
