@@ -167,7 +167,7 @@ public enum Benchmark {
         var jurySQL: PGBench.Figures?
         var jurySQLOneJobPerJudge: PGBench.Figures?
         var jurySQLOneJobPerJudgeManyClients: PGBench.Figures?
-        if let binary = PGBench.path() {
+        if let binary = PostgresProgram.path("pgbench") {
             // Enough work that the loop's rate is steady, however small the bench.
             let jobs = max(options.examples * options.judges, 200_000)
             minimal = try await PGBench.minimalQueue(

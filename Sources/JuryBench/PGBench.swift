@@ -82,20 +82,4 @@ enum PGBench {
             cpuPerJob: CPUReading.perUnit(
                 from: before, to: after, units: clients * transactions * jobsPerTransaction, clientIsChild: true))
     }
-
-    /// pg_config's bindir first (Debian keeps pgbench off the PATH), then the PATH.
-    static func path() -> String? {
-        if let pgConfig = findOnPath("pg_config"), let (status, output) = try? Subprocess.run(pgConfig, ["--bindir"]),
-            status == 0
-        {
-            let candidate = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/pgbench"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        return findOnPath("pgbench")
-    }
-
-    private static func findOnPath(_ command: String) -> String? {
-        (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin").split(separator: ":")
-            .map { "\($0)/\(command)" }.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
 }

@@ -211,21 +211,13 @@ struct MigrationTests {
     }
 }
 
-/// `pg_dump --schema-only` of a database, without its comments, blank lines and the random
-/// token of its \restrict lines: the same schema gives the same text.
+/// `pg_dump --schema-only` of a database, without its blank lines and the random token of its
+/// \restrict lines: the same schema gives the same text.
 func schemaDump(_ url: String) async throws -> String {
-    let (status, output) = try await offThePool { try Subprocess.run(pgDumpPath(), ["--schema-only", "--dbname", url]) }
+    guard let pgDump = PostgresProgram.path("pg_dump") else { throw JuryError(.io, "pg_dump not found") }
+    let (status, output) = try await offThePool { try Subprocess.run(pgDump, ["--schema-only", "--dbname", url]) }
     guard status == 0 else { throw JuryError(.io, "pg_dump failed: \(output)") }
     return output.split(separator: "\n", omittingEmptySubsequences: true)
         .filter { !$0.hasPrefix("\\restrict") && !$0.hasPrefix("\\unrestrict") }
         .joined(separator: "\n")
-}
-
-/// pg_dump of the server's version: pg_config's bindir first (Debian keeps it off the PATH), then the PATH.
-private func pgDumpPath() throws -> String {
-    if let (status, output) = try? Subprocess.run("/usr/bin/env", ["pg_config", "--bindir"]), status == 0 {
-        let candidate = output.trimmingCharacters(in: .whitespacesAndNewlines) + "/pg_dump"
-        if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-    }
-    return "/usr/bin/pg_dump"
 }
