@@ -2,20 +2,23 @@ import Foundation
 import PackagePlugin
 
 /// Embeds Schema/'s SQL in the JurySchema module at build time, so that the binary carries
-/// the schema and the repository holds one text of it. The embed-schema tool writes the Swift
-/// source; its inputs are the .sql files, so an edit rebuilds it. (Schema/ is a target's
-/// folder so that SwiftPM sees a file added or removed there and asks this plugin again.)
+/// the schema and the repository holds one text of it. This finds the .sql files; the
+/// embed-schema tool writes them into a Swift source. They are its inputs, so an edit rebuilds
+/// it. (Schema/ is a target's folder so that SwiftPM sees a file added or removed there and
+/// asks this plugin again.)
 @main
 struct EmbedSchema: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) throws -> [Command] {
         let schema = target.directoryURL
         let output = context.pluginWorkDirectoryURL.appending(path: "EmbeddedSchema.swift")
+        let files = try sqlFiles(under: schema)
         return [
             .buildCommand(
                 displayName: "Embedding the SQL of \(target.name)",
                 executable: try context.tool(named: "embed-schema").url,
-                arguments: [schema.path(percentEncoded: false), output.path(percentEncoded: false)],
-                inputFiles: try sqlFiles(under: schema),
+                arguments: [schema, output].map { $0.path(percentEncoded: false) }
+                    + files.map { $0.path(percentEncoded: false) },
+                inputFiles: files,
                 outputFiles: [output])
         ]
     }

@@ -1,13 +1,13 @@
-// embed-schema SCHEMA_DIRECTORY OUTPUT_FILE
+// embed-schema SCHEMA_DIRECTORY OUTPUT_FILE SQL_FILE...
 //
-// Writes a Swift file holding every .sql file under SCHEMA_DIRECTORY, by its path there, for
-// the EmbedSchema build plugin. Refuses a file whose name does not say where it belongs, so
-// that a misnamed migration fails the build rather than a deployment.
+// Writes a Swift file holding the SQL files (those the EmbedSchema build plugin found under
+// SCHEMA_DIRECTORY), each by its path there. Refuses a file whose name does not say where it
+// belongs, so that a misnamed migration fails the build rather than a deployment.
 import Foundation
 
 let arguments = CommandLine.arguments
-guard arguments.count == 3 else {
-    FileHandle.standardError.write(Data("usage: embed-schema SCHEMA_DIRECTORY OUTPUT_FILE\n".utf8))
+guard arguments.count >= 3 else {
+    FileHandle.standardError.write(Data("usage: embed-schema SCHEMA_DIRECTORY OUTPUT_FILE SQL_FILE...\n".utf8))
     exit(2)
 }
 let root = URL(filePath: arguments[1], directoryHint: .isDirectory)
@@ -31,12 +31,11 @@ func fail(_ message: String) -> Never {
 }
 
 var paths: [String] = []
-guard let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil) else {
-    fail("cannot read \(root.path(percentEncoded: false))")
-}
 let prefix = root.standardizedFileURL.path(percentEncoded: false)
-for case let url as URL in walk where url.pathExtension == "sql" {
-    let path = String(url.standardizedFileURL.path(percentEncoded: false).dropFirst(prefix.count))
+for file in arguments.dropFirst(3) {
+    let absolute = URL(filePath: file).standardizedFileURL.path(percentEncoded: false)
+    guard absolute.hasPrefix(prefix) else { fail("\(file) is not under \(prefix)") }
+    let path = String(absolute.dropFirst(prefix.count))
     guard isSchemaFile(path) else {
         fail("Schema/\(path): a schema file is 100_baseline/N_what.sql, NNN_what.sql with NNN above 100 (a migration after the baseline) or old_databases.sql")
     }
