@@ -100,7 +100,7 @@ struct RefusedRequestTests {
         let key = JudgeKey(runID: 1, judge: "j")
         var streak = MalformedRequests()
         func refused(_ key: JudgeKey, _ example: Int64, first: Bool = true) -> Bool {
-            streak.refused(key, example: example, firstAttempt: first)
+            streak.refused(key, example: example, firstAttempt: first) != nil
         }
         // The same example refused again and again is that example's failure.
         for _ in 0..<10 { #expect(!refused(key, 7)) }

@@ -27,13 +27,14 @@ public struct MalformedRequests: Sendable {
 
     public init() {}
 
-    /// Counts a call refused as invalid; true when it makes the streak that stops the judge.
-    public mutating func refused(_ key: JudgeKey, example: Int64, firstAttempt: Bool) -> Bool {
+    /// Counts a call refused as invalid. Returns how many examples the streak holds when it is
+    /// the streak that stops the judge, else nil.
+    public mutating func refused(_ key: JudgeKey, example: Int64, firstAttempt: Bool) -> Int? {
         var streak = streaks[key] ?? Streak()
         if firstAttempt { streak.refusedExamples.insert(example) }
         streaks[key] = streak
         let stops = streak.answered ? Self.streakThatStopsAJudgeThatAnswered : Self.streakThatStops
-        return streak.refusedExamples.count >= stops
+        return streak.refusedExamples.count >= stops ? streak.refusedExamples.count : nil
     }
 
     /// The provider took a request of this judge (it answered, however well): the streak ends.
@@ -53,7 +54,4 @@ public struct MalformedRequests: Sendable {
             + "request itself is wrong (a parameter, the model, the API version); fix the judge with `jury run update`: "
             + error
     }
-
-    /// How many examples in a row the judge's streak holds now.
-    public func streak(_ key: JudgeKey) -> Int { streaks[key]?.refusedExamples.count ?? 0 }
 }

@@ -90,9 +90,8 @@ final class JudgeCaller: Sendable {
                 // request's fault, not the example's: the job goes back with its attempt.
                 if ledger.isHalted(key) {
                     decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
-                } else if let examples = malformed.withLock({ streaks -> Int? in
-                    streaks.refused(key, example: job.exampleID, firstAttempt: job.attempts <= 1)
-                        ? streaks.streak(key) : nil
+                } else if let examples = malformed.withLock({
+                    $0.refused(key, example: job.exampleID, firstAttempt: job.attempts <= 1)
                 }) {
                     decision = CallPolicy.Decision(kind: .returned, delaySeconds: 60, final: false)
                     stops = ledger.halt(key, reason: MalformedRequests.reason("\(error)", examples: examples))
