@@ -37,15 +37,13 @@ extension RunConfig {
         }
         // An account's limits outlive the config that set them (other runs may share them), so
         // one left out would silently stay: only a new value can replace it.
+        let limits: [(name: String, value: KeyPath<JudgeConfig, Int?>)] = [
+            ("requests_per_minute", \.requestsPerMinute), ("tokens_per_minute", \.tokensPerMinute),
+        ]
         for (index, (old, updated)) in zip(judges, new.judges).enumerated() {
-            if old.requestsPerMinute != nil, updated.requestsPerMinute == nil {
+            for limit in limits where old[keyPath: limit.value] != nil && updated[keyPath: limit.value] == nil {
                 throw refuse(
-                    "judges[\(index)].requests_per_minute",
-                    "cannot be left out on a live run: the account keeps its limit; set a higher one instead")
-            }
-            if old.tokensPerMinute != nil, updated.tokensPerMinute == nil {
-                throw refuse(
-                    "judges[\(index)].tokens_per_minute",
+                    "judges[\(index)].\(limit.name)",
                     "cannot be left out on a live run: the account keeps its limit; set a higher one instead")
             }
         }
