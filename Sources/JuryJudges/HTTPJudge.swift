@@ -38,17 +38,19 @@ public struct HTTPJudge: Judge {
         self.config = config
         self.client = client
         self.format = Self.format(for: config)
-        if let variable = config.apiKeyEnv {
-            guard let key = environment[variable], !key.isEmpty else {
-                throw JudgeError(
-                    .unauthorized,
-                    "judge \(config.name) needs its API key in the environment variable \(variable), which is not set")
-            }
-            apiKey = key
-        } else {
-            apiKey = nil
-        }
+        apiKey = try Self.apiKey(for: config, environment: environment)
         endpoint = format.endpoint(baseURL: config.baseURL, model: config.model)
+    }
+
+    /// The judge's key, from the environment variable its config names; nil when it names none.
+    static func apiKey(for config: JudgeConfig, environment: [String: String]) throws -> String? {
+        guard let variable = config.apiKeyEnv else { return nil }
+        guard let key = environment[variable], !key.isEmpty else {
+            throw JudgeError(
+                .unauthorized,
+                "judge \(config.name) needs its API key in the environment variable \(variable), which is not set")
+        }
+        return key
     }
 
     /// What a judge would send for `request`, without sending it: the URL, the headers (the
@@ -86,7 +88,10 @@ public struct HTTPJudge: Judge {
         let body = Data(bytes.readableBytesView)
         let observation = RateLimitObservation.parse { response.headers.first(name: $0) }
         guard response.status == .ok else {
-            var error = statusError(response, body: body)
+            var error = Self.statusError(
+                status: Int(response.status.code), headers: response.headers, body: body, config: config,
+                format: format,
+                endpoint: endpoint, redact: redact)
             error.rateLimit = observation
             throw error
         }
@@ -100,11 +105,14 @@ public struct HTTPJudge: Judge {
         }
     }
 
-    private func statusError(_ response: HTTPClientResponse, body: Data) -> JudgeError {
-        let status = Int(response.status.code)
+    /// What an error status means, in the judge's words: whether to retry, hold or stop.
+    static func statusError(
+        status: Int, headers: HTTPHeaders, body: Data, config: JudgeConfig, format: any ProviderFormat,
+        endpoint: String, redact: (String) -> String
+    ) -> JudgeError {
         let detail = format.errorDetail(body)
         let said = detail.message.map { ": " + redact(String($0.prefix(300))) } ?? ""
-        let retryAfter = Self.retryAfter(response.headers) ?? detail.retryAfter
+        let retryAfter = Self.retryAfter(headers) ?? detail.retryAfter
         if detail.exhausted {
             return JudgeError(
                 .quotaExhausted,
@@ -144,7 +152,11 @@ public struct HTTPJudge: Judge {
 
     /// Never let the key reach a message, whatever a server or library echoes.
     private func redact(_ text: String) -> String {
-        guard let apiKey, !apiKey.isEmpty else { return text }
-        return text.replacingOccurrences(of: apiKey, with: "[redacted]")
+        Self.redact(text, key: apiKey)
+    }
+
+    static func redact(_ text: String, key: String?) -> String {
+        guard let key, !key.isEmpty else { return text }
+        return text.replacingOccurrences(of: key, with: "[redacted]")
     }
 }

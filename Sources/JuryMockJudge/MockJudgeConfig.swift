@@ -31,9 +31,34 @@ import Yams
 ///                             # a prompt too long is
 ///       refusal_rate: 0.05    # the model declines to label (OpenAI's refusal, Anthropic's stop_reason
 ///                             # refusal, Gemini's SAFETY finish)
+/// batches:                    # optional: OpenAI's Batch API (/v1/files, /v1/batches)
+///   complete_seconds: 2       # a batch ends this long after it was created (default 2)
+///   expire_every: 3           # every third batch expires instead, its second half unanswered
+///   junk_lines: true          # each output file also holds a line that is not JSON, an answer to a
+///                             # custom id never sent, and its first answer again
 /// ```
 public struct MockJudgeConfig: Codable, Sendable {
     public var judges: [Behaviour]
+    public var batches: Batches?
+
+    /// How the mock's batch API behaves.
+    public struct Batches: Codable, Sendable {
+        public var completeSeconds: Double?
+        public var expireEvery: Int?
+        public var junkLines: Bool?
+
+        public init(completeSeconds: Double? = nil, expireEvery: Int? = nil, junkLines: Bool? = nil) {
+            self.completeSeconds = completeSeconds
+            self.expireEvery = expireEvery
+            self.junkLines = junkLines
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case completeSeconds = "complete_seconds"
+            case expireEvery = "expire_every"
+            case junkLines = "junk_lines"
+        }
+    }
 
     public struct Behaviour: Codable, Sendable {
         public var model: String
@@ -162,8 +187,9 @@ public struct MockJudgeConfig: Codable, Sendable {
         }
     }
 
-    public init(judges: [Behaviour]) {
+    public init(judges: [Behaviour], batches: Batches? = nil) {
         self.judges = judges
+        self.batches = batches
     }
 
     public static func load(path: String) throws -> MockJudgeConfig {

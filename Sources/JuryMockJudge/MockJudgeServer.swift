@@ -21,14 +21,19 @@ public final class MockJudgeServer: Sendable {
     private let limiter = MockLimiter()
     /// When the first request came: outages are timed from it.
     private let firstRequestAt = Mutex<ContinuousClock.Instant?>(nil)
+    private let batches: MockBatches
 
     public init(config: MockJudgeConfig, logger: Logger) {
         self.behaviours = Dictionary(config.judges.map { ($0.model, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
+        self.batches = MockBatches(settings: config.batches ?? .init())
     }
 
     /// Requests served so far.
     public var requestCount: Int { requests.withLock { $0 } }
+
+    /// Batches created through the batch API, and the requests answered in them.
+    public var batchCounts: (batches: Int, requests: Int) { batches.counts }
 
     /// Requests answered 429 because a model's enforced limit was reached.
     public var limitedCount: Int { limiter.rateLimited }
@@ -59,16 +64,64 @@ public final class MockJudgeServer: Sendable {
             let model = call.hasSuffix(":generateContent") ? String(call.dropLast(16)) : nil
             return await self.respond(.gemini, to: request, pathModel: model)
         }
+        addBatchRoutes(router)
         router.get("health") { _, _ in "ok" }
-        // What a benchmark reads: requests served, and those refused by the enforced limits.
+        // What a benchmark reads: requests served (online), those refused by the enforced limits,
+        // and batches created with the requests answered in them.
         router.get("stats") { _, _ in
-            #"{"requests": \#(self.requestCount), "rate_limited": \#(self.limitedCount)}"#
+            let (batches, batchRequests) = self.batches.counts
+            return
+                #"{"requests": \#(self.requestCount), "rate_limited": \#(self.limitedCount), "batches": \#(batches), "batch_requests": \#(batchRequests)}"#
         }
         return Application(
             router: router,
             configuration: .init(address: .hostname(host, port: port), serverName: "jury-mock-judge", backlog: 1024),
             onServerRunning: { channel in onStart(channel.localAddress?.port ?? port) },
             logger: logger)
+    }
+
+    /// OpenAI's Batch API (`MockBatches`).
+    private func addBatchRoutes(_ router: Router<BasicRequestContext>) {
+        let respond: MockBatches.Responder = { body, credential in
+            let reply = await self.reply(.openAI, body: body, credential: credential, pathModel: nil, inBatch: true)
+            return (reply.status, reply.body)
+        }
+        @Sendable func credential(_ request: Request) -> String? {
+            MockWireFormat.openAI.credential(
+                authorization: request.headers[.authorization], apiKey: nil, googleKey: nil)
+        }
+        router.post("v1/files") { request, _ in
+            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let (status, value) = self.batches.upload(body: body, contentType: request.headers[.contentType])
+            return self.json(status, value)
+        }
+        router.get("v1/files/:id/content") { _, context in
+            guard let content = self.batches.content(of: context.parameters.get("id") ?? "") else {
+                return self.json(404, ["error": ["message": "No such File object"]] as JSONValue)
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/jsonl"],
+                body: .init(byteBuffer: ByteBuffer(bytes: content)))
+        }
+        router.post("v1/batches") { request, _ in
+            let body = (try? await request.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let (status, value) = self.batches.create(body: body, credential: credential(request))
+            return self.json(status, value)
+        }
+        router.get("v1/batches") { request, _ in
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 20
+            let (status, value) = self.batches.list(
+                limit: limit, after: request.uri.queryParameters.get("after").map { String($0) })
+            return self.json(status, value)
+        }
+        router.get("v1/batches/:id") { _, context in
+            let (status, value) = await self.batches.retrieve(context.parameters.get("id") ?? "", respond: respond)
+            return self.json(status, value)
+        }
+        router.post("v1/batches/:id/cancel") { _, context in
+            let (status, value) = self.batches.cancel(context.parameters.get("id") ?? "")
+            return self.json(status, value)
+        }
     }
 
     private func respond(_ format: MockWireFormat, to request: Request, pathModel: String?) async -> Response {
@@ -84,16 +137,29 @@ public final class MockJudgeServer: Sendable {
     func respond(
         _ format: MockWireFormat, body: Data, credential: String?, pathModel: String?, version: String? = nil
     ) async -> Response {
+        let reply = await reply(format, body: body, credential: credential, pathModel: pathModel, version: version)
+        if let after = reply.after { return halfBody(reply.body, then: after) }
+        var response = json(reply.status, reply.body)
+        for (name, value) in reply.headers { response.headers[HTTPField.Name(name)!] = value }
+        return response
+    }
+
+    /// What the mock answers a call: online, or as one request of a batch (`inBatch`: no
+    /// latency, no half bodies, as a batch's results file holds whole answers).
+    func reply(
+        _ format: MockWireFormat, body: Data, credential: String?, pathModel: String?, version: String? = nil,
+        inBatch: Bool = false
+    ) async -> MockReply {
         requests.withLock { $0 += 1 }
         let first = firstRequestAt.withLock { first in
             if first == nil { first = .now }
             return first!
         }
         func error(_ kind: MockWireFormat.ErrorKind, status: Int? = nil, _ message: String, retryAfter: Double? = nil)
-            -> Response
+            -> MockReply
         {
             let (code, body) = format.error(kind, status: status, message: message, retryAfter: retryAfter)
-            return json(code, body)
+            return MockReply(status: code, body: body)
         }
         let parsed: MockWireFormat.Call?
         do {
@@ -118,11 +184,13 @@ public final class MockJudgeServer: Sendable {
             model: call.model, requestsPerMinute: behaviour.requestsPerMinute,
             tokensPerMinute: behaviour.tokensPerMinute, tokens: tokens)
         if let limit, !limit.allowed {
-            var response = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: limit.retryAfter)
-            response.headers[.retryAfter] = String(Int(limit.retryAfter.rounded(.up)))
-            response.headers[HTTPField.Name("retry-after-ms")!] = String(Int((limit.retryAfter * 1000).rounded(.up)))
-            for (name, value) in format.rateLimitHeaders(limit) { response.headers[HTTPField.Name(name)!] = value }
-            return response
+            var reply = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: limit.retryAfter)
+            reply.headers =
+                [
+                    ("retry-after", String(Int(limit.retryAfter.rounded(.up)))),
+                    ("retry-after-ms", String(Int((limit.retryAfter * 1000).rounded(.up)))),
+                ] + format.rateLimitHeaders(limit)
+            return reply
         }
         let faults = behaviour.faults ?? .init()
         if faults.exhausted == true {
@@ -140,7 +208,7 @@ public final class MockJudgeServer: Sendable {
             Self.uniform(textHash &+ salt &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(attempt) &* 0xBF58_476D_1CE4_E5B9)
         }
 
-        if let latency = behaviour.latencyMs, latency.median > 0 {
+        if !inBatch, let latency = behaviour.latencyMs, latency.median > 0 {
             // Log-normal: the given median, and p95 at 1.645 standard deviations.
             let sigma = max(0, log(max(latency.p95, latency.median) / latency.median) / 1.645)
             let normal = Self.normal(draw(1), draw(2))
@@ -153,9 +221,9 @@ public final class MockJudgeServer: Sendable {
         }
         if draw(3) < (behaviour.rateLimitRate ?? 0) {
             let seconds = faults.retryAfter ?? "1"
-            var response = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: Double(seconds))
-            response.headers[.retryAfter] = seconds
-            return response
+            var reply = error(.rateLimited, "Rate limit reached for \(call.model)", retryAfter: Double(seconds))
+            reply.headers = [("retry-after", seconds)]
+            return reply
         }
         if draw(4) < (behaviour.errorRate ?? 0) {
             let status = faults.errorStatus ?? 500
@@ -185,20 +253,25 @@ public final class MockJudgeServer: Sendable {
             text: replacement, inputTokens: faults.usageTokens ?? Int64((text.utf8.count + 3) / 4),
             thinkingTokens: behaviour.thinkingTokens ?? 0, refuse: draw(11) < (faults.refusalRate ?? 0),
             byTool: call.byTool)
-        if draw(9) < (faults.stallRate ?? 0) {
-            return halfBody(answer, then: .stall(seconds: faults.stallSeconds ?? 600))
+        if !inBatch, draw(9) < (faults.stallRate ?? 0) {
+            return MockReply(status: 200, body: answer, after: .stall(seconds: faults.stallSeconds ?? 600))
         }
-        if draw(10) < (faults.dropRate ?? 0) {
-            return halfBody(answer, then: .drop)
+        if !inBatch, draw(10) < (faults.dropRate ?? 0) {
+            return MockReply(status: 200, body: answer, after: .drop)
         }
-        var response = json(200, answer)
-        if let limit {
-            for (name, value) in format.rateLimitHeaders(limit) { response.headers[HTTPField.Name(name)!] = value }
-        }
-        return response
+        return MockReply(status: 200, body: answer, headers: limit.map { format.rateLimitHeaders($0) } ?? [])
     }
 
-    private enum AfterHalf {
+    /// A reply before it is written: its status, body and headers, and for a 200 that breaks
+    /// off, how.
+    struct MockReply {
+        var status: Int
+        var body: JSONValue
+        var headers: [(String, String)] = []
+        var after: AfterHalf?
+    }
+
+    enum AfterHalf {
         case stall(seconds: Double)
         case drop
     }

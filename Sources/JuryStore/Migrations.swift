@@ -50,7 +50,9 @@ public struct Schema: Sendable {
         later = files.compactMap { file in
             guard !file.path.contains("/"), let version = Int(file.path.prefix(3)), version > Self.baselineVersion
             else { return nil }
-            return Migration(version: version, name: file.path, sql: file.sql)
+            // Named as the baseline is, without the extension: `101_batches`.
+            let name = file.path.hasSuffix(".sql") ? String(file.path.dropLast(4)) : file.path
+            return Migration(version: version, name: name, sql: file.sql)
         }.sorted { $0.version < $1.version }
         forOldDatabases = files.first { $0.path == "old_databases.sql" }?.sql ?? ""
     }

@@ -16,6 +16,15 @@ extension Store {
                 FROM jury_claim_jobs(\(owner), \(leaseSeconds), \(requests.map(\.runID))::bigint[],
                                      \(requests.map(\.judge))::text[], \(requests.map(\.count))::int[])
                 """)
+        let (claimed, unreadable) = try Self.claimedJobs(rows)
+        if !unreadable.isEmpty { try await record(unreadable, owner: owner) }
+        return claimed
+    }
+
+    /// Reads rows of claimed jobs (job_id, run_id, example_id, judge, attempts, claim,
+    /// transient_failures, retrying_seconds, external_id, payload); those whose payload cannot be
+    /// read come back as outcomes that fail them, with the reason.
+    static func claimedJobs(_ rows: PostgresRows) throws -> (claimed: [ClaimedJob], unreadable: [JobOutcome]) {
         var claimed: [ClaimedJob] = []
         var unreadable: [JobOutcome] = []
         // An example's judges are claimed together: its payload is read once, not once per judge.
@@ -43,8 +52,7 @@ extension Store {
                 claimed.append(job)
             }
         }
-        if !unreadable.isEmpty { try await record(unreadable, owner: owner) }
-        return claimed
+        return (claimed, unreadable)
     }
 
     /// Gives back the running jobs `owner` holds but does not track: those of a claim that
@@ -94,7 +102,7 @@ extension Store {
                     SELECT jury_record_votes(\(owner), \(votes.map(\.job.id))::bigint[], \(votes.map(\.job.claim))::int[],
                         \(votes.map { Self.storable($0.answer.label, limit: 200) })::text[],
                         \(votes.map { $0.answer.rationale.map { Self.storable($0, limit: 2000) } })::text[],
-                        \(votes.map { Int(clamping: Int32(clamping: $0.latency)) })::int[],
+                        \(votes.map { $0.latency < 0 ? nil : Int(clamping: Int32(clamping: $0.latency)) })::int[],
                         \(votes.map(\.answer.promptTokens))::bigint[], \(votes.map(\.answer.completionTokens))::bigint[],
                         \(votes.map(\.answer.cachedTokens))::bigint[],
                         \(votes.map { $0.answer.modelVersion.map { Self.storable($0, limit: 200) } })::text[],

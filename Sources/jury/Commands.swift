@@ -230,11 +230,17 @@ struct WorkerCommand: AsyncParsableCommand {
             the database does not answer within 5 more seconds, it exits 1 and says how many jobs will be \
             redone once their leases expire. A second signal stops it at once: calls in flight are \
             cancelled and their jobs released.
+
+            Judges in batch mode (mode: batch) are never called online: their jobs are gathered into \
+            the provider's batches, which any worker opens, submits, polls every --batch-poll-seconds and \
+            collects. A worker that stops in any of those steps leaves the batch to the next worker.
             """)
     @OptionGroup var db: DatabaseOptions
     @OptionGroup var polling: PollingOptions
     @OptionGroup var metrics: MetricsOptions
     @Option(help: "Only work on this run (default: every active run).") var run: String?
+    @Option(help: "Seconds between polls of a provider batch, and between looks for batches due.")
+    var batchPollSeconds = 30.0
     @Option(help: "Most judge calls in flight in this process.") var concurrency = 128
     @Option(
         help: """
@@ -250,6 +256,9 @@ struct WorkerCommand: AsyncParsableCommand {
         guard drainSeconds >= 0 && drainSeconds < 86400 else {
             throw ValidationError("--drain-seconds must be between 0 and 86400")
         }
+        guard batchPollSeconds >= 0.1 && batchPollSeconds <= 3600 else {
+            throw ValidationError("--batch-poll-seconds must be between 0.1 and 3600")
+        }
     }
 
     func run() async throws {
@@ -262,13 +271,15 @@ struct WorkerCommand: AsyncParsableCommand {
         options.concurrency = concurrency
         options.leaseSeconds = leaseSeconds
         options.drainSeconds = drainSeconds
+        options.batchPollSeconds = batchPollSeconds
         var configuration = HTTPClient.Configuration()
         configuration.connectionPool = .init(
             idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let worker = Worker(
-            database: polling.target(db), options: options, logger: logger, makeJudge: HTTPJudge.factory(client: client)
-        )
+            database: polling.target(db), options: options, logger: logger,
+            makeJudge: HTTPJudge.factory(client: client),
+            makeBatchJudge: OpenAIBatchJudge.factory(client: client))
         let endpoint = metrics.endpoint(probes: worker.probes, logger: logger) { await worker.refreshQueueMetrics() }
         do {
             // The worker bounds its own stop; the group's limit is a backstop a little beyond it.

@@ -90,10 +90,37 @@ struct RunConfigTests {
             "judges[1].force_label: tool forces a tool call"
         ),
         ("model: b,", "model: b, force_label: json,", "judges[1].force_label"),
-        ("model: b,", "model: b, anthropic_version: 2026-10-21,", "judges[1].anthropic_version: is for provider anthropic"),
         (
-            "model: b,", "model: b, price: { input_per_million: 1, output_per_million: 2, cache_write_per_million: -3 },",
+            "model: b,", "model: b, anthropic_version: 2026-10-21,",
+            "judges[1].anthropic_version: is for provider anthropic"
+        ),
+        (
+            "model: b,",
+            "model: b, price: { input_per_million: 1, output_per_million: 2, cache_write_per_million: -3 },",
             "judges[1].price.cache_write_per_million: must be a price in USD"
+        ),
+        ("model: b,", "model: b, mode: batch,", "judges[1].mode: batch is for provider openai"),
+        ("model: b,", "model: b, mode: later,", "judges[1].mode"),
+        ("model: b,", "model: b, batch: { max_requests: 10 },", "judges[1].batch: is for mode: batch"),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: openai, model: b, mode: batch, batch: { max_requests: 0 },",
+            "judges[1].batch.max_requests: 0 is outside 1...50000"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: openai, model: b, mode: batch, batch: { window: 24h },",
+            "judges[1].batch.window: unknown key"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: openai, model: b, mode: batch, batch: { completion_window: 1h },",
+            "judges[1].batch.completion_window: '1h' is not one the providers take"
+        ),
+        (
+            "provider: openai-compatible, model: b,",
+            "provider: openai, model: b, mode: batch, price: { input_per_million: 1, output_per_million: 2, batch_discount: 0 },",
+            "judges[1].price.batch_discount: must be above 0 and at most 1"
         ),
     ])
     func invalidConfigsNameTheField(replacing: String, with replacement: String, message: String) throws {
@@ -117,6 +144,24 @@ struct RunConfigTests {
         #expect(request.user == "Request: Customers <from> \"Paris\" & Lyon")
         #expect(request.system.contains("needs_more_context"))
         #expect(request.labels == config.labels)
+    }
+
+    @Test func aBatchJudgeKeepsItsSettingsAndPaysTheBatchPrice() throws {
+        let yaml = valid.replacingOccurrences(
+            of: "provider: openai-compatible, model: b,",
+            with: "provider: openai, model: b, mode: batch, batch: { max_requests: 100 }, "
+                + "price: { input_per_million: 2, output_per_million: 8 },")
+        let config = try RunConfig.parse(yaml: yaml, file: "run.yaml")
+        let judge = try #require(config.judge(named: "j2"))
+        #expect(judge.mode == JudgeMode.batch)
+        #expect(judge.batchSettings == BatchSettings(maxRequests: 100, gatherSeconds: 300, completionWindow: "24h"))
+        let stored = try JSONDecoder().decode(RunConfig.self, from: JSONEncoder().encode(config))
+        #expect(stored == config)
+        let answer = JudgeAnswer(label: "valid", rationale: nil, promptTokens: 1_000_000, completionTokens: 1_000_000)
+        #expect(judge.cost(of: answer) == 10)
+        #expect(judge.cost(of: answer, batched: true) == 5)
+        // Online judges store no mode: configs written before batch mode read the same.
+        #expect(!String(decoding: try JSONEncoder().encode(config.judges[0]), as: UTF8.self).contains(#""mode""#))
     }
 }
 
@@ -158,7 +203,9 @@ extension PriceTests {
         let yaml = runYAML(models: ["a"], baseURL: "http://127.0.0.1:1/v1", providers: ["anthropic"])
             .replacingOccurrences(
                 of: "model: a,",
-                with: "model: a, anthropic_version: 2023-06-01, force_label: tool, parameters: { max_tokens: 4000, metadata: { user_id: u } },")
+                with:
+                    "model: a, anthropic_version: 2023-06-01, force_label: tool, parameters: { max_tokens: 4000, metadata: { user_id: u } },"
+            )
         let config = try RunConfig.parse(yaml: yaml, file: "run.yaml")
         let stored = try JSONDecoder().decode(RunConfig.self, from: try JSONEncoder().encode(config))
         #expect(stored == config)

@@ -11,9 +11,11 @@ import Testing
 
 /// Runs the mock judge server on a free port and hands `body` its base URL.
 public func withMockJudges<T: Sendable>(
-    _ behaviours: [MockJudgeConfig.Behaviour], _ body: @Sendable (String, MockJudgeServer) async throws -> T
+    _ behaviours: [MockJudgeConfig.Behaviour], batches: MockJudgeConfig.Batches? = nil,
+    _ body: @Sendable (String, MockJudgeServer) async throws -> T
 ) async throws -> T {
-    let server = MockJudgeServer(config: MockJudgeConfig(judges: behaviours), logger: TestDatabase.logger)
+    let server = MockJudgeServer(
+        config: MockJudgeConfig(judges: behaviours, batches: batches), logger: TestDatabase.logger)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     // The server is left running until the test process ends. Cancelling it while clients still
     // connect (calls cancelled by a stopping worker, stalled bodies) can trap in NIO: a connection
@@ -41,7 +43,7 @@ public func runYAML(
     name: String = "test", models: [String], baseURL: String, rule: String = "unanimous", quorum: Int? = nil,
     maxAttempts: Int = 3, apiKeyEnv: String? = nil, requestsPerMinute: Int? = nil, giveUpAfter: Double = 3600,
     maxRetryAfter: Double = 600, timeout: Double? = nil, providers: [String]? = nil, orders: [Int]? = nil,
-    consensus: [String] = [], extra: String = ""
+    judgeSettings: [String?]? = nil, consensus: [String] = [], extra: String = ""
 ) -> String {
     let judges = models.enumerated().map { index, model in
         // The mock serves each provider's API: Gemini's under /v1beta, the others under /v1.
@@ -52,6 +54,7 @@ public func runYAML(
         if let requestsPerMinute { line += ", requests_per_minute: \(requestsPerMinute)" }
         if let timeout { line += ", timeout_seconds: \(timeout)" }
         if let orders { line += ", order: \(orders[index])" }
+        if let settings = judgeSettings?[index] { line += ", " + settings }
         return line + " }"
     }.joined(separator: "\n")
     return """
@@ -131,11 +134,15 @@ public let testHTTPClient: HTTPClient = {
     return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
 }()
 
-/// A worker whose judges are called over HTTP with the tests' client; keys come from `environment`.
+/// A worker whose judges are called over HTTP with the tests' client, online or in batches;
+/// keys come from `environment`.
 public func testWorker(url: String, options: WorkerOptions, environment: [String: String] = [:]) -> Worker {
     Worker(
         database: Database(conninfo: url), options: options, logger: TestDatabase.logger,
-        makeJudge: { config in try HTTPJudge(config: config, client: testHTTPClient, environment: environment) })
+        makeJudge: { config in try HTTPJudge(config: config, client: testHTTPClient, environment: environment) },
+        makeBatchJudge: { config in
+            try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: environment)
+        })
 }
 
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.
@@ -151,6 +158,7 @@ public func runWorkers(
     options.concurrency = concurrency
     options.leaseSeconds = leaseSeconds
     options.idlePollSeconds = 0.2
+    options.batchPollSeconds = 0.2
     options.drainSeconds = 5
     let workerList = (0..<workers).map { _ in testWorker(url: url, options: options, environment: environment) }
     let reducerList = (0..<reducers).map { _ in

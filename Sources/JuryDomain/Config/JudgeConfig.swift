@@ -33,6 +33,13 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
     public var anthropicVersion: String?
     /// How the label is forced; nil for the provider's current way (`structuredOutput`).
     public var forceLabel: ForceLabel?
+    /// Online calls, or the provider's batch API.
+    public var mode: JudgeMode
+    /// A batch-mode judge's batches; nil for the defaults (`BatchSettings.standard`).
+    public var batch: BatchSettings?
+
+    /// The batch settings in force.
+    public var batchSettings: BatchSettings { batch ?? .standard }
 
     /// How a judge is made to answer with one label of the taxonomy.
     public enum ForceLabel: String, Codable, Sendable, CaseIterable {
@@ -54,18 +61,23 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         /// Input written to the prompt cache (Anthropic bills a premium); when left out, 1.25x
         /// the input price for Anthropic and the input price for the others.
         public var cacheWritePerMillion: Double?
+        /// What a batch costs against the same calls online: the providers bill batches at half.
+        /// Nil for 0.5.
+        public var batchDiscount: Double?
 
         enum CodingKeys: String, CodingKey {
             case inputPerMillion = "input_per_million"
             case outputPerMillion = "output_per_million"
             case cachedInputPerMillion = "cached_input_per_million"
             case cacheWritePerMillion = "cache_write_per_million"
+            case batchDiscount = "batch_discount"
         }
 
         public init(
             inputPerMillion: Double, outputPerMillion: Double, cachedInputPerMillion: Double? = nil,
-            cacheWritePerMillion: Double? = nil
+            cacheWritePerMillion: Double? = nil, batchDiscount: Double? = nil
         ) {
+            self.batchDiscount = batchDiscount
             self.inputPerMillion = inputPerMillion
             self.outputPerMillion = outputPerMillion
             self.cachedInputPerMillion = cachedInputPerMillion
@@ -87,9 +99,11 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         }
     }
 
-    /// What an answer cost under this judge's price; nil without a price.
-    public func cost(of answer: JudgeAnswer) -> Double? {
-        price?.cost(of: answer, cacheWritePremium: provider == "anthropic" ? 1.25 : 1)
+    /// What an answer cost under this judge's price, online or through a batch; nil without a price.
+    public func cost(of answer: JudgeAnswer, batched: Bool = false) -> Double? {
+        let online = price?.cost(of: answer, cacheWritePremium: provider == "anthropic" ? 1.25 : 1)
+        guard batched else { return online }
+        return online.map { $0 * (price?.batchDiscount ?? 0.5) }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -104,6 +118,7 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         case price, order, parameters
         case anthropicVersion = "anthropic_version"
         case forceLabel = "force_label"
+        case mode, batch
     }
 
     public init(
@@ -111,8 +126,11 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         concurrency: Int = RunConfig.Defaults.judgeConcurrency,
         timeoutSeconds: Double = RunConfig.Defaults.judgeTimeoutSeconds, requestsPerMinute: Int? = nil,
         tokensPerMinute: Int? = nil, limitKey: String? = nil, order: Int = 1, parameters: [String: JSONValue] = [:],
-        anthropicVersion: String? = nil, forceLabel: ForceLabel? = nil
+        anthropicVersion: String? = nil, forceLabel: ForceLabel? = nil, mode: JudgeMode = .online,
+        batch: BatchSettings? = nil
     ) {
+        self.mode = mode
+        self.batch = batch
         self.order = order
         self.name = name
         self.provider = provider
@@ -157,6 +175,8 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         parameters = try container.decodeIfPresent([String: JSONValue].self, forKey: .parameters) ?? [:]
         anthropicVersion = try container.decodeIfPresent(String.self, forKey: .anthropicVersion)
         forceLabel = try container.decodeIfPresent(ForceLabel.self, forKey: .forceLabel)
+        mode = try container.decodeIfPresent(JudgeMode.self, forKey: .mode) ?? .online
+        batch = try container.decodeIfPresent(BatchSettings.self, forKey: .batch)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -177,6 +197,9 @@ public struct JudgeConfig: Codable, Sendable, Equatable {
         if !parameters.isEmpty { try container.encode(parameters, forKey: .parameters) }
         try container.encodeIfPresent(anthropicVersion, forKey: .anthropicVersion)
         try container.encodeIfPresent(forceLabel, forKey: .forceLabel)
+        // Online is left out, so that configs stored before batch mode existed read the same.
+        if mode != .online { try container.encode(mode, forKey: .mode) }
+        try container.encodeIfPresent(batch, forKey: .batch)
     }
 
     /// Where each provider serves its API, and the usual name of its key.

@@ -119,6 +119,7 @@ extension RunConfig {
                 }
             }
             try judge.validateRequestSettings(field: field, fail: fail)
+            try judge.validateBatchSettings(field: field, fail: fail)
         }
         for (field, template) in [("prompt.system", prompt.system), ("prompt.user", prompt.user)] {
             do {
@@ -189,9 +190,13 @@ extension RunConfig {
         "judges": [
             "name", "provider", "model", "base_url", "api_key_env", "concurrency", "timeout_seconds",
             "requests_per_minute", "tokens_per_minute", "limit_key", "price", "order", "parameters",
-            "anthropic_version", "force_label",
+            "anthropic_version", "force_label", "mode", "batch",
         ],
-        "price": ["input_per_million", "output_per_million", "cached_input_per_million", "cache_write_per_million"],
+        "price": [
+            "input_per_million", "output_per_million", "cached_input_per_million", "cache_write_per_million",
+            "batch_discount",
+        ],
+        "batch": ["max_requests", "gather_seconds", "completion_window"],
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum", "min_votes", "weights", "threshold", "early_decision"],
         "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
@@ -221,8 +226,10 @@ extension RunConfig {
             for (index, item) in ((root[section] as? [Any]) ?? []).enumerated() {
                 if let mapping = item as? [String: Any] {
                     try check(mapping, section: section, field: "\(section)[\(index)].")
-                    if let price = mapping["price"] as? [String: Any] {
-                        try check(price, section: "price", field: "\(section)[\(index)].price.")
+                    for nested in ["price", "batch"] {
+                        if let inner = mapping[nested] as? [String: Any] {
+                            try check(inner, section: nested, field: "\(section)[\(index)].\(nested).")
+                        }
                     }
                 }
             }
@@ -256,6 +263,7 @@ extension RunConfig {
         case is Int.Type: return "a whole number"
         case is Double.Type: return "a number"
         case is JudgeConfig.ForceLabel.Type: return "one of structured_output, tool"
+        case is JudgeMode.Type: return "one of online, batch"
         default:
             let name = "\(type)"
             return name.hasPrefix("Array") ? "a list" : name.hasPrefix("Dictionary") ? "a mapping" : "a mapping"

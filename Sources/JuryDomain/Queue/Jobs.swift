@@ -40,7 +40,8 @@ public struct ClaimedJob: Sendable {
 /// What became of a job's call.
 public enum JobOutcome: Sendable {
     /// A vote; `promptHash` fingerprints the prompt the judge was sent, `costUSD` is what it cost
-    /// by the judge's prices.
+    /// by the judge's prices. A negative latency is none: a batch's answers have no latency of
+    /// their own.
     case vote(ClaimedJob, JudgeAnswer, latencyMilliseconds: Int, promptHash: String? = nil, costUSD: Double? = nil)
     /// Give the job back as the decision says: to pending after a delay, or failed for good.
     /// `answer` is what a judge said that was not a valid vote, kept for people.

@@ -176,7 +176,8 @@ struct Claimer: Sendable {
     /// of their own take permits: the others cost no statement per claim.
     private static func judges(of contexts: [Int64: RunContext]) -> [ClaimPlanner.Judge] {
         contexts.values.sorted { $0.run.id < $1.run.id }.flatMap { context in
-            context.run.config.judges.filter { context.judges[$0.name] != nil }.map { judge in
+            // Batch-mode judges' jobs go to provider batches (`BatchDriver`), never online.
+            context.run.config.judges.filter { context.judges[$0.name] != nil && $0.mode == .online }.map { judge in
                 ClaimPlanner.Judge(
                     key: JudgeKey(runID: context.run.id, judge: judge.name), concurrency: judge.concurrency,
                     limitKey: judge.requestsPerMinute != nil || judge.tokensPerMinute != nil ? judge.limitKey : nil)
@@ -195,7 +196,8 @@ struct Claimer: Sendable {
                 }
                 // `jury run update`: calls under way finish with the judges they started with.
                 logger.info(
-                    "the run's config changed; its judges are set up again", metadata: [JuryMetadata.run: "\(run.name)"])
+                    "the run's config changed; its judges are set up again", metadata: [JuryMetadata.run: "\(run.name)"]
+                )
                 caller.settingsChanged(runID: run.id)
             }
             var judges: [String: any Judge] = [:]

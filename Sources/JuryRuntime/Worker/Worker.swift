@@ -18,13 +18,15 @@ public typealias JudgeFactory = @Sendable (JudgeConfig) throws -> any Judge
 /// Its parts each do one thing: the `Claimer` (with the pure `ClaimPlanner`) claims and starts
 /// calls, the `JudgeCaller` (with the pure `CallPolicy`) turns a call into an outcome, the
 /// `OutcomeRecorder` stores outcomes, the `Heartbeat` holds the worker's leases and lets the
-/// `Reaper` take back expired ones. They share the `WorkerLedger`. The claimer has a connection
+/// `Reaper` take back expired ones. They share the `WorkerLedger`. The `BatchDriver` moves the
+/// batches of batch-mode judges along. The claimer has a connection
 /// of its own, on which it sleeps for notifications; the others share the second.
 public final class Worker: Service, Sendable {
     public let id: String
     private let database: Database
     private let options: WorkerOptions
     private let makeJudge: JudgeFactory
+    private let makeBatchJudge: BatchJudgeFactory?
     private let logger: Logger
     private let ledger: WorkerLedger
     public let probes: ProcessProbes
@@ -34,8 +36,9 @@ public final class Worker: Service, Sendable {
 
     public init(
         database: Database, options: WorkerOptions, logger: Logger, probes: ProcessProbes? = nil,
-        makeJudge: @escaping JudgeFactory
+        makeJudge: @escaping JudgeFactory, makeBatchJudge: BatchJudgeFactory? = nil
     ) {
+        self.makeBatchJudge = makeBatchJudge
         self.id = Store.processID(role: "worker")
         self.database = database
         self.options = options
@@ -102,6 +105,13 @@ public final class Worker: Service, Sendable {
             helpers.addTask { await heartbeat.run() }
             await withDiscardingTaskGroup { main in
                 main.addTask { await recorder.run() }
+                if let makeBatchJudge {
+                    // Batches share the recording connection: their statements are few and short.
+                    let batches = BatchDriver(
+                        id: id, store: recordStore, options: options, makeBatchJudge: makeBatchJudge,
+                        isStopping: { self.ledger.isStopping }, logger: logger)
+                    main.addTask { await batches.run() }
+                }
                 await claimer.run()
             }
             // Everything claimed is recorded (or could not be): the lease and wake-ups are done with.

@@ -19,6 +19,8 @@ public struct WorkerOptions: Sendable {
     public var claimBatch: Int = 500
     /// Most outcomes recorded in one statement.
     public var recordBatch: Int = 500
+    /// How often a provider batch is polled, and how often the worker looks for batch work.
+    public var batchPollSeconds: Double = 30
 
     /// Outcomes recorded in one statement: at most a quarter of the calls in flight, so that
     /// while one batch is recorded the claimer already refills the slots the last one freed.

@@ -1,0 +1,227 @@
+-- Provider batches: a batch-mode judge's jobs go to the provider's batch API (OpenAI's Batch
+-- API) in batches of up to its max_requests, answered within the completion window at the
+-- batch price. (Not the corpus's batches, which are examples.batch, a label given at enqueue.)
+--
+-- A batch is the unit that survives: its jobs are leased to it ('batch:' || id as the owner)
+-- for its completion window, not to a worker. Each step (submit, poll, collect) is short and
+-- taken by whichever worker finds the batch due, under a step lease (step_owner,
+-- step_expires_at), so a worker that dies in any step leaves the batch to the next one once
+-- that lease lapses:
+--   building   its jobs are claimed; the requests are being uploaded and the batch created.
+--              Taken up again after a crash, the provider is first searched for a batch that
+--              carries its token in its metadata: a batch is never submitted twice unnoticed;
+--   submitted  the provider has it (provider_id); polled every poll interval;
+--   ended      the provider finished it (completed, expired, cancelled or failed); its results
+--              are being collected;
+--   collected, expired, cancelled, failed: every job of the batch has an outcome.
+-- Answers are recorded through jury_record_votes and jury_release_jobs, fenced by the claims
+-- the batch holds: a collection done twice, or a duplicate batch's answers, record each vote once.
+-- The jobs the provider never answered are given back without using an attempt.
+
+CREATE TABLE batches (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id           bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    judge            text NOT NULL,
+    -- Put in the provider's metadata, and in no other batch anywhere: finds a batch whose
+    -- submission was never recorded.
+    token            uuid NOT NULL DEFAULT gen_random_uuid() UNIQUE,
+    state            text NOT NULL DEFAULT 'building'
+                     CHECK (state IN ('building', 'submitted', 'ended', 'collected', 'expired', 'cancelled', 'failed')),
+    -- The provider's ids and its last word on the batch's status.
+    provider_id      text,
+    provider_state   text,
+    input_file_id    text,
+    output_file_id   text,
+    error_file_id    text,
+    -- The jobs and their claims, as the batch claimed them: its requests' custom ids.
+    job_ids          bigint[] NOT NULL DEFAULT '{}',
+    claims           int[] NOT NULL DEFAULT '{}',
+    -- Each request's prompt hash, in the same order, set when the batch is submitted: every
+    -- vote keeps the hash of the prompt it saw, and the collector need not render it again.
+    prompt_hashes    text[] NOT NULL DEFAULT '{}',
+    requests         int NOT NULL DEFAULT 0,
+    -- Requests that became votes, and those that did not (retried or failed per the call policy).
+    succeeded        int NOT NULL DEFAULT 0,
+    failed           int NOT NULL DEFAULT 0,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    submitted_at     timestamptz,
+    polled_at        timestamptz,
+    ended_at         timestamptz,
+    collected_at     timestamptz,
+    next_poll_at     timestamptz NOT NULL DEFAULT now(),
+    -- When the jobs' lease lapses: the reaper takes back what the batch still holds then.
+    expires_at       timestamptz NOT NULL,
+    step_owner       text,
+    step_expires_at  timestamptz,
+    last_error       text
+);
+
+-- What a worker looks for: batches with a step due.
+CREATE INDEX batches_open ON batches (next_poll_at) WHERE state IN ('building', 'submitted', 'ended');
+CREATE INDEX batches_run ON batches (run_id, judge, created_at);
+
+-- Opens a batch of the judge when one is due: when p_max jobs are pending, or when the oldest
+-- has waited p_gather_seconds. Claims up to p_max of them (jury_claim_jobs: active runs within
+-- budget, closed breakers, examples still voting) leased to the batch for p_window_seconds. Its
+-- first step (submitting it) is due at once, for any worker. Returns the batch, or NULL when
+-- none is due.
+CREATE OR REPLACE FUNCTION jury_open_batch(
+    p_run bigint, p_judge text, p_max int, p_gather_seconds double precision, p_window_seconds double precision
+) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_oldest timestamptz;
+    v_due int;
+    v_batch bigint;
+    v_jobs bigint[];
+    v_claims int[];
+BEGIN
+    SELECT min(j.run_after), count(*) INTO v_oldest, v_due FROM (
+        SELECT j.run_after FROM jobs j
+        WHERE j.state = 'pending' AND j.run_id = p_run AND j.judge = p_judge AND j.run_after <= now()
+        ORDER BY j.run_after, j.id LIMIT p_max
+    ) j;
+    IF v_due = 0 OR (v_due < p_max AND v_oldest > now() - make_interval(secs => p_gather_seconds)) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO batches (run_id, judge, expires_at)
+    VALUES (p_run, p_judge, now() + make_interval(secs => p_window_seconds))
+    RETURNING id INTO v_batch;
+    SELECT array_agg(c.job_id ORDER BY c.job_id), array_agg(c.claim ORDER BY c.job_id) INTO v_jobs, v_claims
+    FROM jury_claim_jobs('batch:' || v_batch, p_window_seconds, ARRAY[p_run], ARRAY[p_judge], ARRAY[p_max]) c;
+    IF v_jobs IS NULL THEN
+        DELETE FROM batches WHERE id = v_batch;
+        RETURN NULL;
+    END IF;
+    UPDATE batches SET job_ids = v_jobs, claims = v_claims, requests = cardinality(v_jobs) WHERE id = v_batch;
+    RETURN v_batch;
+END
+$$;
+
+-- Gives p_owner the next step of one batch of these runs and judges that is due: one whose
+-- building was left unfinished, one whose poll is due, or one ended and not collected; none
+-- whose step another worker holds. Returns nothing when no step is due.
+CREATE OR REPLACE FUNCTION jury_take_batch_step(
+    p_owner text, p_step_seconds double precision, p_runs bigint[], p_judges text[]
+) RETURNS TABLE (id bigint, run_id bigint, judge text, state text, token uuid, provider_id text,
+                 provider_state text, output_file_id text, error_file_id text, created_at timestamptz)
+LANGUAGE sql AS $$
+    UPDATE batches b
+    SET step_owner = p_owner, step_expires_at = now() + make_interval(secs => p_step_seconds)
+    WHERE b.id = (
+        SELECT d.id FROM batches d
+        JOIN unnest(p_runs, p_judges) AS w (run_id, judge) ON w.run_id = d.run_id AND w.judge = d.judge
+        WHERE d.state IN ('building', 'submitted', 'ended') AND d.next_poll_at <= now()
+          AND (d.step_expires_at IS NULL OR d.step_expires_at < now())
+        ORDER BY d.next_poll_at
+        LIMIT 1
+        FOR UPDATE OF d SKIP LOCKED
+    )
+    RETURNING b.id, b.run_id, b.judge, b.state, b.token, b.provider_id, b.provider_state, b.output_file_id,
+              b.error_file_id, b.created_at
+$$;
+
+-- The batch's jobs its claims still hold (running, under the claim the batch made), with what
+-- building their requests and deciding their outcomes needs; their payloads only when asked.
+CREATE OR REPLACE FUNCTION jury_batch_jobs(p_batch bigint, p_payloads boolean)
+RETURNS TABLE (job_id bigint, run_id bigint, example_id bigint, judge text, attempts int, claim int,
+               transient_failures int, retrying_seconds double precision, external_id text, payload jsonb,
+               prompt_hash text)
+LANGUAGE sql STABLE AS $$
+    SELECT j.id, j.run_id, j.example_id, j.judge, j.attempts, j.claims, j.transient_failures,
+           extract(epoch FROM now() - j.retrying_since)::float8, x.external_id,
+           CASE WHEN p_payloads THEN x.payload ELSE 'null'::jsonb END, c.prompt_hash
+    FROM batches b
+    CROSS JOIN LATERAL unnest(b.job_ids, b.claims, b.prompt_hashes) AS c (job_id, claim, prompt_hash)
+    JOIN jobs j ON j.id = c.job_id AND j.claims = c.claim AND j.state = 'running'
+    JOIN examples x ON x.id = j.example_id
+    WHERE b.id = p_batch
+    ORDER BY j.id
+$$;
+
+-- Moves a batch p_owner's step holds on: to submitted (p_provider_id set, with the prompt hash
+-- of each job sent, p_prompt_hashes[i] for job p_hashed_jobs[i]), to ended (p_ended), or
+-- records a poll; the step is let go unless the batch ended (its collector carries on).
+-- p_next_poll_seconds is when it is next due. Returns false when the step no longer holds
+-- (another worker took the batch over): the caller then changes nothing at the provider.
+CREATE OR REPLACE FUNCTION jury_batch_advanced(
+    p_batch bigint, p_owner text, p_provider_id text, p_input_file_id text, p_hashed_jobs bigint[], p_prompt_hashes text[],
+    p_provider_state text, p_ended boolean, p_output_file_id text, p_error_file_id text,
+    p_next_poll_seconds double precision, p_error text
+) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH advanced AS (
+        UPDATE batches b
+        SET state = CASE WHEN p_ended THEN 'ended' WHEN p_provider_id IS NOT NULL THEN 'submitted' ELSE b.state END,
+            provider_id = coalesce(p_provider_id, b.provider_id),
+            input_file_id = coalesce(p_input_file_id, b.input_file_id),
+            prompt_hashes = CASE WHEN p_prompt_hashes IS NULL THEN b.prompt_hashes ELSE ARRAY(
+                SELECT h.hash
+                FROM unnest(b.job_ids) WITH ORDINALITY AS j (id, n)
+                LEFT JOIN unnest(p_hashed_jobs, p_prompt_hashes) AS h (id, hash) ON h.id = j.id
+                ORDER BY j.n) END,
+            provider_state = coalesce(p_provider_state, b.provider_state),
+            output_file_id = coalesce(p_output_file_id, b.output_file_id),
+            error_file_id = coalesce(p_error_file_id, b.error_file_id),
+            submitted_at = CASE WHEN p_provider_id IS NOT NULL AND b.submitted_at IS NULL THEN now()
+                                ELSE b.submitted_at END,
+            polled_at = CASE WHEN b.provider_id IS NOT NULL THEN now() ELSE b.polled_at END,
+            ended_at = CASE WHEN p_ended THEN now() ELSE b.ended_at END,
+            next_poll_at = now() + make_interval(secs => p_next_poll_seconds),
+            step_owner = CASE WHEN p_ended THEN b.step_owner END,
+            step_expires_at = CASE WHEN p_ended THEN b.step_expires_at END,
+            last_error = coalesce(p_error, b.last_error)
+        WHERE b.id = p_batch AND b.step_owner = p_owner AND b.state IN ('building', 'submitted', 'ended')
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM advanced)
+$$;
+
+-- Adds what a chunk of results recorded to the batch's counts and renews p_owner's step for
+-- p_step_seconds; p_final_state closes the batch (collected, expired, cancelled or failed).
+-- Returns false when the step no longer holds.
+CREATE OR REPLACE FUNCTION jury_batch_collected(
+    p_batch bigint, p_owner text, p_succeeded int, p_failed int, p_step_seconds double precision,
+    p_final_state text
+) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH collected AS (
+        UPDATE batches b
+        SET succeeded = b.succeeded + p_succeeded, failed = b.failed + p_failed,
+            state = coalesce(p_final_state, b.state),
+            collected_at = CASE WHEN p_final_state IS NOT NULL THEN now() END,
+            step_owner = CASE WHEN p_final_state IS NULL THEN b.step_owner END,
+            step_expires_at = CASE WHEN p_final_state IS NULL THEN now() + make_interval(secs => p_step_seconds) END
+        WHERE b.id = p_batch AND b.step_owner = p_owner AND b.state = 'ended'
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM collected)
+$$;
+
+-- The runs a worker serves batches of: the active ones, and those with batches still open (a
+-- paused or cancelled run's batches are still polled and collected, for the answers paid for).
+CREATE OR REPLACE FUNCTION jury_runs_with_batch_work(p_name text)
+RETURNS TABLE (id bigint, name text, config jsonb, state text)
+LANGUAGE sql STABLE AS $$
+    SELECT r.id, r.name, r.config, r.state FROM runs r
+    WHERE (p_name IS NULL OR r.name = p_name)
+      AND (r.state = 'active'
+           OR EXISTS (SELECT 1 FROM batches b WHERE b.run_id = r.id AND b.state IN ('building', 'submitted', 'ended')))
+    ORDER BY r.id
+$$;
+
+-- Each provider batch: its state, its requests done and failed, its age and when its jobs' lease
+-- lapses.
+CREATE OR REPLACE VIEW jury_batches AS
+SELECT b.id, r.name AS run, b.judge, b.state, b.provider_state, b.provider_id, b.requests, b.succeeded, b.failed,
+       b.created_at, b.submitted_at, b.ended_at, b.collected_at,
+       now() - b.created_at AS age, b.expires_at, b.last_error
+FROM batches b JOIN runs r ON r.id = b.run_id;
+
+INSERT INTO jury_privileges (role, kind, name)
+SELECT 'jury_worker', 'function', unnest(ARRAY[
+    'jury_open_batch', 'jury_take_batch_step', 'jury_batch_jobs', 'jury_batch_advanced', 'jury_batch_collected',
+    'jury_runs_with_batch_work'])
+UNION ALL
+SELECT 'jury_worker', 'table', 'batches'
+ON CONFLICT DO NOTHING;

@@ -1,0 +1,302 @@
+public import AsyncHTTPClient
+public import Foundation
+public import JuryDomain
+import NIOCore
+import NIOHTTP1
+
+/// A judge behind OpenAI's Batch API: the requests go up as a JSONL file (Files, purpose
+/// `batch`), a batch on `/v1/chat/completions` runs them within the completion window, and its
+/// output and error files come back as JSONL, read as a stream.
+///
+/// Each line's body is exactly what the online call sends (`OpenAIFormat`), and each answer is
+/// read as an online answer is.
+public struct OpenAIBatchJudge: BatchJudge {
+    /// Batch judges of real runs, over `client`, with keys from this process's environment.
+    public static func factory(client: HTTPClient) -> @Sendable (JudgeConfig) throws -> any BatchJudge {
+        { config in
+            guard config.provider == "openai" else {
+                throw JudgeError(
+                    .badRequest, "judge \(config.name): batch mode is not available for \(config.provider)")
+            }
+            return try OpenAIBatchJudge(config: config, client: client)
+        }
+    }
+
+    /// The metadata key that carries Jury's token for the batch.
+    static let tokenKey = "jury_batch"
+    /// The longest results line read; a longer one is malformed.
+    static let lineLimit = 8 << 20
+
+    public let config: JudgeConfig
+    private let client: HTTPClient
+    private let format: OpenAIFormat
+    private let apiKey: String?
+    private let base: String
+
+    public init(
+        config: JudgeConfig, client: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
+        self.config = config
+        self.client = client
+        self.format = OpenAIFormat(parameters: config.parameters)
+        self.apiKey = try HTTPJudge.apiKey(for: config, environment: environment)
+        self.base = config.baseURL.withoutTrailingSlash
+    }
+
+    // MARK: - The batch's life
+
+    public func submit(_ requests: [BatchRequest], token: String) async throws -> (
+        batchID: String, inputFileID: String?
+    ) {
+        var file = Data()
+        for request in requests {
+            file.append(contentsOf: #"{"custom_id":"#.utf8)
+            file.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
+            file.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
+            file.append(try format.body(for: request.request, model: config.model))
+            file.append(contentsOf: "}\n".utf8)
+        }
+        let boundary = "jury-\(UUID().uuidString)"
+        var form = Data()
+        form.append(
+            contentsOf: "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
+        form.append(
+            contentsOf:
+                "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
+                .utf8)
+        form.append(file)
+        form.append(contentsOf: "\r\n--\(boundary)--\r\n".utf8)
+        let uploaded = try await send(
+            .POST, "/files", body: form, contentType: "multipart/form-data; boundary=\(boundary)", what: "uploading")
+        guard let fileID = uploaded["id"]?.text else { throw answerError("the file upload's answer has no id") }
+        let created = try await send(
+            .POST, "/batches",
+            body: Data(
+                JSONValue.object([
+                    "input_file_id": .string(fileID), "endpoint": .string("/v1/chat/completions"),
+                    "completion_window": .string(config.batchSettings.completionWindow),
+                    "metadata": .object([Self.tokenKey: .string(token)]),
+                ]).jsonText.utf8),
+            contentType: "application/json", what: "creating the batch")
+        guard let batchID = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
+        return (batchID, fileID)
+    }
+
+    public func find(token: String) async throws -> String? {
+        var after: String?
+        // The newest batches first; a lost submission is among the latest few hundred.
+        for _ in 0..<10 {
+            let path =
+                "/batches?limit=100"
+                + (after.map { "&after=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? "")
+            let page = try await send(.GET, path, what: "listing batches")
+            guard case .array(let batches)? = page["data"] else { throw answerError("the batch list has no data") }
+            if let found = batches.first(where: { $0["metadata", Self.tokenKey]?.text == token }) {
+                return found["id"]?.text
+            }
+            guard page["has_more"] == .bool(true), let last = batches.last?["id"]?.text else { return nil }
+            after = last
+        }
+        return nil
+    }
+
+    public func status(of batchID: String) async throws -> BatchStatus {
+        let batch = try await send(.GET, "/batches/\(Self.pathSegment(batchID))", what: "reading the batch")
+        guard let state = batch["status"]?.text else { throw answerError("the batch has no status") }
+        let end: BatchStatus.End? =
+            switch state {
+            case "completed": .completed
+            case "expired": .expired
+            case "cancelled": .cancelled
+            case "failed": .failed
+            default: nil
+            }
+        var error: String?
+        if case .array(let errors)? = batch["errors", "data"] {
+            error = errors.prefix(3).compactMap { $0["message"]?.text }.joined(separator: "; ")
+        }
+        return BatchStatus(
+            providerID: batchID, providerState: state, end: end, outputFileID: batch["output_file_id"]?.text,
+            errorFileID: batch["error_file_id"]?.text, error: error.map { String($0.prefix(500)) })
+    }
+
+    public func cancel(_ batchID: String) async throws {
+        _ = try await send(.POST, "/batches/\(Self.pathSegment(batchID))/cancel", what: "cancelling the batch")
+    }
+
+    public func results(
+        of status: BatchStatus, labels: [String], chunk: Int, malformed: (Int, String) -> Void,
+        receive: ([BatchResult]) async throws -> Void
+    ) async throws {
+        for fileID in [status.outputFileID, status.errorFileID].compactMap({ $0 }) {
+            try await readLines(ofFile: fileID) { lines in
+                var results: [BatchResult] = []
+                for (number, line) in lines {
+                    switch Self.result(line, labels: labels, judge: config.name) {
+                    case .success(let result): results.append(result)
+                    case .failure(let problem): malformed(number, "\(fileID): \(problem.message)")
+                    }
+                }
+                try await receive(results)
+            } chunk: {
+                chunk
+            }
+        }
+    }
+
+    // MARK: - Reading results
+
+    /// A results line (output or error file) as a result; an error for a line that is not one.
+    static func result(_ line: Data, labels: [String], judge: String) -> Result<BatchResult, JudgeError> {
+        func malformed(_ why: String) -> Result<BatchResult, JudgeError> {
+            .failure(JudgeError(.badAnswer, why))
+        }
+        guard let value = try? JSONValue.parseStrict(line) else { return malformed("the line is not valid JSON") }
+        guard let customID = value["custom_id"]?.text, !customID.isEmpty else {
+            return malformed("the line has no custom_id")
+        }
+        if let error = value["error"], error != .null {
+            let code = error["code"]?.text ?? ""
+            let message = String((error["message"]?.text ?? code).prefix(300))
+            if code == "batch_expired" || code == "batch_cancelled" {
+                return .success(BatchResult(customID: customID, outcome: .unanswered("\(judge): \(message)")))
+            }
+            return .success(
+                BatchResult(customID: customID, outcome: .failed(JudgeError(.server, "judge \(judge): \(message)"))))
+        }
+        guard let response = value["response"], case .integer(let status)? = response["status_code"],
+            let body = response["body"]
+        else { return malformed("the line has neither a response nor an error") }
+        let bodyData = Data(body.jsonText.utf8)
+        guard status == 200 else {
+            let message = OpenAIFormat().errorDetail(bodyData).message.map { ": " + $0.prefix(300) } ?? ""
+            let code: JudgeError.Code =
+                switch Int(status) {
+                case 429: .rateLimited
+                case 500...599: .server
+                case 401, 403: .unauthorized
+                case 404: .notFound
+                default: .badRequest
+                }
+            return .success(
+                BatchResult(
+                    customID: customID,
+                    outcome: .failed(JudgeError(code, "judge \(judge): HTTP \(Int(status)) in the batch\(message)"))))
+        }
+        do {
+            let answer = try OpenAIFormat.parseAnswer(bodyData, labels: labels, judge: judge)
+            return .success(BatchResult(customID: customID, outcome: .answer(answer)))
+        } catch let error as JudgeError {
+            return .success(BatchResult(customID: customID, outcome: .failed(error)))
+        } catch {
+            return .success(
+                BatchResult(customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
+        }
+    }
+
+    /// Streams a file's content line by line, `chunk()` lines at a time, in bounded memory.
+    private func readLines(
+        ofFile fileID: String, _ receive: ([(Int, Data)]) async throws -> Void, chunk: () -> Int
+    ) async throws {
+        var request = HTTPClientRequest(url: base + "/files/\(Self.pathSegment(fileID))/content")
+        request.method = .GET
+        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(600))
+        } catch {
+            throw JudgeError(.network, "judge \(config.name): downloading \(fileID): \(redact("\(error)"))")
+        }
+        guard response.status == .ok else {
+            let body = Data(
+                (try? await response.body.collect(upTo: 1 << 20))?.readableBytesView ?? ByteBuffer().readableBytesView)
+            throw errorFor(status: Int(response.status.code), headers: response.headers, body: body)
+        }
+        var pending = ByteBuffer()
+        var lines: [(Int, Data)] = []
+        var number = 0
+        var skipping = false
+        func take(_ line: ByteBufferView) {
+            number += 1
+            if skipping {
+                skipping = false
+                return
+            }
+            if !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
+                lines.append((number, Data(line)))
+            }
+        }
+        do {
+            for try await var part in response.body {
+                pending.writeBuffer(&part)
+                while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                    take(pending.readableBytesView[pending.readerIndex..<newline])
+                    pending.moveReaderIndex(to: newline + 1)
+                    if lines.count >= chunk() {
+                        try await receive(lines)
+                        lines.removeAll(keepingCapacity: true)
+                    }
+                }
+                if pending.readableBytes > Self.lineLimit {
+                    // A line this long is not an answer: it is dropped, and so is the rest of it.
+                    number += 1
+                    lines.append((number, Data("line longer than \(Self.lineLimit) bytes".utf8)))
+                    pending.clear()
+                    skipping = true
+                }
+                pending.discardReadBytes()
+            }
+        } catch let error as JudgeError {
+            throw error
+        } catch {
+            throw JudgeError(.network, "judge \(config.name): downloading \(fileID) broke off: \(redact("\(error)"))")
+        }
+        if pending.readableBytes > 0 { take(pending.readableBytesView) }
+        if !lines.isEmpty { try await receive(lines) }
+    }
+
+    // MARK: - HTTP
+
+    private func send(
+        _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String? = nil, what: String
+    ) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
+        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
+        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
+            bytes = try await response.body.collect(upTo: 16 << 20)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw JudgeError(.network, "judge \(config.name): \(what): \(redact("\(error)"))")
+        }
+        let data = Data(bytes.readableBytesView)
+        guard response.status == .ok else {
+            throw errorFor(status: Int(response.status.code), headers: response.headers, body: data)
+        }
+        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
+        return value
+    }
+
+    private func errorFor(status: Int, headers: HTTPHeaders, body: Data) -> JudgeError {
+        HTTPJudge.statusError(
+            status: status, headers: headers, body: body, config: config, format: format, endpoint: base,
+            redact: redact)
+    }
+
+    private func answerError(_ why: String) -> JudgeError {
+        JudgeError(.server, "judge \(config.name): the batch API answered oddly: \(why)")
+    }
+
+    private func redact(_ text: String) -> String { HTTPJudge.redact(text, key: apiKey) }
+
+    /// An id as one URL path segment: ids come from the provider, untrusted.
+    static func pathSegment(_ id: String) -> String {
+        id.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-_."))) ?? id
+    }
+}

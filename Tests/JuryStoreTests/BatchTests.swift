@@ -1,0 +1,185 @@
+import Foundation
+import JuryDomain
+import JuryMockJudge
+import JuryPostgres
+import JuryRuntime
+import JuryStore
+import JuryTestSupport
+import Testing
+
+@testable import JuryJudges
+
+/// Batch-mode judges through OpenAI's Batch API, as the mock judge serves it, beside online judges.
+@Suite("Provider batches")
+struct BatchTests {
+    static let key = "sk-batch-test-2231"
+    static let environment = ["MOCK_KEY": key]
+    static let batchJudge =
+        "api_key_env: MOCK_KEY, mode: batch, batch: { max_requests: 60, gather_seconds: 0.2 }, "
+        + "price: { input_per_million: 2, output_per_million: 8 }"
+
+    @Test(.freshDatabase) func aBatchJudgeVotesThroughTheBatchAPIBesideOnlineJudges() async throws {
+        let judges = [
+            mockJudge("m-a", seed: 1, accuracy: 0.95),
+            mockJudge("m-b", seed: 2, accuracy: 0.9, errorRate: 0.05, apiKey: Self.key),
+            mockJudge("m-c", seed: 3, accuracy: 0.9),
+        ]
+        // Every third batch expires half answered, and every results file carries junk: a line
+        // that is not JSON, an answer to a request never sent, and an answer given twice.
+        let batches = MockJudgeConfig.Batches(completeSeconds: 0.3, expireEvery: 3, junkLines: true)
+        try await withMockJudges(judges, batches: batches) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(
+                    models: ["m-a", "m-b", "m-c"], baseURL: baseURL,
+                    providers: ["openai-compatible", "openai", "openai-compatible"],
+                    judgeSettings: [nil, Self.batchJudge, nil]), in: jury)
+            try await enqueue(try writeCorpus(count: 300), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 300
+            }
+            // Every job voted once or was cancelled by early decision; none is left.
+            let cancelled = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'")
+            #expect(try await connection.count("SELECT count(*) FROM votes") + cancelled == 900)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'cancelled'") == 0)
+            // The batch judge's votes came from batches: no latency of their own, a prompt hash,
+            // and half the online price of the tokens they used.
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2'") > 200)
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM votes WHERE judge = 'j2'
+                      AND (latency_ms IS NOT NULL OR prompt_hash IS NULL
+                           OR abs(cost_usd - (prompt_tokens * 2 + completion_tokens * 8) / 1e6 * 0.5) > 1e-12)
+                    """) == 0)
+            #expect(
+                try await connection.count("SELECT count(*) FROM votes WHERE judge <> 'j2' AND latency_ms IS NULL") == 0
+            )
+            // An example's judges saw one prompt, online or in a batch.
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM (SELECT example_id FROM votes GROUP BY 1 HAVING count(DISTINCT prompt_hash) > 1) x"
+                ) == 0)
+            // Expired batches gave their unanswered jobs back without using attempts; the next
+            // batches answered them.
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE state = 'expired'") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2' AND claims > 1") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2' AND attempts > 1") == 0)
+            // Every batch is closed, and its counts add up to its requests.
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM batches WHERE state NOT IN ('collected', 'expired') OR succeeded + failed <> requests"
+                ) == 0)
+            #expect(try await connection.count("SELECT count(*) FROM jury_batches WHERE run = 'test'") > 5)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
+    @Test(.freshDatabase) func aBatchWhoseSubmissionWasNeverRecordedIsFoundAgainNotSentTwice() async throws {
+        let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, server in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
+                in: jury)
+            try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
+            let config = try #require(run.config.judge(named: "j1"))
+            // Twenty jobs fill no batch of 60: one opens once the oldest has waited gather_seconds.
+            var opened: Int64?
+            try await eventually("a batch to be due") {
+                opened = try await jury.openBatch(
+                    runID: run.id, judge: "j1", settings: config.batchSettings, leaseSeconds: 3600)
+                return opened != nil
+            }
+            let batchID = try #require(opened)
+            // A worker takes the step, submits, and dies before it records the provider's answer.
+            let batch = try #require(
+                try await jury.takeBatchStep(
+                    owner: "a-worker-that-dies", stepSeconds: 0.5, judges: [JudgeKey(runID: run.id, judge: "j1")]))
+            #expect(batch.id == batchID && batch.state == .building)
+            let renderer = try PromptRenderer(config: run.config)
+            let requests = try await jury.batchJobs(batch, payloads: true).map { job, _ in
+                BatchRequest(
+                    customID: ProviderBatch.customID(job: job.id, claim: job.claim),
+                    request: renderer.render(id: job.externalID, payload: job.payload))
+            }
+            #expect(requests.count == 20)
+            let judge = try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: Self.environment)
+            let submitted = try await judge.submit(requests, token: batch.token)
+
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 20
+            }
+            #expect(server.batchCounts.batches == 1)
+            #expect(
+                try await connection.query("SELECT provider_id, state FROM batches")[0]["provider_id"]
+                    == submitted.batchID)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE claims = 1 AND attempts = 1") == 20)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
+    @Test func resultLinesAreUntrustedInput() throws {
+        let labels = ["valid", "ambiguous"]
+        func read(_ line: String) -> Result<BatchResult, JudgeError> {
+            OpenAIBatchJudge.result(Data(line.utf8), labels: labels, judge: "j")
+        }
+        let answer =
+            #"{"choices":[{"message":{"content":"{\"label\":\"valid\",\"rationale\":\"ok\"}"}}],"model":"m","usage":{"prompt_tokens":10,"completion_tokens":3}}"#
+        guard
+            case .success(let good) = read(
+                #"{"custom_id":"job-1-claim-1","response":{"status_code":200,"body":\#(answer)},"error":null}"#),
+            case .answer(let vote) = good.outcome
+        else {
+            Issue.record("a good line was not read")
+            return
+        }
+        #expect(vote.label == "valid" && vote.promptTokens == 10 && good.customID == "job-1-claim-1")
+
+        // Not JSON, a key given twice, no custom id, neither response nor error: not results.
+        for line in [
+            "not json", #"{"custom_id":"a","custom_id":"b","error":null}"#, #"{"response":{"status_code":200}}"#,
+            #"{"custom_id":"job-1-claim-1","response":null,"error":null}"#,
+        ] {
+            guard case .failure = read(line) else {
+                Issue.record("read as a result: \(line)")
+                continue
+            }
+        }
+        // A label outside the taxonomy fails like an online answer would; an expired request is unanswered.
+        let outside = answer.replacingOccurrences(of: #"\"valid\""#, with: #"\"maybe\""#)
+        guard case .success(let wrong) = read(#"{"custom_id":"x","response":{"status_code":200,"body":\#(outside)}}"#),
+            case .failed(let error) = wrong.outcome
+        else {
+            Issue.record("a label outside the taxonomy was taken")
+            return
+        }
+        #expect(error.code == .badAnswer)
+        guard
+            case .success(let expired) = read(
+                #"{"custom_id":"x","response":null,"error":{"code":"batch_expired","message":"late"}}"#),
+            case .unanswered = expired.outcome
+        else {
+            Issue.record("an expired request was not unanswered")
+            return
+        }
+        guard
+            case .success(let limited) = read(
+                #"{"custom_id":"x","response":{"status_code":429,"body":{"error":{"message":"slow"}}}}"#),
+            case .failed(let slow) = limited.outcome
+        else {
+            Issue.record("a 429 line was not a failure")
+            return
+        }
+        #expect(slow.code == .rateLimited)
+        // Custom ids Jury never writes name no job.
+        for text in ["job-1-claim-0", "job--1-claim-1", "job-1-claim-1-x", "1-1", "job-99999999999999999999-claim-1"] {
+            #expect(ProviderBatch.job(fromCustomID: text) == nil)
+        }
+        #expect(ProviderBatch.job(fromCustomID: ProviderBatch.customID(job: 42, claim: 3))! == (42, 3))
+    }
+}
