@@ -33,16 +33,22 @@ CREATE TABLE batches (
     input_file_id    text,
     output_file_id   text,
     error_file_id    text,
-    -- The jobs and their claims, as the batch claimed them: its requests' custom ids.
+    -- The jobs and their claims, as the batch claimed them: its requests' custom ids. Those its
+    -- run's budget could not cover go back before it is sent.
     job_ids          bigint[] NOT NULL DEFAULT '{}',
     claims           int[] NOT NULL DEFAULT '{}',
     -- Each request's prompt hash, in the same order, set when the batch is submitted: every
     -- vote keeps the hash of the prompt it saw, and the collector need not render it again.
     prompt_hashes    text[] NOT NULL DEFAULT '{}',
+    -- The jobs claimed; once submitted, the requests sent.
     requests         int NOT NULL DEFAULT 0,
     -- Requests that became votes, and those that did not (retried or failed per the call policy).
     succeeded        int NOT NULL DEFAULT 0,
     failed           int NOT NULL DEFAULT 0,
+    -- The estimated cost of the requests not yet answered, counted against the run's budget_usd
+    -- from submission (jury_run_within_budget): a run cannot overshoot its budget by whole
+    -- batches. Settled as results land, and 0 once the batch is closed.
+    reserved_usd     double precision NOT NULL DEFAULT 0,
     created_at       timestamptz NOT NULL DEFAULT now(),
     submitted_at     timestamptz,
     polled_at        timestamptz,
@@ -53,6 +59,8 @@ CREATE TABLE batches (
     expires_at       timestamptz NOT NULL,
     step_owner       text,
     step_expires_at  timestamptz,
+    -- `jury batch cancel`: the next worker to take the batch cancels it at the provider.
+    cancel_requested boolean NOT NULL DEFAULT false,
     last_error       text
 );
 
@@ -104,7 +112,8 @@ $$;
 CREATE OR REPLACE FUNCTION jury_take_batch_step(
     p_owner text, p_step_seconds double precision, p_runs bigint[], p_judges text[]
 ) RETURNS TABLE (id bigint, run_id bigint, judge text, state text, token uuid, provider_id text,
-                 provider_state text, output_file_id text, error_file_id text, created_at timestamptz)
+                 provider_state text, output_file_id text, error_file_id text, created_at timestamptz,
+                 cancel_requested boolean)
 LANGUAGE sql AS $$
     UPDATE batches b
     SET step_owner = p_owner, step_expires_at = now() + make_interval(secs => p_step_seconds)
@@ -118,7 +127,7 @@ LANGUAGE sql AS $$
         FOR UPDATE OF d SKIP LOCKED
     )
     RETURNING b.id, b.run_id, b.judge, b.state, b.token, b.provider_id, b.provider_state, b.output_file_id,
-              b.error_file_id, b.created_at
+              b.error_file_id, b.created_at, b.cancel_requested
 $$;
 
 -- The batch's jobs its claims still hold (running, under the claim the batch made), with what
@@ -140,7 +149,7 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- Moves a batch p_owner's step holds on: to submitted (p_provider_id set, with the prompt hash
--- of each job sent, p_prompt_hashes[i] for job p_hashed_jobs[i]), to ended (p_ended), or
+-- of each job sent, p_prompt_hashes[i] for job p_hashed_jobs[i], which are its requests), to ended (p_ended), or
 -- records a poll; the step is let go unless the batch ended (its collector carries on).
 -- p_next_poll_seconds is when it is next due. Returns false when the step no longer holds
 -- (another worker took the batch over): the caller then changes nothing at the provider.
@@ -155,6 +164,7 @@ LANGUAGE sql AS $$
         SET state = CASE WHEN p_ended THEN 'ended' WHEN p_provider_id IS NOT NULL THEN 'submitted' ELSE b.state END,
             provider_id = coalesce(p_provider_id, b.provider_id),
             input_file_id = coalesce(p_input_file_id, b.input_file_id),
+            requests = coalesce(cardinality(p_hashed_jobs), b.requests),
             prompt_hashes = CASE WHEN p_prompt_hashes IS NULL THEN b.prompt_hashes ELSE ARRAY(
                 SELECT h.hash
                 FROM unnest(b.job_ids) WITH ORDINALITY AS j (id, n)
@@ -177,9 +187,9 @@ LANGUAGE sql AS $$
     SELECT EXISTS (SELECT 1 FROM advanced)
 $$;
 
--- Adds what a chunk of results recorded to the batch's counts and renews p_owner's step for
--- p_step_seconds; p_final_state closes the batch (collected, expired, cancelled or failed).
--- Returns false when the step no longer holds.
+-- Adds what a chunk of results recorded to the batch's counts, settles their share of its
+-- reservation, and renews p_owner's step for p_step_seconds; p_final_state closes the batch
+-- (collected, expired, cancelled or failed). Returns false when the step no longer holds.
 CREATE OR REPLACE FUNCTION jury_batch_collected(
     p_batch bigint, p_owner text, p_succeeded int, p_failed int, p_step_seconds double precision,
     p_final_state text
@@ -188,14 +198,65 @@ LANGUAGE sql AS $$
     WITH collected AS (
         UPDATE batches b
         SET succeeded = b.succeeded + p_succeeded, failed = b.failed + p_failed,
+            reserved_usd = CASE WHEN p_final_state IS NOT NULL THEN 0
+                                ELSE greatest(0, b.reserved_usd - b.reserved_usd * (p_succeeded + p_failed)
+                                                 / greatest(b.requests - b.succeeded - b.failed, 1)) END,
             state = coalesce(p_final_state, b.state),
             collected_at = CASE WHEN p_final_state IS NOT NULL THEN now() END,
             step_owner = CASE WHEN p_final_state IS NULL THEN b.step_owner END,
             step_expires_at = CASE WHEN p_final_state IS NULL THEN now() + make_interval(secs => p_step_seconds) END
-        WHERE b.id = p_batch AND b.step_owner = p_owner AND b.state = 'ended'
+        WHERE b.id = p_batch AND b.step_owner = p_owner AND b.state IN ('building', 'ended')
         RETURNING 1
     )
     SELECT EXISTS (SELECT 1 FROM collected)
+$$;
+
+-- What the run may still spend before a batch of it is submitted (NULL: no budget): its budget
+-- less what its votes cost and what its open batches reserved.
+CREATE OR REPLACE FUNCTION jury_budget_left(p_run bigint) RETURNS double precision
+LANGUAGE sql STABLE AS $$
+    SELECT (r.config ->> 'budget_usd')::double precision
+           - coalesce((SELECT sum(s.cost_usd) FROM judge_spend s WHERE s.run_id = r.id), 0)
+           - coalesce((SELECT sum(b.reserved_usd) FROM batches b
+                       WHERE b.run_id = r.id AND b.state IN ('building', 'submitted', 'ended')), 0)
+    FROM runs r WHERE r.id = p_run
+$$;
+
+-- Reserves p_usd of the run's budget for the batch p_owner's step holds, if the budget has
+-- that much left. Two batches reserving at once take the run's row in turn, so together they
+-- never reserve more than is left. Returns whether it reserved.
+CREATE OR REPLACE FUNCTION jury_reserve_batch_budget(p_batch bigint, p_owner text, p_usd double precision)
+RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_run bigint;
+    v_held double precision;
+BEGIN
+    SELECT b.run_id, b.reserved_usd INTO v_run, v_held
+    FROM batches b WHERE b.id = p_batch AND b.step_owner = p_owner AND b.state = 'building';
+    IF v_run IS NULL THEN
+        RETURN false;
+    END IF;
+    PERFORM 1 FROM runs r WHERE r.id = v_run FOR NO KEY UPDATE;
+    -- What this batch reserved at an earlier try is its own to use again.
+    IF coalesce(jury_budget_left(v_run) + v_held >= p_usd, true) THEN
+        UPDATE batches SET reserved_usd = p_usd WHERE id = p_batch;
+        RETURN true;
+    END IF;
+    RETURN false;
+END
+$$;
+
+-- Within budget: what the votes cost and what the open batches reserved stay below budget_usd.
+-- Every claim asks: a run without a budget reads nothing more.
+CREATE OR REPLACE FUNCTION jury_run_within_budget(p_run bigint) RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF (SELECT r.config ->> 'budget_usd' FROM runs r WHERE r.id = p_run) IS NULL THEN
+        RETURN true;
+    END IF;
+    RETURN jury_budget_left(p_run) > 0;
+END
 $$;
 
 -- The runs a worker serves batches of: the active ones, and those with batches still open (a
@@ -210,18 +271,51 @@ LANGUAGE sql STABLE AS $$
     ORDER BY r.id
 $$;
 
+-- `jury batch cancel`: asks the workers to cancel an open batch at the provider (they hold the
+-- keys); it is due at once. What it answered before it stopped is still recorded. Returns
+-- false for a batch that is closed or does not exist.
+CREATE OR REPLACE FUNCTION jury_request_batch_cancel(p_batch bigint) RETURNS boolean
+LANGUAGE sql AS $$
+    WITH requested AS (
+        UPDATE batches SET cancel_requested = true, next_poll_at = now()
+        WHERE id = p_batch AND state IN ('building', 'submitted', 'ended')
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM requested)
+$$;
+
 -- Each provider batch: its state, its requests done and failed, its age and when its jobs' lease
 -- lapses.
 CREATE OR REPLACE VIEW jury_batches AS
 SELECT b.id, r.name AS run, b.judge, b.state, b.provider_state, b.provider_id, b.requests, b.succeeded, b.failed,
-       b.created_at, b.submitted_at, b.ended_at, b.collected_at,
-       now() - b.created_at AS age, b.expires_at, b.last_error
+       b.reserved_usd, b.created_at, b.submitted_at, b.ended_at, b.collected_at,
+       now() - b.created_at AS age, b.expires_at, b.cancel_requested, b.last_error
 FROM batches b JOIN runs r ON r.id = b.run_id;
+
+-- Per run and judge: batches by state, the requests of those still open, what they reserved,
+-- and how long the oldest submitted one has been at the provider. Read by `jury status` and at
+-- each scrape of /metrics: batches are few (one per thousands of jobs).
+CREATE OR REPLACE VIEW jury_batch_summary AS
+SELECT r.name AS run, b.judge,
+       count(*) FILTER (WHERE b.state = 'building')::int AS building,
+       count(*) FILTER (WHERE b.state = 'submitted')::int AS submitted,
+       count(*) FILTER (WHERE b.state = 'ended')::int AS ended,
+       count(*) FILTER (WHERE b.state = 'collected')::int AS collected,
+       count(*) FILTER (WHERE b.state = 'expired')::int AS expired,
+       count(*) FILTER (WHERE b.state = 'cancelled')::int AS cancelled,
+       count(*) FILTER (WHERE b.state = 'failed')::int AS failed,
+       coalesce(sum(b.requests - b.succeeded - b.failed)
+                FILTER (WHERE b.state IN ('building', 'submitted', 'ended')), 0)::bigint AS requests_open,
+       coalesce(sum(b.reserved_usd), 0)::float8 AS reserved_usd,
+       coalesce(extract(epoch FROM now() - min(b.submitted_at) FILTER (WHERE b.state = 'submitted')), 0)::float8
+           AS oldest_submitted_seconds
+FROM batches b JOIN runs r ON r.id = b.run_id
+GROUP BY r.name, b.judge;
 
 INSERT INTO jury_privileges (role, kind, name)
 SELECT 'jury_worker', 'function', unnest(ARRAY[
     'jury_open_batch', 'jury_take_batch_step', 'jury_batch_jobs', 'jury_batch_advanced', 'jury_batch_collected',
-    'jury_runs_with_batch_work'])
+    'jury_runs_with_batch_work', 'jury_budget_left', 'jury_reserve_batch_budget'])
 UNION ALL
 SELECT 'jury_worker', 'table', 'batches'
 ON CONFLICT DO NOTHING;

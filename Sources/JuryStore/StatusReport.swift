@@ -87,6 +87,8 @@ public struct StatusReport: Sendable, Encodable {
     /// Per run: what became of the production labels (keep, relabel, clarify, drop), and how
     /// many verdicts people gave (`decided_by_people`).
     public let outcomes: [String: [String: Int]]
+    /// Per run and judge in batch mode: its provider batches.
+    public var batches: [Store.BatchSummary] = []
 
     /// Reads the report from the views, for every run or only `run`.
     public static func load(run: String?, from store: Store) async throws -> StatusReport {
@@ -165,9 +167,11 @@ public struct StatusReport: Sendable, Encodable {
         }
         var report = StatusReport(
             generatedAt: Date(), runs: runs, judges: judges, liveWorkers: try live.decode("n"),
-            callsInFlight: try live.decode("calls"), stopped: stopped, costs: costs, tokens: tokens, budgets: budgets, early: early,
+            callsInFlight: try live.decode("calls"), stopped: stopped, costs: costs, tokens: tokens, budgets: budgets,
+            early: early,
             outcomes: outcomes)
         try await report.loadRates(run: run, on: connection)
+        report.batches = try await store.batchSummary(run: run)
         return report
     }
 
@@ -271,6 +275,9 @@ public struct StatusReport: Sendable, Encodable {
                     if used.thinking > 0 { kinds.append("\(used.thinking) of them thinking") }
                     out += "  \(judge.judge) tokens \(kinds.joined(separator: ", "))\n"
                 }
+                if let summary = batches.first(where: { $0.run == run.name && $0.judge == judge.judge }) {
+                    out += "  \(judge.judge) batches " + Self.describe(summary) + "\n"
+                }
                 if let error = judge.lastError { out += "  \(judge.judge) last error: \(error)\n" }
                 if !judge.errors.isEmpty {
                     let classes = judge.errors.map { "\($0.errorClass) \($0.retrying) retrying, \($0.failed) failed" }
@@ -293,6 +300,23 @@ public struct StatusReport: Sendable, Encodable {
 }
 
 extension StatusReport {
+    /// A judge's batches in one line: the open ones and their requests, the oldest at the
+    /// provider, then the closed ones by how they ended.
+    static func describe(_ summary: Store.BatchSummary) -> String {
+        let count = { (state: ProviderBatch.State) in summary.byState[state.rawValue] ?? 0 }
+        let open = count(.building) + count(.submitted) + count(.ended)
+        var parts = ["\(open) open (\(summary.requestsOpen) requests)"]
+        if count(.submitted) > 0 {
+            parts.append(
+                "\(count(.submitted)) at the provider, the oldest for \(eta(summary.oldestSubmittedSeconds, left: 1))")
+        }
+        if summary.reservedUSD > 0 { parts.append(String(format: "$%.4f of the budget reserved", summary.reservedUSD)) }
+        let closed = [ProviderBatch.State.collected, .expired, .cancelled, .failed].filter { count($0) > 0 }
+            .map { "\(count($0)) \($0.rawValue)" }
+        if !closed.isEmpty { parts.append(closed.joined(separator: ", ")) }
+        return parts.joined(separator: "; ")
+    }
+
     /// Time left as people read it: "done" when nothing is left, "-" when the rate is unknown,
     /// else 1h02m, 4m10s or 12s.
     public static func eta(_ seconds: Double?, left: Int) -> String {

@@ -1,3 +1,4 @@
+public import Foundation
 public import JuryDomain
 import JuryPostgres
 
@@ -22,7 +23,7 @@ extension Store {
         let rows = try await connection.query(
             """
             SELECT id, run_id, judge, state, token::text AS token, provider_id, provider_state, output_file_id,
-                   error_file_id
+                   error_file_id, cancel_requested
             FROM jury_take_batch_step(\(owner), \(stepSeconds), \(judges.map(\.runID))::bigint[],
                                       \(judges.map(\.judge))::text[])
             """)
@@ -34,7 +35,7 @@ extension Store {
             providerID: try row.decodeIfPresent("provider_id"),
             providerState: try row.decodeIfPresent("provider_state"),
             outputFileID: try row.decodeIfPresent("output_file_id"),
-            errorFileID: try row.decodeIfPresent("error_file_id"))
+            errorFileID: try row.decodeIfPresent("error_file_id"), cancelRequested: try row.decode("cancel_requested"))
     }
 
     /// The runs whose batches a worker serves: active ones, and those with batches still open.
@@ -62,6 +63,19 @@ extension Store {
         let (claimed, unreadable) = try Self.claimedJobs(rows)
         if !unreadable.isEmpty { try await record(unreadable, owner: batch.owner) }
         return claimed.map { ($0, hashes[$0.id]) }
+    }
+
+    /// What the run may still spend (its budget less its votes' cost and its open batches'
+    /// reservations); nil when it has no budget.
+    public func budgetLeft(runID: Int64) async throws -> Double? {
+        try await connection.query("SELECT jury_budget_left(\(runID)) AS usd")[0].decodeIfPresent("usd")
+    }
+
+    /// Reserves `usd` of the run's budget for the batch `owner`'s step holds; false when the
+    /// budget has not that much left (or the step no longer holds).
+    public func reserveBudget(_ batch: ProviderBatch, owner: String, usd: Double) async throws -> Bool {
+        try await connection.query("SELECT jury_reserve_batch_budget(\(batch.id), \(owner), \(usd)) AS reserved")[0]
+            .decode("reserved")
     }
 
     /// The provider batch the database has for `batch`, to tell a duplicate from the one recorded.
@@ -112,8 +126,8 @@ extension Store {
             """)[0].decode("held")
     }
 
-    /// Counts a chunk of collected results and renews the step; `finalState` closes the batch.
-    /// Returns false when the step no longer holds.
+    /// Counts a chunk of collected results and renews the step; `finalState` closes the batch
+    /// (one being built, or one that ended). Returns false when the step no longer holds.
     public func batchCollected(
         _ batch: ProviderBatch, owner: String, succeeded: Int, failed: Int, stepSeconds: Double,
         finalState: ProviderBatch.State? = nil
@@ -123,5 +137,80 @@ extension Store {
             SELECT jury_batch_collected(\(batch.id), \(owner), \(succeeded), \(failed), \(stepSeconds),
                                         \(finalState?.rawValue)) AS held
             """)[0].decode("held")
+    }
+}
+
+/// Provider batches as people see them: `jury batch`, `jury status` and /metrics.
+extension Store {
+    /// One run's and judge's batches: how many in each state, the requests still open, what
+    /// they reserved, and how long the oldest submitted one has been at the provider.
+    public struct BatchSummary: Sendable, Encodable {
+        public let run: String
+        public let judge: String
+        public let byState: [String: Int]
+        public let requestsOpen: Int
+        public let reservedUSD: Double
+        public let oldestSubmittedSeconds: Double
+    }
+
+    public func batchSummary(run: String? = nil) async throws -> [BatchSummary] {
+        try await connection.query(
+            "SELECT * FROM jury_batch_summary WHERE \(run)::text IS NULL OR run = \(run) ORDER BY run, judge"
+        ).map { row in
+            var byState: [String: Int] = [:]
+            for state in ProviderBatch.State.allCases { byState[state.rawValue] = try row.decode(state.rawValue) }
+            return BatchSummary(
+                run: try row.decode("run"), judge: try row.decode("judge"), byState: byState,
+                requestsOpen: try row.decode("requests_open"), reservedUSD: try row.decode("reserved_usd"),
+                oldestSubmittedSeconds: try row.decode("oldest_submitted_seconds"))
+        }
+    }
+
+    /// A batch as `jury batch list` and `show` print it (the view jury_batches).
+    public struct BatchLine: Sendable, Encodable {
+        public let id: Int64
+        public let run: String
+        public let judge: String
+        public let state: String
+        public let providerState: String?
+        public let providerID: String?
+        public let requests: Int, succeeded: Int, failed: Int
+        public let reservedUSD: Double
+        public let createdAt: Date
+        public let submittedAt: Date?
+        public let endedAt: Date?
+        public let collectedAt: Date?
+        public let expiresAt: Date
+        public let cancelRequested: Bool
+        public let lastError: String?
+    }
+
+    /// Batches, newest first: of one run, or one batch, or only those still open.
+    public func batches(run: String?, id: Int64? = nil, openOnly: Bool = false, limit: Int = 100) async throws
+        -> [BatchLine]
+    {
+        try await connection.query(
+            """
+            SELECT * FROM jury_batches
+            WHERE (\(run)::text IS NULL OR run = \(run)) AND (\(id)::bigint IS NULL OR id = \(id))
+              AND (NOT \(openOnly) OR state IN ('building', 'submitted', 'ended'))
+            ORDER BY id DESC LIMIT \(limit)
+            """
+        ).map { row in
+            BatchLine(
+                id: try row.decode("id"), run: try row.decode("run"), judge: try row.decode("judge"),
+                state: try row.decode("state"), providerState: try row.decodeIfPresent("provider_state"),
+                providerID: try row.decodeIfPresent("provider_id"), requests: try row.decode("requests"),
+                succeeded: try row.decode("succeeded"), failed: try row.decode("failed"),
+                reservedUSD: try row.decode("reserved_usd"), createdAt: try row.decode("created_at"),
+                submittedAt: try row.decodeIfPresent("submitted_at"), endedAt: try row.decodeIfPresent("ended_at"),
+                collectedAt: try row.decodeIfPresent("collected_at"), expiresAt: try row.decode("expires_at"),
+                cancelRequested: try row.decode("cancel_requested"), lastError: try row.decodeIfPresent("last_error"))
+        }
+    }
+
+    /// Asks the workers to cancel an open batch at the provider; false when it is closed or unknown.
+    public func requestBatchCancel(id: Int64) async throws -> Bool {
+        try await connection.query("SELECT jury_request_batch_cancel(\(id)) AS requested")[0].decode("requested")
     }
 }

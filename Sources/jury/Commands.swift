@@ -76,7 +76,8 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     struct Pause: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop claiming a run's jobs; calls in flight finish.")
+        static let configuration = CommandConfiguration(
+            abstract: "Stop claiming a run's jobs and sending its batches; calls and batches under way finish.")
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
         func run() async throws { try await setState(.paused, name, db) }
@@ -90,7 +91,8 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     struct Cancel: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Stop a run for good; its votes and verdicts stay.")
+        static let configuration = CommandConfiguration(
+            abstract: "Stop a run for good, its open batches cancelled at the provider; its votes and verdicts stay.")
         @OptionGroup var db: DatabaseOptions
         @Argument(help: "The run.") var name: String
         func run() async throws { try await setState(.cancelled, name, db) }

@@ -30,7 +30,7 @@ struct Jury: AsyncParsableCommand {
         subcommands: [
             Migrate.self, RunCommand.self, Enqueue.self, WorkerCommand.self, ReducerCommand.self, Status.self,
             Retry.self, JudgeCommand.self, Reduce.self, Calibrate.self, Export.self, ImportLabels.self, Prompt.self,
-            MockJudge.self, Bench.self,
+            BatchCommand.self, MockJudge.self, Bench.self,
         ])
 }
 

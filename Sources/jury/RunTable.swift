@@ -22,15 +22,8 @@ struct RunTable {
                 Self.time(run.createdAt), run.finishedAt.map(Self.time) ?? "-",
             ]
         }
-        let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
-        // Names and states read left to right; figures line up on the right.
-        let readLeftToRight: Set<Int> = [0, 1, 10, 11]
-        text = ([header] + rows).map { row in
-            row.indices.map { column in
-                readLeftToRight.contains(column)
-                    ? row[column].leftAligned(widths[column]) : row[column].rightAligned(widths[column])
-            }.joined(separator: "  ").trimmingTrailingSpaces() + "\n"
-        }.joined()
+        // Names, states and times read left to right; figures line up on the right.
+        text = columns(header, rows, figures: [2, 3, 4, 5, 6, 7, 8, 9])
     }
 
     private static func cost(_ run: Store.RunSummary) -> String {
@@ -40,13 +33,5 @@ struct RunTable {
 
     private static func time(_ date: Date) -> String {
         date.formatted(.iso8601)
-    }
-}
-
-extension String {
-    fileprivate func trimmingTrailingSpaces() -> String {
-        var trimmed = self
-        while trimmed.last == " " { trimmed.removeLast() }
-        return trimmed
     }
 }

@@ -10,3 +10,17 @@ extension String {
         count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }
+
+/// Rows under a header, one line each, in columns two spaces apart: the `figures` columns
+/// aligned right, the others left.
+func columns(_ header: [String], _ rows: [[String]], figures: Set<Int>) -> String {
+    let widths = header.indices.map { column in ([header] + rows).map { $0[column].count }.max() ?? 0 }
+    return ([header] + rows).map { row in
+        var line = row.indices.map { column in
+            figures.contains(column)
+                ? row[column].rightAligned(widths[column]) : row[column].leftAligned(widths[column])
+        }.joined(separator: "  ")
+        while line.last == " " { line.removeLast() }
+        return line + "\n"
+    }.joined()
+}

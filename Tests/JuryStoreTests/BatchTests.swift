@@ -74,6 +74,12 @@ struct BatchTests {
                 ) == 0)
             #expect(try await connection.count("SELECT count(*) FROM jury_batches WHERE run = 'test'") > 5)
             try await expectCountsMatchTables(connection)
+            let status = try await StatusReport.load(run: run.name, from: jury).text
+            #expect(status.contains("j2 batches 0 open (0 requests); "), "\(status)")
+            #expect(!status.contains("j1 batches"))
+            let listed = try await jury.batches(run: run.name)
+            #expect(listed.count == (try await connection.count("SELECT count(*) FROM batches")))
+            #expect(listed.allSatisfy { $0.providerID != nil && $0.reservedUSD == 0 })
         }
     }
 
@@ -119,6 +125,83 @@ struct BatchTests {
                 try await connection.query("SELECT provider_id, state FROM batches")[0]["provider_id"]
                     == submitted.batchID)
             #expect(try await connection.count("SELECT count(*) FROM votes WHERE claims = 1 AND attempts = 1") == 20)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
+    /// Each batch's cost is reserved before it is sent: the run stops within its budget instead
+    /// of overshooting it by whole batches.
+    @Test(.freshDatabase) func aRunInBatchesStaysWithinItsBudget() async throws {
+        let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            // Each request is estimated at its text and 50 output tokens, about $0.03 at these
+            // prices and the batch discount; 200 of them would cost several dollars.
+            let judge =
+                "api_key_env: MOCK_KEY, mode: batch, batch: { max_requests: 40, gather_seconds: 0.2 }, "
+                + "parameters: { max_completion_tokens: 50 }, price: { input_per_million: 1000, output_per_million: 1000 }"
+            let run = try await createRun(
+                runYAML(
+                    models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [judge],
+                    extra: "budget_usd: 1.5"), in: jury)
+            try await enqueue(try writeCorpus(count: 200), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                // Run until what is left pays for no request, and no batch is open.
+                let open = try await connection.count(
+                    "SELECT count(*) FROM batches WHERE state IN ('building', 'submitted', 'ended')")
+                let left = try await connection.query("SELECT jury_budget_left(\(run.id))::text AS usd")[0]["usd"]
+                return open == 0 && (left.flatMap(Double.init) ?? 1) < 0.05
+            }
+            let spent = try await connection.query("SELECT sum(cost_usd)::text AS spent FROM votes")[0]["spent"]
+            let dollars = try #require(spent.flatMap(Double.init))
+            #expect(dollars <= 1.5 && dollars > 1.45, "spent \(dollars)")
+            // The budget cut batches short: jobs it could not pay for wait.
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE requests < 40") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending'") > 50)
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE reserved_usd <> 0") == 0)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
+    /// `jury run cancel` cancels the run's batches at the provider; `jury batch cancel` one batch.
+    @Test(.freshDatabase) func cancellingARunCancelsItsBatchesAtTheProvider() async throws {
+        let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 3600)) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
+                in: jury)
+            try await enqueue(try writeCorpus(count: 100), run: run.name, in: jury)
+            let config = try #require(run.config.judge(named: "j1"))
+            let provider = try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: Self.environment)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM batches WHERE state = 'submitted'") == 2
+            }
+            let first = try #require(try await jury.batches(run: run.name).last)
+            #expect(try await jury.requestBatchCancel(id: first.id))
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await jury.batches(run: run.name, id: first.id).first?.state == "cancelled"
+            }
+            #expect(try await provider.status(of: try #require(first.providerID)).providerState == "cancelled")
+            #expect(try await jury.requestBatchCancel(id: first.id) == false)
+            // Its jobs went back, without using an attempt, and into a new batch.
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE attempts > 0 AND state = 'pending'") == 0)
+
+            try await jury.setRunState(.cancelled, run: run.name)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count(
+                    "SELECT count(*) FROM batches WHERE state IN ('building', 'submitted', 'ended')")
+                    == 0
+            }
+            for batch in try await jury.batches(run: run.name) {
+                #expect(batch.state == "cancelled")
+                if let id = batch.providerID { #expect(try await provider.status(of: id).providerState == "cancelled") }
+            }
             try await expectCountsMatchTables(connection)
         }
     }

@@ -51,6 +51,24 @@ public struct BatchSettings: Codable, Sendable, Equatable {
 }
 
 extension JudgeConfig {
+    /// The output a request is assumed to use when its parameters set no cap.
+    public static let assumedOutputTokens = 1024
+
+    /// What a request may cost at most, as far as can be told before it is sent: its text at
+    /// four bytes a token, and the output cap its parameters set (`max_completion_tokens`,
+    /// `max_tokens`, `generationConfig.maxOutputTokens`) or `assumedOutputTokens`. Nil without a price.
+    public func estimatedCost(of request: JudgeRequest, batched: Bool) -> Double? {
+        let input = (request.system.utf8.count + request.user.utf8.count) / 4 + 16
+        let cap = [
+            parameters["max_completion_tokens"], parameters["max_tokens"],
+            parameters["generationConfig"]?["maxOutputTokens"],
+        ]
+        .compactMap { $0?.text.flatMap(Int.init) }.first
+        let answer = JudgeAnswer(
+            label: "", rationale: nil, promptTokens: input, completionTokens: cap ?? Self.assumedOutputTokens)
+        return cost(of: answer, batched: batched)
+    }
+
     /// The providers whose batch API Jury speaks.
     public static let batchProviders = ["openai"]
 

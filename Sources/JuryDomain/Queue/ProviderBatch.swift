@@ -15,11 +15,15 @@ public struct ProviderBatch: Sendable, Equatable {
     public let providerState: String?
     public let outputFileID: String?
     public let errorFileID: String?
+    /// `jury batch cancel` asked for it to be cancelled at the provider.
+    public let cancelRequested: Bool
 
     public init(
         id: Int64, runID: Int64, judge: String, state: State, token: String, providerID: String? = nil,
-        providerState: String? = nil, outputFileID: String? = nil, errorFileID: String? = nil
+        providerState: String? = nil, outputFileID: String? = nil, errorFileID: String? = nil,
+        cancelRequested: Bool = false
     ) {
+        self.cancelRequested = cancelRequested
         self.id = id
         self.runID = runID
         self.judge = judge

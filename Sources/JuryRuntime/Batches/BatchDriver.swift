@@ -33,8 +33,11 @@ struct BatchDriver: Sendable {
     static let stepSeconds: Double = 900
     /// Results recorded in one go.
     static let chunk = 500
+    /// How long a batch waits after its submission failed in a way that waiting cures.
+    static let submitRetrySeconds: Double = 60
 
     func run() async {
+        var budgetShort = BudgetShort()
         var served: [Int64: Served] = [:]
         var loadedAt = ContinuousClock.now - .seconds(3600)
         while !isStopping() {
@@ -43,10 +46,12 @@ struct BatchDriver: Sendable {
                     served = try await load(previous: served)
                     loadedAt = .now
                 }
-                try await openDueBatches(served)
+                try await openDueBatches(served, skipping: budgetShort.runs)
                 while !isStopping(), let batch = try await takeStep(served) {
                     guard let runServed = served[batch.runID], let judge = runServed.judges[batch.judge] else { break }
-                    try await step(batch, judge: judge, served: runServed)
+                    if try await step(batch, judge: judge, served: runServed) == .budgetShort {
+                        budgetShort.note(batch.runID, for: budgetWait)
+                    }
                 }
             } catch {
                 logger.warning(
@@ -92,9 +97,34 @@ struct BatchDriver: Sendable {
         return served
     }
 
+    /// How long a run whose budget could not pay for a batch waits before the next: a few polls,
+    /// by when the batches that hold its reservations may have settled them.
+    private var budgetWait: Double { max(1, options.batchPollSeconds * 5) }
+
+    /// Runs whose budget could not pay for a batch lately: no batch of theirs is opened for a
+    /// while, instead of one claimed and given back at every look.
+    private struct BudgetShort {
+        private var until: [Int64: ContinuousClock.Instant] = [:]
+
+        var runs: Set<Int64> {
+            Set(until.filter { $0.value > .now }.keys)
+        }
+
+        mutating func note(_ runID: Int64, for seconds: Double) {
+            until[runID] = .now + .seconds(seconds)
+        }
+    }
+
+    /// What a step came to, where the driver must know.
+    enum StepResult {
+        case done
+        /// The run's budget could not pay for the batch.
+        case budgetShort
+    }
+
     /// Opens a batch for each judge that has one due (only active runs: the claim checks).
-    private func openDueBatches(_ served: [Int64: Served]) async throws {
-        for runServed in served.values where runServed.run.state == .active {
+    private func openDueBatches(_ served: [Int64: Served], skipping: Set<Int64>) async throws {
+        for runServed in served.values where runServed.run.state == .active && !skipping.contains(runServed.run.id) {
             for name in runServed.judges.keys.sorted() {
                 guard let config = runServed.run.config.judge(named: name) else { continue }
                 let settings = config.batchSettings
@@ -121,13 +151,22 @@ struct BatchDriver: Sendable {
         return try await store.takeBatchStep(owner: id, stepSeconds: Self.stepSeconds, judges: judges)
     }
 
-    private func step(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws {
+    private func step(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws -> StepResult {
         switch batch.state {
         case .building:
-            try await submit(batch, judge: judge, served: served)
+            return try await submit(batch, judge: judge, served: served)
         case .submitted:
-            guard let providerID = batch.providerID else { return }
-            let status = try await judge.status(of: providerID)
+            guard let providerID = batch.providerID else { return .done }
+            var status = try await judge.status(of: providerID)
+            if served.run.state == .cancelled || batch.cancelRequested, status.end == nil,
+                !["cancelling", "canceling"].contains(status.providerState)
+            {
+                // `jury run cancel`, `jury batch cancel`: the batch stops at the provider; what it
+                // answered is still recorded.
+                logger.info("cancelling a batch at the provider", metadata: ["batch": "\(batch.id)"])
+                try await judge.cancel(providerID)
+                status = try await judge.status(of: providerID)
+            }
             let held = try await store.advanceBatch(
                 batch, owner: id,
                 .init(
@@ -135,16 +174,17 @@ struct BatchDriver: Sendable {
                     errorFileID: status.errorFileID, nextPollSeconds: options.batchPollSeconds, error: status.error))
             if held, status.end != nil { try await collect(batch, status: status, judge: judge, served: served) }
         case .ended:
-            guard let providerID = batch.providerID else { return }
+            guard let providerID = batch.providerID else { return .done }
             try await collect(batch, status: try await judge.status(of: providerID), judge: judge, served: served)
         case .collected, .expired, .cancelled, .failed:
-            return
+            break
         }
+        return .done
     }
 
     // MARK: - Building and submitting
 
-    private func submit(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws {
+    private func submit(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws -> StepResult {
         // A batch left building by a worker that died may be at the provider already.
         if let found = try await judge.find(token: batch.token) {
             logger.info(
@@ -156,33 +196,68 @@ struct BatchDriver: Sendable {
             _ = try await store.advanceBatch(
                 batch, owner: id,
                 .init(providerID: found, promptHashes: hashes, nextPollSeconds: options.batchPollSeconds))
-            return
+            return .done
         }
         let jobs = try await store.batchJobs(batch, payloads: true)
-        guard !jobs.isEmpty else {
-            // Nothing left to ask (its jobs were taken back): the batch closes without a call.
-            if try await store.advanceBatch(
-                batch, owner: id, .init(providerState: "empty", ended: true, nextPollSeconds: 0))
-            {
-                _ = try await store.batchCollected(
-                    batch, owner: id, succeeded: 0, failed: 0, stepSeconds: 0, finalState: .cancelled)
-            }
-            return
+        guard served.run.state == .active, !batch.cancelRequested, !jobs.isEmpty else {
+            // A paused or cancelled run sends nothing, nor a batch someone cancelled; a batch whose
+            // jobs were all taken back has nothing to send. Its jobs go back to the queue, without
+            // using an attempt.
+            let reason =
+                batch.cancelRequested
+                ? "its batch was cancelled (jury batch cancel) before it was sent"
+                : "the run is \(served.run.state.rawValue): its batch was not sent"
+            try await close(batch, .cancelled, returning: jobs.map(\.job), reason: reason)
+            return .done
         }
+        guard let config = served.run.config.judge(named: batch.judge) else { return .done }
         var requests: [BatchRequest] = []
         var hashes: [Int64: String] = [:]
+        var reserved = 0.0
+        var leftOut: [ClaimedJob] = []
+        let budgetLeft = try await store.budgetLeft(runID: served.run.id)
         for (job, _) in jobs {
             let prompt = RenderedPrompt(job, renderer: served.renderer)
+            // A batch is cut to what the run's budget has left: its cost is reserved before it is sent.
+            let estimate = config.estimatedCost(of: prompt.request, batched: true) ?? 0
+            if let budgetLeft, reserved + estimate > budgetLeft {
+                leftOut.append(job)
+                continue
+            }
+            reserved += estimate
             hashes[job.id] = prompt.hash
             requests.append(
                 BatchRequest(customID: ProviderBatch.customID(job: job.id, claim: job.claim), request: prompt.request))
         }
+        let budgetReason = "the run's budget_usd has too little left for this request's batch"
+        guard !requests.isEmpty, try await store.reserveBudget(batch, owner: id, usd: reserved) else {
+            logger.warning(
+                "the run's budget has too little left for a batch; its jobs wait",
+                metadata: [JuryMetadata.run: "\(served.run.name)", JuryMetadata.judge: "\(batch.judge)"])
+            try await close(
+                batch, .cancelled, returning: jobs.map(\.job), reason: budgetReason, delaySeconds: budgetWait)
+            return .budgetShort
+        }
+        if !leftOut.isEmpty {
+            try await store.record(
+                leftOut.map { JobOutcome.returned($0, error: budgetReason, delaySeconds: budgetWait) },
+                owner: batch.owner)
+        }
         let submitted: (batchID: String, inputFileID: String?)
         do {
             submitted = try await judge.submit(requests, token: batch.token)
+        } catch let error as JudgeError where [.rateLimited, .server, .timeout, .network].contains(error.code) {
+            // The provider may have made the batch all the same: it stays building, and the next
+            // try looks for it by its token before it sends it again.
+            logger.warning(
+                "submitting a batch failed; it is tried again",
+                metadata: ["batch": "\(batch.id)", JuryMetadata.error: "\(error)"])
+            _ = try await store.advanceBatch(
+                batch, owner: id, .init(nextPollSeconds: Self.submitRetrySeconds, error: "\(error)"))
+            return .done
         } catch {
             try await submissionFailed(batch, jobs: jobs.map(\.job), error: error, served: served)
-            return
+            return .done
         }
         let held = try await store.advanceBatch(
             batch, owner: id,
@@ -203,10 +278,11 @@ struct BatchDriver: Sendable {
                 metadata: ["batch": "\(batch.id)", "provider_batch": "\(submitted.batchID)"])
             try? await judge.cancel(submitted.batchID)
         }
+        return .done
     }
 
-    /// The provider refused the batch (or could not be reached): its jobs go back as the call
-    /// policy says for that error, and the batch closes as failed.
+    /// The provider refused the batch (a bad request, a bad key, an unknown model): its jobs go
+    /// back as the call policy says for that error, and the batch closes as failed.
     private func submissionFailed(_ batch: ProviderBatch, jobs: [ClaimedJob], error: any Error, served: Served)
         async throws
     {
@@ -216,14 +292,22 @@ struct BatchDriver: Sendable {
         let outcomes = jobs.map { job in
             JobOutcome.release(job, error: "\(error)", served.policy.decide(error, history: job.history))
         }
-        guard
-            try await store.advanceBatch(
-                batch, owner: id,
-                .init(providerState: "not submitted", ended: true, nextPollSeconds: 0, error: "\(error)"))
-        else { return }
         try await store.record(outcomes, owner: batch.owner)
         _ = try await store.batchCollected(
             batch, owner: id, succeeded: 0, failed: outcomes.count, stepSeconds: 0, finalState: .failed)
+    }
+
+    /// Closes a batch that was never sent, its jobs given back without using an attempt.
+    private func close(
+        _ batch: ProviderBatch, _ state: ProviderBatch.State, returning jobs: [ClaimedJob], reason: String,
+        delaySeconds: Double = 0
+    ) async throws {
+        if !jobs.isEmpty {
+            try await store.record(
+                jobs.map { JobOutcome.returned($0, error: reason, delaySeconds: delaySeconds) }, owner: batch.owner)
+        }
+        // Nothing was sent: nothing failed.
+        _ = try await store.batchCollected(batch, owner: id, succeeded: 0, failed: 0, stepSeconds: 0, finalState: state)
     }
 
     // MARK: - Collecting

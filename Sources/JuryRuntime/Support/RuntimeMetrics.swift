@@ -44,9 +44,15 @@ public enum RuntimeMetrics {
         name: "jury_queue_oldest_pending_age_seconds",
         help: "How long the oldest claimable job has waited, read from the database at each scrape.")
 
+    public static let batches = Metric(
+        name: "jury_batches", help: "Provider batches by state, read from the database at each scrape.")
+    public static let oldestSubmittedBatchAge = Metric(
+        name: "jury_batch_oldest_submitted_age_seconds",
+        help: "How long the oldest batch at the provider has been there, read from the database at each scrape.")
+
     public static let all: [Metric] = [
         judgeCalls, judgeCallDuration, rateLimited, callsInFlight, claimSize, votes, tokens, cost, verdicts,
-        lastVoteToVerdict, pendingJobs, oldestPendingAge,
+        lastVoteToVerdict, pendingJobs, oldestPendingAge, batches, oldestSubmittedBatchAge,
     ]
 
     /// The outcome class of a call that ended in `error`, as `jury_judge_calls_total` labels it.
@@ -81,9 +87,12 @@ public enum RuntimeMetrics {
         }
         // Parts of the two above, for what they cost apart: cache reads and writes, thinking.
         for (kind, count) in [
-            ("cached", answer.cachedTokens), ("cache_write", answer.cacheWriteTokens), ("thinking", answer.thinkingTokens),
+            ("cached", answer.cachedTokens), ("cache_write", answer.cacheWriteTokens),
+            ("thinking", answer.thinkingTokens),
         ] {
-            if let count, count > 0 { Counter(label: tokens.name, dimensions: labels + [("kind", kind)]).increment(by: count) }
+            if let count, count > 0 {
+                Counter(label: tokens.name, dimensions: labels + [("kind", kind)]).increment(by: count)
+            }
         }
         if let costUSD, costUSD > 0 {
             FloatingPointCounter(label: cost.name, dimensions: labels).increment(by: costUSD)
@@ -111,6 +120,18 @@ public enum RuntimeMetrics {
             Gauge(label: oldestPendingAge.name, dimensions: gone.dimensions).record(0)
         }
         return seen
+    }
+
+    /// Sets the batch gauges from the database's figures, one series per run, judge and state.
+    static func batches(_ summaries: [Store.BatchSummary]) {
+        for summary in summaries {
+            let labels = JudgeLabels(run: summary.run, judge: summary.judge)
+            for (state, count) in summary.byState {
+                Gauge(label: batches.name, dimensions: labels.dimensions + [("state", state)]).record(count)
+            }
+            Gauge(label: oldestSubmittedBatchAge.name, dimensions: labels.dimensions)
+                .record(summary.oldestSubmittedSeconds)
+        }
     }
 
     struct JudgeLabels: Hashable {

@@ -69,6 +69,7 @@ public final class Worker: Service, Sendable {
         do {
             let depths = try await store.queueDepth()
             queueLabels.withLock { $0 = RuntimeMetrics.queue(depths, previously: $0) }
+            if makeBatchJudge != nil { RuntimeMetrics.batches(try await store.batchSummary()) }
         } catch {
             logger.debug("reading the queue's depth failed", metadata: [JuryMetadata.error: "\(error)"])
         }
