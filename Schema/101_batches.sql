@@ -5,8 +5,8 @@
 -- A batch is the unit that survives: its jobs are leased to it ('batch:' || id as the owner)
 -- for its completion window, not to a worker. Each step (submit, poll, collect) is short and
 -- taken by whichever worker finds the batch due, under a step lease (step_owner,
--- step_expires_at), so a worker that dies in any step leaves the batch to the next one once
--- that lease lapses:
+-- step_expires_at) that holds while the worker's own lease does, so a worker that dies in any
+-- step leaves the batch to the next one within its lease:
 --   building   its jobs are claimed; the requests are being uploaded and the batch created.
 --              Taken up again after a crash, the provider is first searched for a batch that
 --              carries its token in its metadata: a batch is never submitted twice unnoticed;
@@ -108,7 +108,9 @@ $$;
 
 -- Gives p_owner the next step of one batch of these runs and judges that is due: one whose
 -- building was left unfinished, one whose poll is due, or one ended and not collected; none
--- whose step another worker holds. Returns nothing when no step is due.
+-- whose step another worker holds. A step is held while its owner's lease holds (a worker
+-- killed in a step frees it within its lease), and at most p_step_seconds (a hung step).
+-- Returns nothing when no step is due.
 CREATE OR REPLACE FUNCTION jury_take_batch_step(
     p_owner text, p_step_seconds double precision, p_runs bigint[], p_judges text[]
 ) RETURNS TABLE (id bigint, run_id bigint, judge text, state text, token uuid, provider_id text,
@@ -121,7 +123,8 @@ LANGUAGE sql AS $$
         SELECT d.id FROM batches d
         JOIN unnest(p_runs, p_judges) AS w (run_id, judge) ON w.run_id = d.run_id AND w.judge = d.judge
         WHERE d.state IN ('building', 'submitted', 'ended') AND d.next_poll_at <= now()
-          AND (d.step_expires_at IS NULL OR d.step_expires_at < now())
+          AND (d.step_expires_at IS NULL OR d.step_expires_at < now()
+               OR NOT EXISTS (SELECT 1 FROM workers w WHERE w.id = d.step_owner AND w.lease_expires_at >= now()))
         ORDER BY d.next_poll_at
         LIMIT 1
         FOR UPDATE OF d SKIP LOCKED
