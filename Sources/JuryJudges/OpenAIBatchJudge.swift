@@ -48,14 +48,8 @@ public struct OpenAIBatchJudge: BatchJudge {
     public func submit(_ requests: [BatchRequest], token: String) async throws -> (
         batchID: String, inputFileID: String?
     ) {
-        var file = Data()
-        for request in requests {
-            file.append(contentsOf: #"{"custom_id":"#.utf8)
-            file.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
-            file.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
-            file.append(try format.body(for: request.request, model: config.model))
-            file.append(contentsOf: "}\n".utf8)
-        }
+        // The form is built in one buffer, the file's lines written straight into it: a batch of
+        // 50,000 requests is tens of megabytes, and each copy of it would count.
         let boundary = "jury-\(UUID().uuidString)"
         var form = Data()
         form.append(
@@ -64,7 +58,13 @@ public struct OpenAIBatchJudge: BatchJudge {
             contentsOf:
                 "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
                 .utf8)
-        form.append(file)
+        for request in requests {
+            form.append(contentsOf: #"{"custom_id":"#.utf8)
+            form.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
+            form.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
+            form.append(try format.body(for: request.request, model: config.model))
+            form.append(contentsOf: "}\n".utf8)
+        }
         form.append(contentsOf: "\r\n--\(boundary)--\r\n".utf8)
         let uploaded = try await send(
             .POST, "/files", body: form, contentType: "multipart/form-data; boundary=\(boundary)", what: "uploading")
@@ -264,7 +264,7 @@ public struct OpenAIBatchJudge: BatchJudge {
         request.method = method
         for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        if let body { request.body = .bytes(ByteBuffer(bytes: body)) }
+        if let body { request.body = .bytes(body) }
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
