@@ -59,6 +59,9 @@ CREATE TABLE batches (
     expires_at       timestamptz NOT NULL,
     step_owner       text,
     step_expires_at  timestamptz,
+    -- Steps taken: a batch building at its second step or later was left unfinished, and the
+    -- provider is searched for it before it is sent.
+    steps            int NOT NULL DEFAULT 0,
     -- `jury batch cancel`: the next worker to take the batch cancels it at the provider.
     cancel_requested boolean NOT NULL DEFAULT false,
     last_error       text
@@ -115,10 +118,10 @@ CREATE OR REPLACE FUNCTION jury_take_batch_step(
     p_owner text, p_step_seconds double precision, p_runs bigint[], p_judges text[]
 ) RETURNS TABLE (id bigint, run_id bigint, judge text, state text, token uuid, provider_id text,
                  provider_state text, output_file_id text, error_file_id text, created_at timestamptz,
-                 cancel_requested boolean)
+                 cancel_requested boolean, steps int)
 LANGUAGE sql AS $$
     UPDATE batches b
-    SET step_owner = p_owner, step_expires_at = now() + make_interval(secs => p_step_seconds)
+    SET step_owner = p_owner, step_expires_at = now() + make_interval(secs => p_step_seconds), steps = b.steps + 1
     WHERE b.id = (
         SELECT d.id FROM batches d
         JOIN unnest(p_runs, p_judges) AS w (run_id, judge) ON w.run_id = d.run_id AND w.judge = d.judge
@@ -130,7 +133,7 @@ LANGUAGE sql AS $$
         FOR UPDATE OF d SKIP LOCKED
     )
     RETURNING b.id, b.run_id, b.judge, b.state, b.token, b.provider_id, b.provider_state, b.output_file_id,
-              b.error_file_id, b.created_at, b.cancel_requested
+              b.error_file_id, b.created_at, b.cancel_requested, b.steps
 $$;
 
 -- The batch's jobs its claims still hold (running, under the claim the batch made), with what

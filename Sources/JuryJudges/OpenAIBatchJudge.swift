@@ -24,8 +24,6 @@ public struct OpenAIBatchJudge: BatchJudge {
 
     /// The metadata key that carries Jury's token for the batch.
     static let tokenKey = "jury_batch"
-    /// The longest results line read; a longer one is malformed.
-    static let lineLimit = 8 << 20
 
     public let config: JudgeConfig
     private let client: HTTPClient
@@ -82,7 +80,7 @@ public struct OpenAIBatchJudge: BatchJudge {
         return (batchID, fileID)
     }
 
-    public func find(token: String) async throws -> String? {
+    public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {
         var after: String?
         // The newest batches first; a lost submission is among the latest few hundred.
         for _ in 0..<10 {
@@ -92,12 +90,12 @@ public struct OpenAIBatchJudge: BatchJudge {
             let page = try await send(.GET, path, what: "listing batches")
             guard case .array(let batches)? = page["data"] else { throw answerError("the batch list has no data") }
             if let found = batches.first(where: { $0["metadata", Self.tokenKey]?.text == token }) {
-                return found["id"]?.text
+                return found["id"]?.text.map { [$0] } ?? []
             }
-            guard page["has_more"] == .bool(true), let last = batches.last?["id"]?.text else { return nil }
+            guard page["has_more"] == .bool(true), let last = batches.last?["id"]?.text else { return [] }
             after = last
         }
-        return nil
+        return []
     }
 
     public func status(of batchID: String) async throws -> BatchStatus {
@@ -129,7 +127,10 @@ public struct OpenAIBatchJudge: BatchJudge {
         receive: ([BatchResult]) async throws -> Void
     ) async throws {
         for fileID in [status.outputFileID, status.errorFileID].compactMap({ $0 }) {
-            try await readLines(ofFile: fileID) { lines in
+            let download = ResultsDownload(
+                client: client, url: base + "/files/\(Self.pathSegment(fileID))/content",
+                headers: format.headers(apiKey: apiKey), judge: config.name, redact: redact)
+            try await download.readLines(chunk: chunk) { lines in
                 var results: [BatchResult] = []
                 for (number, line) in lines {
                     switch Self.result(line, labels: labels, judge: config.name) {
@@ -138,8 +139,6 @@ public struct OpenAIBatchJudge: BatchJudge {
                     }
                 }
                 try await receive(results)
-            } chunk: {
-                chunk
             }
         }
     }
@@ -192,67 +191,6 @@ public struct OpenAIBatchJudge: BatchJudge {
             return .success(
                 BatchResult(customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
         }
-    }
-
-    /// Streams a file's content line by line, `chunk()` lines at a time, in bounded memory.
-    private func readLines(
-        ofFile fileID: String, _ receive: ([(Int, Data)]) async throws -> Void, chunk: () -> Int
-    ) async throws {
-        var request = HTTPClientRequest(url: base + "/files/\(Self.pathSegment(fileID))/content")
-        request.method = .GET
-        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
-        let response: HTTPClientResponse
-        do {
-            response = try await client.execute(request, timeout: .seconds(600))
-        } catch {
-            throw JudgeError(.network, "judge \(config.name): downloading \(fileID): \(redact("\(error)"))")
-        }
-        guard response.status == .ok else {
-            let body = Data(
-                (try? await response.body.collect(upTo: 1 << 20))?.readableBytesView ?? ByteBuffer().readableBytesView)
-            throw errorFor(status: Int(response.status.code), headers: response.headers, body: body)
-        }
-        var pending = ByteBuffer()
-        var lines: [(Int, Data)] = []
-        var number = 0
-        var skipping = false
-        func take(_ line: ByteBufferView) {
-            number += 1
-            if skipping {
-                skipping = false
-                return
-            }
-            if !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
-                lines.append((number, Data(line)))
-            }
-        }
-        do {
-            for try await var part in response.body {
-                pending.writeBuffer(&part)
-                while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
-                    take(pending.readableBytesView[pending.readerIndex..<newline])
-                    pending.moveReaderIndex(to: newline + 1)
-                    if lines.count >= chunk() {
-                        try await receive(lines)
-                        lines.removeAll(keepingCapacity: true)
-                    }
-                }
-                if pending.readableBytes > Self.lineLimit {
-                    // A line this long is not an answer: it is dropped, and so is the rest of it.
-                    number += 1
-                    lines.append((number, Data("line longer than \(Self.lineLimit) bytes".utf8)))
-                    pending.clear()
-                    skipping = true
-                }
-                pending.discardReadBytes()
-            }
-        } catch let error as JudgeError {
-            throw error
-        } catch {
-            throw JudgeError(.network, "judge \(config.name): downloading \(fileID) broke off: \(redact("\(error)"))")
-        }
-        if pending.readableBytes > 0 { take(pending.readableBytesView) }
-        if !lines.isEmpty { try await receive(lines) }
     }
 
     // MARK: - HTTP

@@ -53,7 +53,10 @@ final class MockBatches: Sendable {
     var counts: (batches: Int, requests: Int) { state.withLock { ($0.batches.count, $0.requests) } }
 
     /// The answer to one request: what the server would reply to it online.
-    typealias Responder = @Sendable (_ body: Data, _ credential: String?) async -> (status: Int, body: JSONValue)
+    typealias Responder =
+        @Sendable (_ body: Data, _ credential: String?, _ version: String?) async -> (
+            status: Int, body: JSONValue
+        )
 
     // MARK: - Files
 
@@ -196,7 +199,7 @@ final class MockBatches: Sendable {
                 failed += 1
                 continue
             }
-            let reply = await respond(Data(body.jsonText.utf8), batch.credential)
+            let reply = await respond(Data(body.jsonText.utf8), batch.credential, nil)
             let result = Self.line([
                 "id": .string(requestID), "custom_id": customID,
                 "response": .object([

@@ -22,18 +22,23 @@ public final class MockJudgeServer: Sendable {
     /// When the first request came: outages are timed from it.
     private let firstRequestAt = Mutex<ContinuousClock.Instant?>(nil)
     private let batches: MockBatches
+    private let messageBatches: MockMessageBatches
 
     public init(config: MockJudgeConfig, logger: Logger) {
         self.behaviours = Dictionary(config.judges.map { ($0.model, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
         self.batches = MockBatches(settings: config.batches ?? .init())
+        self.messageBatches = MockMessageBatches(settings: config.batches ?? .init())
     }
 
     /// Requests served so far.
     public var requestCount: Int { requests.withLock { $0 } }
 
     /// Batches created through the batch API, and the requests answered in them.
-    public var batchCounts: (batches: Int, requests: Int) { batches.counts }
+    public var batchCounts: (batches: Int, requests: Int) {
+        let (openAI, anthropic) = (batches.counts, messageBatches.counts)
+        return (openAI.batches + anthropic.batches, openAI.requests + anthropic.requests)
+    }
 
     /// Requests answered 429 because a model's enforced limit was reached.
     public var limitedCount: Int { limiter.rateLimited }
@@ -69,7 +74,7 @@ public final class MockJudgeServer: Sendable {
         // What a benchmark reads: requests served (online), those refused by the enforced limits,
         // and batches created with the requests answered in them.
         router.get("stats") { _, _ in
-            let (batches, batchRequests) = self.batches.counts
+            let (batches, batchRequests) = self.batchCounts
             return
                 #"{"requests": \#(self.requestCount), "rate_limited": \#(self.limitedCount), "batches": \#(batches), "batch_requests": \#(batchRequests)}"#
         }
@@ -80,11 +85,51 @@ public final class MockJudgeServer: Sendable {
             logger: logger)
     }
 
-    /// OpenAI's Batch API (`MockBatches`).
+    /// OpenAI's Batch API (`MockBatches`) and Anthropic's Message Batches (`MockMessageBatches`).
     private func addBatchRoutes(_ router: Router<BasicRequestContext>) {
-        let respond: MockBatches.Responder = { body, credential in
+        let respond: MockBatches.Responder = { body, credential, _ in
             let reply = await self.reply(.openAI, body: body, credential: credential, pathModel: nil, inBatch: true)
             return (reply.status, reply.body)
+        }
+        let respondAsAnthropic: MockBatches.Responder = { body, credential, version in
+            let reply = await self.reply(
+                .anthropic, body: body, credential: credential, pathModel: nil, version: version, inBatch: true)
+            return (reply.status, reply.body)
+        }
+        let versionHeader = HTTPField.Name("anthropic-version")!
+        @Sendable func anthropicCredential(_ request: Request) -> String? {
+            MockWireFormat.anthropic.credential(
+                authorization: nil, apiKey: request.headers[HTTPField.Name("x-api-key")!], googleKey: nil)
+        }
+        router.post("v1/messages/batches") { request, _ in
+            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let (status, value) = self.messageBatches.create(
+                body: body, credential: anthropicCredential(request), version: request.headers[versionHeader],
+                host: request.head.authority ?? "127.0.0.1")
+            return self.json(status, value)
+        }
+        router.get("v1/messages/batches") { request, _ in
+            let limit = request.uri.queryParameters.get("limit").flatMap { Int($0) } ?? 20
+            let (status, value) = self.messageBatches.list(
+                limit: limit, afterID: request.uri.queryParameters.get("after_id").map { String($0) })
+            return self.json(status, value)
+        }
+        router.get("v1/messages/batches/:id") { _, context in
+            let (status, value) = await self.messageBatches.retrieve(
+                context.parameters.get("id") ?? "", respond: respondAsAnthropic)
+            return self.json(status, value)
+        }
+        router.post("v1/messages/batches/:id/cancel") { _, context in
+            let (status, value) = self.messageBatches.cancel(context.parameters.get("id") ?? "")
+            return self.json(status, value)
+        }
+        router.get("v1/messages/batches/:id/results") { _, context in
+            guard let results = self.messageBatches.results(of: context.parameters.get("id") ?? "") else {
+                return self.json(404, ["type": "error", "error": ["type": "not_found_error"]] as JSONValue)
+            }
+            return Response(
+                status: .ok, headers: [.contentType: "application/binary"],
+                body: .init(byteBuffer: ByteBuffer(bytes: results)))
         }
         @Sendable func credential(_ request: Request) -> String? {
             MockWireFormat.openAI.credential(

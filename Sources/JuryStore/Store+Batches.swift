@@ -23,7 +23,7 @@ extension Store {
         let rows = try await connection.query(
             """
             SELECT id, run_id, judge, state, token::text AS token, provider_id, provider_state, output_file_id,
-                   error_file_id, cancel_requested
+                   error_file_id, cancel_requested, created_at, steps
             FROM jury_take_batch_step(\(owner), \(stepSeconds), \(judges.map(\.runID))::bigint[],
                                       \(judges.map(\.judge))::text[])
             """)
@@ -35,7 +35,8 @@ extension Store {
             providerID: try row.decodeIfPresent("provider_id"),
             providerState: try row.decodeIfPresent("provider_state"),
             outputFileID: try row.decodeIfPresent("output_file_id"),
-            errorFileID: try row.decodeIfPresent("error_file_id"), cancelRequested: try row.decode("cancel_requested"))
+            errorFileID: try row.decodeIfPresent("error_file_id"), cancelRequested: try row.decode("cancel_requested"),
+            createdAt: try row.decode("created_at"), steps: try row.decode("steps"))
     }
 
     /// The runs whose batches a worker serves: active ones, and those with batches still open.
@@ -76,6 +77,14 @@ extension Store {
     public func reserveBudget(_ batch: ProviderBatch, owner: String, usd: Double) async throws -> Bool {
         try await connection.query("SELECT jury_reserve_batch_budget(\(batch.id), \(owner), \(usd)) AS reserved")[0]
             .decode("reserved")
+    }
+
+    /// Whether a batch of the database has this provider id already.
+    public func isProviderBatchKnown(_ providerID: String) async throws -> Bool {
+        try await connection.query("SELECT EXISTS (SELECT 1 FROM batches WHERE provider_id = \(providerID)) AS known")[
+            0
+        ]
+        .decode("known")
     }
 
     /// The provider batch the database has for `batch`, to tell a duplicate from the one recorded.

@@ -281,7 +281,7 @@ struct WorkerCommand: AsyncParsableCommand {
         let worker = Worker(
             database: polling.target(db), options: options, logger: logger,
             makeJudge: HTTPJudge.factory(client: client),
-            makeBatchJudge: OpenAIBatchJudge.factory(client: client))
+            makeBatchJudge: BatchJudges.factory(client: client))
         let endpoint = metrics.endpoint(probes: worker.probes, logger: logger) { await worker.refreshQueueMetrics() }
         do {
             // The worker bounds its own stop; the group's limit is a backstop a little beyond it.

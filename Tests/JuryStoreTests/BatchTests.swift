@@ -83,14 +83,15 @@ struct BatchTests {
         }
     }
 
-    @Test(.freshDatabase) func aBatchWhoseSubmissionWasNeverRecordedIsFoundAgainNotSentTwice() async throws {
+    @Test(.freshDatabase, arguments: ["openai", "anthropic"])
+    func aBatchWhoseSubmissionWasNeverRecordedIsFoundAgainNotSentTwice(provider: String) async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, server in
             let url = try TestDatabase.url
             let connection = try await connect(url)
             let jury = try await store(url)
             let run = try await createRun(
-                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
+                runYAML(models: ["m-b"], baseURL: baseURL, providers: [provider], judgeSettings: [Self.batchJudge]),
                 in: jury)
             try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
             let config = try #require(run.config.judge(named: "j1"))
@@ -114,7 +115,7 @@ struct BatchTests {
                     request: renderer.render(id: job.externalID, payload: job.payload))
             }
             #expect(requests.count == 20)
-            let judge = try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: Self.environment)
+            let judge = try BatchJudges.factory(client: testHTTPClient, environment: Self.environment)(config)
             let submitted = try await judge.submit(requests, token: batch.token)
 
             try await runWorkers(url: url, run: run.name, environment: Self.environment) {
@@ -126,6 +127,49 @@ struct BatchTests {
                     == submitted.batchID)
             #expect(try await connection.count("SELECT count(*) FROM votes WHERE claims = 1 AND attempts = 1") == 20)
             try await expectCountsMatchTables(connection)
+        }
+    }
+
+    /// Anthropic's Message Batches: each request the online call's body, results read from the
+    /// results URL; expired requests go back, junk lines are ignored. A results URL on another
+    /// host is not followed: the key would go with it.
+    @Test(.freshDatabase) func anAnthropicJudgeVotesThroughMessageBatches() async throws {
+        let labels = ["valid", "needs_more_context", "missing_capability", "wrong_skill", "ambiguous"]
+        let judges = [mockJudge("m-a", seed: 1), mockJudge("m-b", seed: 2, errorRate: 0.05, apiKey: Self.key)]
+        let batches = MockJudgeConfig.Batches(completeSeconds: 0.3, expireEvery: 2, junkLines: true)
+        try await withMockJudges(judges, batches: batches) { baseURL, server in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(
+                    models: ["m-a", "m-b"], baseURL: baseURL, providers: ["openai-compatible", "anthropic"],
+                    judgeSettings: [nil, Self.batchJudge]), in: jury)
+            try await enqueue(try writeCorpus(count: 150), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 150
+            }
+            let cancelled = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'")
+            #expect(try await connection.count("SELECT count(*) FROM votes") + cancelled == 300)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'cancelled'") == 0)
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM votes WHERE judge = 'j2' AND (latency_ms IS NOT NULL OR cost_usd IS NULL OR model_version IS NULL)"
+                ) == 0)
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE state = 'expired'") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2' AND attempts > 1") == 0)
+            #expect(server.batchCounts.batches == (try await connection.count("SELECT count(*) FROM batches")))
+            try await expectCountsMatchTables(connection)
+
+            let config = try #require(run.config.judge(named: "j2"))
+            let judge = try AnthropicBatchJudge(config: config, client: testHTTPClient, environment: Self.environment)
+            let elsewhere = BatchStatus(
+                providerID: "msgbatch_x", providerState: "ended", end: .completed,
+                outputFileID: "http://198.51.100.7/v1/messages/batches/msgbatch_x/results")
+            let error = await #expect(throws: JudgeError.self) {
+                try await judge.results(of: elsewhere, labels: labels, chunk: 10, malformed: { _, _ in }) { _ in }
+            }
+            #expect(error?.message.contains("is not followed") == true)
         }
     }
 
@@ -177,7 +221,7 @@ struct BatchTests {
                 in: jury)
             try await enqueue(try writeCorpus(count: 100), run: run.name, in: jury)
             let config = try #require(run.config.judge(named: "j1"))
-            let provider = try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: Self.environment)
+            let provider = try BatchJudges.factory(client: testHTTPClient, environment: Self.environment)(config)
             try await runWorkers(url: url, run: run.name, environment: Self.environment) {
                 try await connection.count("SELECT count(*) FROM batches WHERE state = 'submitted'") == 2
             }
@@ -259,6 +303,47 @@ struct BatchTests {
             return
         }
         #expect(slow.code == .rateLimited)
+        // Anthropic's lines: a message, an error by its type, a request canceled or expired, junk.
+        func readAnthropic(_ line: String) -> Result<BatchResult, JudgeError> {
+            AnthropicBatchJudge.result(Data(line.utf8), labels: labels, judge: "j", format: AnthropicFormat())
+        }
+        let message =
+            #"{"content":[{"type":"text","text":"{\"label\":\"ambiguous\",\"rationale\":\"two\"}"}],"model":"c","usage":{"input_tokens":7,"output_tokens":2}}"#
+        guard
+            case .success(let succeeded) = readAnthropic(
+                #"{"custom_id":"a","result":{"type":"succeeded","message":\#(message)}}"#),
+            case .answer(let claude) = succeeded.outcome
+        else {
+            Issue.record("a succeeded line was not read")
+            return
+        }
+        #expect(claude.label == "ambiguous" && claude.promptTokens == 7)
+        guard
+            case .success(let overloaded) = readAnthropic(
+                #"{"custom_id":"a","result":{"type":"errored","error":{"type":"error","error":{"type":"overloaded_error","message":"busy"}}}}"#
+            ),
+            case .failed(let busy) = overloaded.outcome
+        else {
+            Issue.record("an errored line was not a failure")
+            return
+        }
+        #expect(busy.code == .server)
+        for type in ["canceled", "expired"] {
+            guard case .success(let result) = readAnthropic(#"{"custom_id":"a","result":{"type":"\#(type)"}}"#),
+                case .unanswered = result.outcome
+            else {
+                Issue.record("a \(type) request was not unanswered")
+                continue
+            }
+        }
+        for line in [
+            #"{"custom_id":"a","result":{"type":"won"}}"#, #"{"custom_id":"a"}"#, #"{"result":{"type":"expired"}}"#,
+        ] {
+            guard case .failure = readAnthropic(line) else {
+                Issue.record("read as a result: \(line)")
+                continue
+            }
+        }
         // Custom ids Jury never writes name no job.
         for text in ["job-1-claim-0", "job--1-claim-1", "job-1-claim-1-x", "1-1", "job-99999999999999999999-claim-1"] {
             #expect(ProviderBatch.job(fromCustomID: text) == nil)

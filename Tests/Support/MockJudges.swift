@@ -140,9 +140,7 @@ public func testWorker(url: String, options: WorkerOptions, environment: [String
     Worker(
         database: Database(conninfo: url), options: options, logger: TestDatabase.logger,
         makeJudge: { config in try HTTPJudge(config: config, client: testHTTPClient, environment: environment) },
-        makeBatchJudge: { config in
-            try OpenAIBatchJudge(config: config, client: testHTTPClient, environment: environment)
-        })
+        makeBatchJudge: BatchJudges.factory(client: testHTTPClient, environment: environment))
 }
 
 /// Runs a worker (and optionally a reducer) in process until `until` holds, then stops them.

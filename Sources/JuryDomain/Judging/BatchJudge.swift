@@ -1,3 +1,5 @@
+public import Foundation
+
 /// A request in a provider batch: what the judge is asked, under the custom id that names the
 /// job and its claim.
 public struct BatchRequest: Sendable {
@@ -74,9 +76,11 @@ public protocol BatchJudge: Sendable {
     /// Uploads the requests and creates the batch, with `token` in its metadata. Returns the
     /// provider's batch and input file ids.
     func submit(_ requests: [BatchRequest], token: String) async throws -> (batchID: String, inputFileID: String?)
-    /// The batch carrying `token` in its metadata, if the provider has one: a submission whose
-    /// answer was lost is found again, never sent twice.
-    func find(token: String) async throws -> String?
+    /// The provider's batches that may be the one Jury built as `token` from `createdAfter`
+    /// with `requests` requests, most likely first: a submission whose answer was lost is found
+    /// again, not sent twice. (OpenAI carries the token in the batch's metadata; Anthropic has
+    /// none, so its batches of that size made since are the candidates.)
+    func find(token: String, createdAfter: Date, requests: Int) async throws -> [String]
     /// Where the batch is.
     func status(of batchID: String) async throws -> BatchStatus
     /// Reads the results of an ended batch, calling `receive` with up to `chunk` results at a

@@ -1,3 +1,5 @@
+public import Foundation
+
 /// A batch of a batch-mode judge's jobs at the provider, as stored (the `batches` table).
 public struct ProviderBatch: Sendable, Equatable {
     /// Where a batch is in its life; the last four are final.
@@ -17,13 +19,19 @@ public struct ProviderBatch: Sendable, Equatable {
     public let errorFileID: String?
     /// `jury batch cancel` asked for it to be cancelled at the provider.
     public let cancelRequested: Bool
+    /// When it was opened: the provider made it after that, if at all.
+    public let createdAt: Date
+    /// Steps taken, this one included: a batch still building at its second was left unfinished.
+    public let steps: Int
 
     public init(
         id: Int64, runID: Int64, judge: String, state: State, token: String, providerID: String? = nil,
         providerState: String? = nil, outputFileID: String? = nil, errorFileID: String? = nil,
-        cancelRequested: Bool = false
+        cancelRequested: Bool = false, createdAt: Date = Date(), steps: Int = 1
     ) {
+        self.steps = steps
         self.cancelRequested = cancelRequested
+        self.createdAt = createdAt
         self.id = id
         self.runID = runID
         self.judge = judge

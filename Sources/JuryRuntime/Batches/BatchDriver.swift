@@ -185,12 +185,13 @@ struct BatchDriver: Sendable {
     // MARK: - Building and submitting
 
     private func submit(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws -> StepResult {
-        // A batch left building by a worker that died may be at the provider already.
-        if let found = try await judge.find(token: batch.token) {
+        let jobs = try await store.batchJobs(batch, payloads: true)
+        // A batch still building at its second step was left by a worker that died, maybe after
+        // the provider made it: it is looked for there before it is sent again.
+        if batch.steps > 1, let found = try await foundAtProvider(batch, judge: judge, requests: jobs.count) {
             logger.info(
                 "found at the provider a batch whose submission was not recorded; it is kept",
                 metadata: ["batch": "\(batch.id)", "provider_batch": "\(found)"])
-            let jobs = try await store.batchJobs(batch, payloads: true)
             var hashes: [Int64: String] = [:]
             for (job, _) in jobs { hashes[job.id] = RenderedPrompt(job, renderer: served.renderer).hash }
             _ = try await store.advanceBatch(
@@ -198,7 +199,6 @@ struct BatchDriver: Sendable {
                 .init(providerID: found, promptHashes: hashes, nextPollSeconds: options.batchPollSeconds))
             return .done
         }
-        let jobs = try await store.batchJobs(batch, payloads: true)
         guard served.run.state == .active, !batch.cancelRequested, !jobs.isEmpty else {
             // A paused or cancelled run sends nothing, nor a batch someone cancelled; a batch whose
             // jobs were all taken back has nothing to send. Its jobs go back to the queue, without
@@ -279,6 +279,15 @@ struct BatchDriver: Sendable {
             try? await judge.cancel(submitted.batchID)
         }
         return .done
+    }
+
+    /// The provider's batch that is this one, if the provider has one no other batch claims.
+    private func foundAtProvider(_ batch: ProviderBatch, judge: any BatchJudge, requests: Int) async throws -> String? {
+        for candidate in try await judge.find(token: batch.token, createdAfter: batch.createdAt, requests: requests)
+        where try await !store.isProviderBatchKnown(candidate) {
+            return candidate
+        }
+        return nil
     }
 
     /// The provider refused the batch (a bad request, a bad key, an unknown model): its jobs go

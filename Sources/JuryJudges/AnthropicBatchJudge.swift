@@ -1,0 +1,223 @@
+public import AsyncHTTPClient
+public import Foundation
+public import JuryDomain
+import NIOCore
+import NIOHTTP1
+
+/// A judge behind Anthropic's Message Batches: the requests go in one create call
+/// (`/v1/messages/batches`, each `params` exactly the online call's body), the batch is polled
+/// until `ended`, and its results are read as a stream from its `results_url`.
+///
+/// Message Batches carry no metadata, so a batch whose submission was never recorded is looked
+/// for among the account's batches created since Jury began to build it, with as many
+/// requests; one Jury already knows is passed over (the driver checks). Its answers are fenced
+/// by their custom ids all the same: a wrong match records nothing and its jobs go back.
+public struct AnthropicBatchJudge: BatchJudge {
+    public let config: JudgeConfig
+    private let client: HTTPClient
+    private let format: AnthropicFormat
+    private let apiKey: String?
+    private let base: String
+
+    public init(
+        config: JudgeConfig, client: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws {
+        self.config = config
+        self.client = client
+        self.format = AnthropicFormat(
+            version: config.anthropicVersion, forceLabel: config.forceLabel, parameters: config.parameters)
+        self.apiKey = try HTTPJudge.apiKey(for: config, environment: environment)
+        self.base = config.baseURL.withoutTrailingSlash
+    }
+
+    public func submit(_ requests: [BatchRequest], token: String) async throws -> (
+        batchID: String, inputFileID: String?
+    ) {
+        var body = Data(#"{"requests":["#.utf8)
+        for (index, request) in requests.enumerated() {
+            if index > 0 { body.append(UInt8(ascii: ",")) }
+            body.append(contentsOf: #"{"custom_id":"#.utf8)
+            body.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
+            body.append(contentsOf: #","params":"#.utf8)
+            body.append(try format.body(for: request.request, model: config.model))
+            body.append(UInt8(ascii: "}"))
+        }
+        body.append(contentsOf: "]}".utf8)
+        let created = try await send(.POST, "/messages/batches", body: body, what: "creating the batch")
+        guard let id = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
+        return (id, nil)
+    }
+
+    public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {
+        var found: [String] = []
+        var after: String?
+        // Newest first: a lost submission is among the latest few hundred.
+        for _ in 0..<10 {
+            let path =
+                "/messages/batches?limit=100" + (after.map { "&after_id=\(OpenAIBatchJudge.pathSegment($0))" } ?? "")
+            let page = try await send(.GET, path, what: "listing batches")
+            guard case .array(let batches)? = page["data"] else { throw answerError("the batch list has no data") }
+            var older = false
+            for batch in batches {
+                guard let id = batch["id"]?.text, let created = batch["created_at"]?.text.flatMap(Self.date) else {
+                    continue
+                }
+                // A little slack for the two clocks.
+                if created < createdAfter.addingTimeInterval(-300) {
+                    older = true
+                    continue
+                }
+                let counts = batch["request_counts"]
+                let total = ["processing", "succeeded", "errored", "canceled", "expired"].reduce(0) {
+                    $0 + (counts?[$1].flatMap(AnthropicFormat.tokens) ?? 0)
+                }
+                if total == requests { found.append(id) }
+            }
+            guard !older, page["has_more"] == .bool(true), let last = page["last_id"]?.text ?? batches.last?["id"]?.text
+            else { break }
+            after = last
+        }
+        return found
+    }
+
+    public func status(of batchID: String) async throws -> BatchStatus {
+        let batch = try await send(
+            .GET, "/messages/batches/\(OpenAIBatchJudge.pathSegment(batchID))", what: "reading the batch")
+        guard let state = batch["processing_status"]?.text else {
+            throw answerError("the batch has no processing_status")
+        }
+        var end: BatchStatus.End?
+        if state == "ended" {
+            let expired = batch["request_counts", "expired"].flatMap(AnthropicFormat.tokens) ?? 0
+            end =
+                (batch["cancel_initiated_at"] ?? .null) != .null ? .cancelled : expired > 0 ? .expired : .completed
+        }
+        return BatchStatus(
+            providerID: batchID, providerState: state, end: end, outputFileID: batch["results_url"]?.text)
+    }
+
+    public func cancel(_ batchID: String) async throws {
+        _ = try await send(
+            .POST, "/messages/batches/\(OpenAIBatchJudge.pathSegment(batchID))/cancel", what: "cancelling the batch")
+    }
+
+    public func results(
+        of status: BatchStatus, labels: [String], chunk: Int, malformed: (Int, String) -> Void,
+        receive: ([BatchResult]) async throws -> Void
+    ) async throws {
+        guard let url = status.outputFileID else { return }
+        // The key goes only where the API is: a results URL elsewhere is refused, not followed.
+        guard let given = URL(string: url), let api = URL(string: base), given.scheme == api.scheme,
+            given.host == api.host, given.port == api.port
+        else {
+            throw JudgeError(
+                .server, "judge \(config.name): the batch's results_url is not on \(base); it is not followed")
+        }
+        let download = ResultsDownload(
+            client: client, url: url, headers: format.headers(apiKey: apiKey), judge: config.name, redact: redact)
+        try await download.readLines(chunk: chunk) { lines in
+            var results: [BatchResult] = []
+            for (number, line) in lines {
+                switch Self.result(line, labels: labels, judge: config.name, format: format) {
+                case .success(let result): results.append(result)
+                case .failure(let problem): malformed(number, problem.message)
+                }
+            }
+            try await receive(results)
+        }
+    }
+
+    /// A results line as a result; an error for a line that is not one.
+    static func result(_ line: Data, labels: [String], judge: String, format: AnthropicFormat) -> Result<
+        BatchResult, JudgeError
+    > {
+        func malformed(_ why: String) -> Result<BatchResult, JudgeError> { .failure(JudgeError(.badAnswer, why)) }
+        guard let value = try? JSONValue.parseStrict(line) else { return malformed("the line is not valid JSON") }
+        guard let customID = value["custom_id"]?.text, !customID.isEmpty else {
+            return malformed("the line has no custom_id")
+        }
+        guard let result = value["result"], let type = result["type"]?.text else {
+            return malformed("the line has no result type")
+        }
+        switch type {
+        case "succeeded":
+            guard let message = result["message"] else { return malformed("a succeeded result has no message") }
+            do {
+                let answer = try format.parseAnswer(Data(message.jsonText.utf8), labels: labels, judge: judge)
+                return .success(BatchResult(customID: customID, outcome: .answer(answer)))
+            } catch let error as JudgeError {
+                return .success(BatchResult(customID: customID, outcome: .failed(error)))
+            } catch {
+                return .success(
+                    BatchResult(
+                        customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
+            }
+        case "errored":
+            let kind = result["error", "error", "type"]?.text ?? result["error", "type"]?.text ?? ""
+            let message = String((result["error", "error", "message"]?.text ?? kind).prefix(300))
+            let code: JudgeError.Code =
+                switch kind {
+                case "rate_limit_error": .rateLimited
+                case "api_error", "overloaded_error": .server
+                case "authentication_error", "permission_error": .unauthorized
+                case "not_found_error": .notFound
+                default: .badRequest
+                }
+            return .success(
+                BatchResult(
+                    customID: customID,
+                    outcome: .failed(JudgeError(code, "judge \(judge): \(kind) in the batch: \(message)"))
+                ))
+        case "canceled", "expired":
+            return .success(
+                BatchResult(customID: customID, outcome: .unanswered("judge \(judge): the request was \(type)")))
+        default:
+            return malformed("the result type '\(type.prefix(40))' is not one Jury knows")
+        }
+    }
+
+    // MARK: - HTTP
+
+    private func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, what: String) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(body)
+        }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
+            bytes = try await response.body.collect(upTo: 16 << 20)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw JudgeError(.network, "judge \(config.name): \(what): \(redact("\(error)"))")
+        }
+        let data = Data(bytes.readableBytesView)
+        guard response.status == .ok else {
+            throw HTTPJudge.statusError(
+                status: Int(response.status.code), headers: response.headers, body: data, config: config,
+                format: format, endpoint: base, redact: redact)
+        }
+        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
+        return value
+    }
+
+    private func answerError(_ why: String) -> JudgeError {
+        JudgeError(.server, "judge \(config.name): the batch API answered oddly: \(why)")
+    }
+
+    private func redact(_ text: String) -> String { HTTPJudge.redact(text, key: apiKey) }
+
+    /// An RFC 3339 time, as Anthropic writes `created_at`.
+    static func date(_ text: String) -> Date? {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime]
+        return formatter.date(from: text)
+    }
+}
