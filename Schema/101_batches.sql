@@ -138,29 +138,40 @@ $$;
 
 -- The batch's jobs its claims still hold (running, under the claim the batch made), with what
 -- building their requests and deciding their outcomes needs; their payloads only when asked.
+-- Jobs are found by `= ANY (array)` and their state compared to (SELECT 'running'): the planner
+-- then walks the primary key for a batch's 50,000 jobs, instead of every job that ever ran.
 CREATE OR REPLACE FUNCTION jury_batch_jobs(p_batch bigint, p_payloads boolean)
 RETURNS TABLE (job_id bigint, run_id bigint, example_id bigint, judge text, attempts int, claim int,
                transient_failures int, retrying_seconds double precision, external_id text, payload jsonb,
                prompt_hash text)
-LANGUAGE sql STABLE AS $$
+LANGUAGE plpgsql STABLE AS $$
+#variable_conflict use_column
+DECLARE
+    v_jobs bigint[];
+    v_claims int[];
+    v_hashes text[];
+BEGIN
+    SELECT b.job_ids, b.claims, b.prompt_hashes INTO v_jobs, v_claims, v_hashes FROM batches b WHERE b.id = p_batch;
+    RETURN QUERY
     SELECT j.id, j.run_id, j.example_id, j.judge, j.attempts, j.claims, j.transient_failures,
            extract(epoch FROM now() - j.retrying_since)::float8, x.external_id,
            CASE WHEN p_payloads THEN x.payload ELSE 'null'::jsonb END, c.prompt_hash
-    FROM batches b
-    CROSS JOIN LATERAL unnest(b.job_ids, b.claims, b.prompt_hashes) AS c (job_id, claim, prompt_hash)
-    JOIN jobs j ON j.id = c.job_id AND j.claims = c.claim AND j.state = 'running'
+    FROM unnest(v_jobs, v_claims, v_hashes) AS c (job_id, claim, prompt_hash)
+    JOIN jobs j ON j.id = c.job_id AND j.claims = c.claim
     JOIN examples x ON x.id = j.example_id
-    WHERE b.id = p_batch
-    ORDER BY j.id
+    WHERE j.id = ANY (v_jobs) AND j.state = (SELECT 'running'::text)
+    ORDER BY j.id;
+END
 $$;
 
--- Moves a batch p_owner's step holds on: to submitted (p_provider_id set, with the prompt hash
--- of each job sent, p_prompt_hashes[i] for job p_hashed_jobs[i], which are its requests), to ended (p_ended), or
+-- Moves a batch p_owner's step holds on: to submitted (p_provider_id set, with the jobs sent
+-- under their claims and each one's prompt hash, which replace the jobs it claimed), to ended (p_ended), or
 -- records a poll; the step is let go unless the batch ended (its collector carries on).
 -- p_next_poll_seconds is when it is next due. Returns false when the step no longer holds
 -- (another worker took the batch over): the caller then changes nothing at the provider.
 CREATE OR REPLACE FUNCTION jury_batch_advanced(
-    p_batch bigint, p_owner text, p_provider_id text, p_input_file_id text, p_hashed_jobs bigint[], p_prompt_hashes text[],
+    p_batch bigint, p_owner text, p_provider_id text, p_input_file_id text, p_sent_jobs bigint[], p_sent_claims int[],
+    p_prompt_hashes text[],
     p_provider_state text, p_ended boolean, p_output_file_id text, p_error_file_id text,
     p_next_poll_seconds double precision, p_error text
 ) RETURNS boolean
@@ -170,12 +181,11 @@ LANGUAGE sql AS $$
         SET state = CASE WHEN p_ended THEN 'ended' WHEN p_provider_id IS NOT NULL THEN 'submitted' ELSE b.state END,
             provider_id = coalesce(p_provider_id, b.provider_id),
             input_file_id = coalesce(p_input_file_id, b.input_file_id),
-            requests = coalesce(cardinality(p_hashed_jobs), b.requests),
-            prompt_hashes = CASE WHEN p_prompt_hashes IS NULL THEN b.prompt_hashes ELSE ARRAY(
-                SELECT h.hash
-                FROM unnest(b.job_ids) WITH ORDINALITY AS j (id, n)
-                LEFT JOIN unnest(p_hashed_jobs, p_prompt_hashes) AS h (id, hash) ON h.id = j.id
-                ORDER BY j.n) END,
+            -- Once sent, the batch is the requests it sent.
+            job_ids = coalesce(p_sent_jobs, b.job_ids),
+            claims = coalesce(p_sent_claims, b.claims),
+            prompt_hashes = coalesce(p_prompt_hashes, b.prompt_hashes),
+            requests = coalesce(cardinality(p_sent_jobs), b.requests),
             provider_state = coalesce(p_provider_state, b.provider_state),
             output_file_id = coalesce(p_output_file_id, b.output_file_id),
             error_file_id = coalesce(p_error_file_id, b.error_file_id),
@@ -277,6 +287,17 @@ LANGUAGE sql STABLE AS $$
     ORDER BY r.id
 $$;
 
+-- Lets go of a step that failed: the batch is due again after p_retry_seconds, for any worker.
+CREATE OR REPLACE FUNCTION jury_batch_step_failed(p_batch bigint, p_owner text, p_retry_seconds double precision,
+                                                  p_error text)
+RETURNS void
+LANGUAGE sql AS $$
+    UPDATE batches
+    SET step_owner = NULL, step_expires_at = NULL, next_poll_at = now() + make_interval(secs => p_retry_seconds),
+        last_error = p_error
+    WHERE id = p_batch AND step_owner = p_owner
+$$;
+
 -- `jury batch cancel`: asks the workers to cancel an open batch at the provider (they hold the
 -- keys); it is due at once. What it answered before it stopped is still recorded. Returns
 -- false for a batch that is closed or does not exist.
@@ -321,7 +342,7 @@ GROUP BY r.name, b.judge;
 INSERT INTO jury_privileges (role, kind, name)
 SELECT 'jury_worker', 'function', unnest(ARRAY[
     'jury_open_batch', 'jury_take_batch_step', 'jury_batch_jobs', 'jury_batch_advanced', 'jury_batch_collected',
-    'jury_runs_with_batch_work', 'jury_budget_left', 'jury_reserve_batch_budget'])
+    'jury_runs_with_batch_work', 'jury_budget_left', 'jury_reserve_batch_budget', 'jury_batch_step_failed'])
 UNION ALL
 SELECT 'jury_worker', 'table', 'batches'
 ON CONFLICT DO NOTHING;

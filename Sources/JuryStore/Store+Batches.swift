@@ -97,8 +97,9 @@ extension Store {
     public struct BatchAdvance: Sendable {
         public var providerID: String?
         public var inputFileID: String?
-        /// Each request's prompt hash, by job: set on submission.
-        public var promptHashes: [Int64: String]?
+        /// The requests sent, in order: each job, under its claim, with its prompt hash. Set on
+        /// submission; they replace the jobs the batch claimed.
+        public var sent: [(job: Int64, claim: Int, promptHash: String)]?
         public var providerState: String?
         public var ended = false
         public var outputFileID: String?
@@ -107,13 +108,14 @@ extension Store {
         public var error: String?
 
         public init(
-            providerID: String? = nil, inputFileID: String? = nil, promptHashes: [Int64: String]? = nil,
+            providerID: String? = nil, inputFileID: String? = nil,
+            sent: [(job: Int64, claim: Int, promptHash: String)]? = nil,
             providerState: String? = nil, ended: Bool = false,
             outputFileID: String? = nil, errorFileID: String? = nil, nextPollSeconds: Double, error: String? = nil
         ) {
             self.providerID = providerID
             self.inputFileID = inputFileID
-            self.promptHashes = promptHashes
+            self.sent = sent
             self.providerState = providerState
             self.ended = ended
             self.outputFileID = outputFileID
@@ -129,10 +131,20 @@ extension Store {
         try await connection.query(
             """
             SELECT jury_batch_advanced(\(batch.id), \(owner), \(advance.providerID), \(advance.inputFileID),
-                \(advance.promptHashes.map { Array($0.keys) })::bigint[],
-                \(advance.promptHashes.map { Array($0.values) })::text[], \(advance.providerState), \(advance.ended), \(advance.outputFileID), \(advance.errorFileID),
+                \(advance.sent?.map(\.job))::bigint[], \(advance.sent?.map(\.claim))::int[],
+                \(advance.sent?.map(\.promptHash))::text[], \(advance.providerState), \(advance.ended), \(advance.outputFileID), \(advance.errorFileID),
                 \(advance.nextPollSeconds), \(advance.error.map { Self.storable($0, limit: 500) })) AS held
             """)[0].decode("held")
+    }
+
+    /// Lets go of a step that failed: the batch is due again after `retrySeconds`, for any worker.
+    public func batchStepFailed(_ batch: ProviderBatch, owner: String, retrySeconds: Double, error: String) async throws
+    {
+        try await connection.query(
+            """
+            SELECT jury_batch_step_failed(\(batch.id), \(owner), \(retrySeconds),
+                                          \(Self.storable(error, limit: 500)))
+            """)
     }
 
     /// Counts a chunk of collected results and renews the step; `finalState` closes the batch

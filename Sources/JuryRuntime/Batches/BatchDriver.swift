@@ -35,6 +35,8 @@ struct BatchDriver: Sendable {
     static let chunk = 500
     /// How long a batch waits after its submission failed in a way that waiting cures.
     static let submitRetrySeconds: Double = 60
+    /// How long a batch waits after a step failed (the database, the provider's answer).
+    static let stepRetrySeconds: Double = 30
 
     func run() async {
         var budgetShort = BudgetShort()
@@ -49,14 +51,22 @@ struct BatchDriver: Sendable {
                 try await openDueBatches(served, skipping: budgetShort.runs)
                 while !isStopping(), let batch = try await takeStep(served) {
                     guard let runServed = served[batch.runID], let judge = runServed.judges[batch.judge] else { break }
-                    if try await step(batch, judge: judge, served: runServed) == .budgetShort {
-                        budgetShort.note(batch.runID, for: budgetWait)
+                    do {
+                        if try await step(batch, judge: judge, served: runServed) == .budgetShort {
+                            budgetShort.note(batch.runID, for: budgetWait)
+                        }
+                    } catch {
+                        // The step is let go, for this worker or another to take again a little later.
+                        logger.warning(
+                            "a batch step failed; it is tried again",
+                            metadata: ["batch": "\(batch.id)", JuryMetadata.error: "\(error)"])
+                        try? await store.batchStepFailed(
+                            batch, owner: id, retrySeconds: Self.stepRetrySeconds, error: "\(error)")
                     }
                 }
             } catch {
                 logger.warning(
-                    "a batch step failed; it is taken up again once its step lease lapses",
-                    metadata: [JuryMetadata.error: "\(error)"])
+                    "looking for batch work failed; trying again", metadata: [JuryMetadata.error: "\(error)"])
             }
             await pause(seconds: options.batchPollSeconds)
         }
@@ -192,11 +202,9 @@ struct BatchDriver: Sendable {
             logger.info(
                 "found at the provider a batch whose submission was not recorded; it is kept",
                 metadata: ["batch": "\(batch.id)", "provider_batch": "\(found)"])
-            var hashes: [Int64: String] = [:]
-            for (job, _) in jobs { hashes[job.id] = RenderedPrompt(job, renderer: served.renderer).hash }
+            let sent = jobs.map { ($0.job.id, $0.job.claim, RenderedPrompt($0.job, renderer: served.renderer).hash) }
             _ = try await store.advanceBatch(
-                batch, owner: id,
-                .init(providerID: found, promptHashes: hashes, nextPollSeconds: options.batchPollSeconds))
+                batch, owner: id, .init(providerID: found, sent: sent, nextPollSeconds: options.batchPollSeconds))
             return .done
         }
         guard served.run.state == .active, !batch.cancelRequested, !jobs.isEmpty else {
@@ -212,7 +220,7 @@ struct BatchDriver: Sendable {
         }
         guard let config = served.run.config.judge(named: batch.judge) else { return .done }
         var requests: [BatchRequest] = []
-        var hashes: [Int64: String] = [:]
+        var sent: [(job: Int64, claim: Int, promptHash: String)] = []
         var reserved = 0.0
         var leftOut: [ClaimedJob] = []
         let budgetLeft = try await store.budgetLeft(runID: served.run.id)
@@ -225,7 +233,7 @@ struct BatchDriver: Sendable {
                 continue
             }
             reserved += estimate
-            hashes[job.id] = prompt.hash
+            sent.append((job.id, job.claim, prompt.hash))
             requests.append(
                 BatchRequest(customID: ProviderBatch.customID(job: job.id, claim: job.claim), request: prompt.request))
         }
@@ -262,7 +270,7 @@ struct BatchDriver: Sendable {
         let held = try await store.advanceBatch(
             batch, owner: id,
             .init(
-                providerID: submitted.batchID, inputFileID: submitted.inputFileID, promptHashes: hashes,
+                providerID: submitted.batchID, inputFileID: submitted.inputFileID, sent: sent,
                 nextPollSeconds: options.batchPollSeconds))
         logger.info(
             "submitted a batch",
