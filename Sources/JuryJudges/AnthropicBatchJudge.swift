@@ -36,16 +36,22 @@ public struct AnthropicBatchJudge: BatchJudge {
         var body = Data(#"{"requests":["#.utf8)
         for (index, request) in requests.enumerated() {
             if index > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(contentsOf: #"{"custom_id":"#.utf8)
-            body.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
-            body.append(contentsOf: #","params":"#.utf8)
-            body.append(try format.body(for: request.request, model: config.model))
-            body.append(UInt8(ascii: "}"))
+            body.append(Self.item(customID: request.customID, params: try format.body(for: request.request, model: config.model)))
         }
         body.append(contentsOf: "]}".utf8)
         let created = try await send(.POST, "/messages/batches", body: body, what: "creating the batch")
         guard let id = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
         return (id, nil)
+    }
+
+    /// A request as the batch lists it: its custom id, and the online call's body as its params.
+    static func item(customID: String, params: Data) -> Data {
+        var item = Data(#"{"custom_id":"#.utf8)
+        item.append(contentsOf: JSONValue.string(customID).jsonText.utf8)
+        item.append(contentsOf: #","params":"#.utf8)
+        item.append(params)
+        item.append(UInt8(ascii: "}"))
+        return item
     }
 
     public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {

@@ -18,4 +18,16 @@ public enum BatchJudges {
             }
         }
     }
+
+    /// What a batch-mode judge puts in its batch for `request`, under `customID`: OpenAI's input
+    /// file line, or Anthropic's request item. Nil for a judge that is not in batch mode.
+    public static func preview(config: JudgeConfig, request: JudgeRequest, customID: String) throws -> Data? {
+        guard config.mode == .batch else { return nil }
+        let body = try HTTPJudge.format(for: config).body(for: request, model: config.model)
+        switch config.provider {
+        case "openai": return OpenAIBatchJudge.line(customID: customID, body: body)
+        case "anthropic": return AnthropicBatchJudge.item(customID: customID, params: body)
+        default: return nil
+        }
+    }
 }

@@ -57,11 +57,8 @@ public struct OpenAIBatchJudge: BatchJudge {
                 "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
                 .utf8)
         for request in requests {
-            form.append(contentsOf: #"{"custom_id":"#.utf8)
-            form.append(contentsOf: JSONValue.string(request.customID).jsonText.utf8)
-            form.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
-            form.append(try format.body(for: request.request, model: config.model))
-            form.append(contentsOf: "}\n".utf8)
+            form.append(Self.line(customID: request.customID, body: try format.body(for: request.request, model: config.model)))
+            form.append(UInt8(ascii: "\n"))
         }
         form.append(contentsOf: "\r\n--\(boundary)--\r\n".utf8)
         let uploaded = try await send(
@@ -78,6 +75,16 @@ public struct OpenAIBatchJudge: BatchJudge {
             contentType: "application/json", what: "creating the batch")
         guard let batchID = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
         return (batchID, fileID)
+    }
+
+    /// A request's line in the batch's input file: its custom id, and the body the online call sends.
+    static func line(customID: String, body: Data) -> Data {
+        var line = Data(#"{"custom_id":"#.utf8)
+        line.append(contentsOf: JSONValue.string(customID).jsonText.utf8)
+        line.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
+        line.append(body)
+        line.append(UInt8(ascii: "}"))
+        return line
     }
 
     public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {

@@ -99,7 +99,8 @@ public final class MockJudgeServer: Sendable {
         let versionHeader = HTTPField.Name("anthropic-version")!
         @Sendable func anthropicCredential(_ request: Request) -> String? {
             MockWireFormat.anthropic.credential(
-                authorization: nil, apiKey: request.headers[HTTPField.Name("x-api-key")!], googleKey: nil)
+                authorization: request.headers[.authorization], apiKey: request.headers[HTTPField.Name("x-api-key")!],
+                googleKey: nil)
         }
         router.post("v1/messages/batches") { request, _ in
             let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()

@@ -110,7 +110,8 @@ enum MockWireFormat: Sendable {
     func credential(authorization: String?, apiKey: String?, googleKey: String?) -> String? {
         switch self {
         case .openAI: return authorization.map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
-        case .anthropic: return apiKey
+        // The key in x-api-key, or as a bearer token, as the current Python SDK sends it.
+        case .anthropic: return apiKey ?? authorization.map { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : $0 }
         case .gemini: return googleKey
         }
     }

@@ -14,7 +14,9 @@ struct Prompt: AsyncParsableCommand {
             arrays render as canonical JSON (keys sorted). The hash is the one stored with each vote.
 
             --requests prints, for each judge, one JSON line with the HTTP request it would send: the URL, \
-            the headers (the API key as $VARIABLE, never its value) and the body, its parameters laid over it.
+            the headers (the API key as $VARIABLE, never its value) and the body, its parameters laid over it. \
+            A judge in batch mode also shows its batch_request: the line (OpenAI) or request item (Anthropic) \
+            it puts in a batch, the same body under a custom id that names the job and its claim.
 
             --send sends it (each judge's key from the variable its api_key_env names) and prints one JSON \
             line per judge: the label, the tokens by kind (input, cached, cache_write, output as billed with \
@@ -65,10 +67,14 @@ struct Prompt: AsyncParsableCommand {
                 let preview = try HTTPJudge.preview(config: judge, request: request)
                 let headers = JSONValue.object(
                     Dictionary(preview.headers.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { $1 }))
-                let line: JSONValue = [
+                var line: JSONValue = [
                     "judge": .string(judge.name), "provider": .string(judge.provider), "method": "POST",
                     "url": .string(preview.url), "headers": headers, "body": try JSONValue.parse(preview.body),
                 ]
+                let batchID = ProviderBatch.customID(job: 1, claim: 1)
+                if let item = try BatchJudges.preview(config: judge, request: request, customID: batchID) {
+                    line = line.merging(["batch_request": try JSONValue.parse(item)])
+                }
                 print(line.jsonText)
             }
             return
