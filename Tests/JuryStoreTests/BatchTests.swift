@@ -130,6 +130,37 @@ struct BatchTests {
         }
     }
 
+    /// A batch the provider says it does not have ends as failed; its jobs go back, without
+    /// using an attempt, and the next batch answers them.
+    @Test(.freshDatabase) func aBatchTheProviderDoesNotHaveGivesItsJobsBack() async throws {
+        let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 3600)) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
+                in: jury)
+            try await enqueue(try writeCorpus(count: 30), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM batches WHERE state = 'submitted'") == 1
+            }
+            // The provider loses it (or the id was never its own).
+            try await connection.query("UPDATE batches SET provider_id = 'batch_nowhere', next_poll_at = now()")
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                let failed = try await connection.count("SELECT count(*) FROM batches WHERE state = 'failed'")
+                let submitted = try await connection.count("SELECT count(*) FROM batches WHERE state = 'submitted'")
+                return failed == 1 && submitted == 1
+            }
+            let lost = try #require(try await jury.batches(run: run.name).last)
+            #expect(lost.providerState == "not found" && lost.lastError?.contains("batch_nowhere") == true)
+            #expect(lost.succeeded == 0 && lost.failed == 30)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running' AND attempts = 1") == 30)
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
     /// Anthropic's Message Batches: each request the online call's body, results read from the
     /// results URL; expired requests go back, junk lines are ignored. A results URL on another
     /// host is not followed: the key would go with it.

@@ -167,7 +167,7 @@ struct BatchDriver: Sendable {
             return try await submit(batch, judge: judge, served: served)
         case .submitted:
             guard let providerID = batch.providerID else { return .done }
-            var status = try await judge.status(of: providerID)
+            var status = try await status(of: providerID, judge: judge)
             if served.run.state == .cancelled || batch.cancelRequested, status.end == nil,
                 !["cancelling", "canceling"].contains(status.providerState)
             {
@@ -185,11 +185,27 @@ struct BatchDriver: Sendable {
             if held, status.end != nil { try await collect(batch, status: status, judge: judge, served: served) }
         case .ended:
             guard let providerID = batch.providerID else { return .done }
-            try await collect(batch, status: try await judge.status(of: providerID), judge: judge, served: served)
+            try await collect(
+                batch, status: try await status(of: providerID, judge: judge), judge: judge, served: served)
         case .collected, .expired, .cancelled, .failed:
             break
         }
         return .done
+    }
+
+    /// The batch at the provider. One the provider says it does not have ended as failed, with
+    /// nothing to collect: its jobs go back to the queue.
+    private func status(of providerID: String, judge: any BatchJudge) async throws -> BatchStatus {
+        do {
+            return try await judge.status(of: providerID)
+        } catch let error as JudgeError where error.code == .notFound {
+            logger.warning(
+                "the provider has no such batch; its jobs go back to the queue",
+                metadata: ["provider_batch": "\(providerID)", JuryMetadata.error: "\(error)"])
+            return BatchStatus(
+                providerID: providerID, providerState: "not found", end: .failed,
+                error: "the provider has no batch \(providerID): \(error)")
+        }
     }
 
     // MARK: - Building and submitting
