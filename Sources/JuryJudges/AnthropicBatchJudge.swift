@@ -33,13 +33,17 @@ public struct AnthropicBatchJudge: BatchJudge {
     public func submit(_ requests: [BatchRequest], token: String) async throws -> (
         batchID: String, inputFileID: String?
     ) {
-        var body = Data(#"{"requests":["#.utf8)
+        // Written in chunks and streamed: a batch of 50,000 requests is tens of megabytes.
+        var body = UploadBody()
+        body.append(#"{"requests":["#)
         for (index, request) in requests.enumerated() {
-            if index > 0 { body.append(UInt8(ascii: ",")) }
-            body.append(Self.item(customID: request.customID, params: try format.body(for: request.request, model: config.model)))
+            if index > 0 { body.append(",") }
+            body.append(
+                Self.item(
+                    customID: request.customID, params: try format.body(for: request.request, model: config.model)))
         }
-        body.append(contentsOf: "]}".utf8)
-        let created = try await send(.POST, "/messages/batches", body: body, what: "creating the batch")
+        body.append("]}")
+        let created = try await send(.POST, "/messages/batches", body: body.body, what: "creating the batch")
         guard let id = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
         return (id, nil)
     }
@@ -184,13 +188,15 @@ public struct AnthropicBatchJudge: BatchJudge {
 
     // MARK: - HTTP
 
-    private func send(_ method: HTTPMethod, _ path: String, body: Data? = nil, what: String) async throws -> JSONValue {
+    private func send(_ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil, what: String)
+        async throws -> JSONValue
+    {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(body)
+            request.body = body
         }
         let response: HTTPClientResponse
         let bytes: ByteBuffer

@@ -46,32 +46,33 @@ public struct OpenAIBatchJudge: BatchJudge {
     public func submit(_ requests: [BatchRequest], token: String) async throws -> (
         batchID: String, inputFileID: String?
     ) {
-        // The form is built in one buffer, the file's lines written straight into it: a batch of
-        // 50,000 requests is tens of megabytes, and each copy of it would count.
+        // The form is written in chunks and streamed: a batch of 50,000 requests is tens of
+        // megabytes, and each copy of it would count.
         let boundary = "jury-\(UUID().uuidString)"
-        var form = Data()
+        var form = UploadBody()
+        form.append("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n")
         form.append(
-            contentsOf: "--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
-        form.append(
-            contentsOf:
-                "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\nContent-Type: application/jsonl\r\n\r\n"
-                .utf8)
+            "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\n"
+                + "Content-Type: application/jsonl\r\n\r\n")
         for request in requests {
-            form.append(Self.line(customID: request.customID, body: try format.body(for: request.request, model: config.model)))
-            form.append(UInt8(ascii: "\n"))
+            let body = try format.body(for: request.request, model: config.model)
+            form.append(Self.line(customID: request.customID, body: body))
+            form.append("\n")
         }
-        form.append(contentsOf: "\r\n--\(boundary)--\r\n".utf8)
+        form.append("\r\n--\(boundary)--\r\n")
         let uploaded = try await send(
-            .POST, "/files", body: form, contentType: "multipart/form-data; boundary=\(boundary)", what: "uploading")
+            .POST, "/files", body: form.body, contentType: "multipart/form-data; boundary=\(boundary)",
+            what: "uploading")
         guard let fileID = uploaded["id"]?.text else { throw answerError("the file upload's answer has no id") }
         let created = try await send(
             .POST, "/batches",
-            body: Data(
-                JSONValue.object([
-                    "input_file_id": .string(fileID), "endpoint": .string("/v1/chat/completions"),
-                    "completion_window": .string(config.batchSettings.completionWindow),
-                    "metadata": .object([Self.tokenKey: .string(token)]),
-                ]).jsonText.utf8),
+            body: .bytes(
+                Data(
+                    JSONValue.object([
+                        "input_file_id": .string(fileID), "endpoint": .string("/v1/chat/completions"),
+                        "completion_window": .string(config.batchSettings.completionWindow),
+                        "metadata": .object([Self.tokenKey: .string(token)]),
+                    ]).jsonText.utf8)),
             contentType: "application/json", what: "creating the batch")
         guard let batchID = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
         return (batchID, fileID)
@@ -203,13 +204,14 @@ public struct OpenAIBatchJudge: BatchJudge {
     // MARK: - HTTP
 
     private func send(
-        _ method: HTTPMethod, _ path: String, body: Data? = nil, contentType: String? = nil, what: String
+        _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
+        what: String
     ) async throws -> JSONValue {
         var request = HTTPClientRequest(url: base + path)
         request.method = method
         for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
         if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        if let body { request.body = .bytes(body) }
+        request.body = body
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
