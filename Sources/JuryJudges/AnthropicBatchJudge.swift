@@ -14,20 +14,16 @@ import NIOHTTP1
 /// by their custom ids all the same: a wrong match records nothing and its jobs go back.
 public struct AnthropicBatchJudge: BatchJudge {
     public let config: JudgeConfig
-    private let client: HTTPClient
     private let format: AnthropicFormat
-    private let apiKey: String?
-    private let base: String
+    private let api: BatchAPI
 
     public init(
         config: JudgeConfig, client: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
         self.config = config
-        self.client = client
         self.format = AnthropicFormat(
             version: config.anthropicVersion, forceLabel: config.forceLabel, parameters: config.parameters)
-        self.apiKey = try HTTPJudge.apiKey(for: config, environment: environment)
-        self.base = config.baseURL.withoutTrailingSlash
+        self.api = try BatchAPI(config: config, client: client, format: format, environment: environment)
     }
 
     public func submit(_ requests: [BatchRequest], token: String) async throws -> (
@@ -43,8 +39,8 @@ public struct AnthropicBatchJudge: BatchJudge {
                     customID: request.customID, params: try format.body(for: request.request, model: config.model)))
         }
         body.append("]}")
-        let created = try await send(.POST, "/messages/batches", body: body.body, what: "creating the batch")
-        guard let id = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
+        let created = try await api.send(.POST, "/messages/batches", body: body.body, what: "creating the batch")
+        guard let id = created["id"]?.text else { throw api.answerError("the new batch's answer has no id") }
         return (id, nil)
     }
 
@@ -65,8 +61,8 @@ public struct AnthropicBatchJudge: BatchJudge {
         for _ in 0..<10 {
             let path =
                 "/messages/batches?limit=100" + (after.map { "&after_id=\(OpenAIBatchJudge.pathSegment($0))" } ?? "")
-            let page = try await send(.GET, path, what: "listing batches")
-            guard case .array(let batches)? = page["data"] else { throw answerError("the batch list has no data") }
+            let page = try await api.send(.GET, path, what: "listing batches")
+            guard case .array(let batches)? = page["data"] else { throw api.answerError("the batch list has no data") }
             var older = false
             for batch in batches {
                 guard let id = batch["id"]?.text, let created = batch["created_at"]?.text.flatMap(Self.date) else {
@@ -91,10 +87,10 @@ public struct AnthropicBatchJudge: BatchJudge {
     }
 
     public func status(of batchID: String) async throws -> BatchStatus {
-        let batch = try await send(
+        let batch = try await api.send(
             .GET, "/messages/batches/\(OpenAIBatchJudge.pathSegment(batchID))", what: "reading the batch")
         guard let state = batch["processing_status"]?.text else {
-            throw answerError("the batch has no processing_status")
+            throw api.answerError("the batch has no processing_status")
         }
         var end: BatchStatus.End?
         if state == "ended" {
@@ -107,7 +103,7 @@ public struct AnthropicBatchJudge: BatchJudge {
     }
 
     public func cancel(_ batchID: String) async throws {
-        _ = try await send(
+        _ = try await api.send(
             .POST, "/messages/batches/\(OpenAIBatchJudge.pathSegment(batchID))/cancel", what: "cancelling the batch")
     }
 
@@ -117,14 +113,13 @@ public struct AnthropicBatchJudge: BatchJudge {
     ) async throws {
         guard let url = status.outputFileID else { return }
         // The key goes only where the API is: a results URL elsewhere is refused, not followed.
-        guard let given = URL(string: url), let api = URL(string: base), given.scheme == api.scheme,
-            given.host == api.host, given.port == api.port
+        guard let given = URL(string: url), let home = URL(string: api.base), given.scheme == home.scheme,
+            given.host == home.host, given.port == home.port
         else {
             throw JudgeError(
-                .server, "judge \(config.name): the batch's results_url is not on \(base); it is not followed")
+                .server, "judge \(config.name): the batch's results_url is not on \(api.base); it is not followed")
         }
-        let download = ResultsDownload(
-            client: client, url: url, headers: format.headers(apiKey: apiKey), judge: config.name, redact: redact)
+        let download = api.download(url)
         try await download.readLines(chunk: chunk) { lines in
             var results: [BatchResult] = []
             for (number, line) in lines {
@@ -185,44 +180,6 @@ public struct AnthropicBatchJudge: BatchJudge {
             return malformed("the result type '\(type.prefix(40))' is not one Jury knows")
         }
     }
-
-    // MARK: - HTTP
-
-    private func send(_ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil, what: String)
-        async throws -> JSONValue
-    {
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
-        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = body
-        }
-        let response: HTTPClientResponse
-        let bytes: ByteBuffer
-        do {
-            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
-            bytes = try await response.body.collect(upTo: 16 << 20)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw JudgeError(.network, "judge \(config.name): \(what): \(redact("\(error)"))")
-        }
-        let data = Data(bytes.readableBytesView)
-        guard response.status == .ok else {
-            throw HTTPJudge.statusError(
-                status: Int(response.status.code), headers: response.headers, body: data, config: config,
-                format: format, endpoint: base, redact: redact)
-        }
-        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
-        return value
-    }
-
-    private func answerError(_ why: String) -> JudgeError {
-        JudgeError(.server, "judge \(config.name): the batch API answered oddly: \(why)")
-    }
-
-    private func redact(_ text: String) -> String { HTTPJudge.redact(text, key: apiKey) }
 
     /// An RFC 3339 time, as Anthropic writes `created_at`.
     static func date(_ text: String) -> Date? {

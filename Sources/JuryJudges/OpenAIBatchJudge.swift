@@ -11,34 +11,19 @@ import NIOHTTP1
 /// Each line's body is exactly what the online call sends (`OpenAIFormat`), and each answer is
 /// read as an online answer is.
 public struct OpenAIBatchJudge: BatchJudge {
-    /// Batch judges of real runs, over `client`, with keys from this process's environment.
-    public static func factory(client: HTTPClient) -> @Sendable (JudgeConfig) throws -> any BatchJudge {
-        { config in
-            guard config.provider == "openai" else {
-                throw JudgeError(
-                    .badRequest, "judge \(config.name): batch mode is not available for \(config.provider)")
-            }
-            return try OpenAIBatchJudge(config: config, client: client)
-        }
-    }
-
     /// The metadata key that carries Jury's token for the batch.
     static let tokenKey = "jury_batch"
 
     public let config: JudgeConfig
-    private let client: HTTPClient
     private let format: OpenAIFormat
-    private let apiKey: String?
-    private let base: String
+    private let api: BatchAPI
 
     public init(
         config: JudgeConfig, client: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws {
         self.config = config
-        self.client = client
         self.format = OpenAIFormat(parameters: config.parameters)
-        self.apiKey = try HTTPJudge.apiKey(for: config, environment: environment)
-        self.base = config.baseURL.withoutTrailingSlash
+        self.api = try BatchAPI(config: config, client: client, format: format, environment: environment)
     }
 
     // MARK: - The batch's life
@@ -60,11 +45,11 @@ public struct OpenAIBatchJudge: BatchJudge {
             form.append("\n")
         }
         form.append("\r\n--\(boundary)--\r\n")
-        let uploaded = try await send(
+        let uploaded = try await api.send(
             .POST, "/files", body: form.body, contentType: "multipart/form-data; boundary=\(boundary)",
             what: "uploading")
-        guard let fileID = uploaded["id"]?.text else { throw answerError("the file upload's answer has no id") }
-        let created = try await send(
+        guard let fileID = uploaded["id"]?.text else { throw api.answerError("the file upload's answer has no id") }
+        let created = try await api.send(
             .POST, "/batches",
             body: .bytes(
                 Data(
@@ -74,7 +59,7 @@ public struct OpenAIBatchJudge: BatchJudge {
                         "metadata": .object([Self.tokenKey: .string(token)]),
                     ]).jsonText.utf8)),
             contentType: "application/json", what: "creating the batch")
-        guard let batchID = created["id"]?.text else { throw answerError("the new batch's answer has no id") }
+        guard let batchID = created["id"]?.text else { throw api.answerError("the new batch's answer has no id") }
         return (batchID, fileID)
     }
 
@@ -95,8 +80,8 @@ public struct OpenAIBatchJudge: BatchJudge {
             let path =
                 "/batches?limit=100"
                 + (after.map { "&after=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0)" } ?? "")
-            let page = try await send(.GET, path, what: "listing batches")
-            guard case .array(let batches)? = page["data"] else { throw answerError("the batch list has no data") }
+            let page = try await api.send(.GET, path, what: "listing batches")
+            guard case .array(let batches)? = page["data"] else { throw api.answerError("the batch list has no data") }
             if let found = batches.first(where: { $0["metadata", Self.tokenKey]?.text == token }) {
                 return found["id"]?.text.map { [$0] } ?? []
             }
@@ -107,8 +92,8 @@ public struct OpenAIBatchJudge: BatchJudge {
     }
 
     public func status(of batchID: String) async throws -> BatchStatus {
-        let batch = try await send(.GET, "/batches/\(Self.pathSegment(batchID))", what: "reading the batch")
-        guard let state = batch["status"]?.text else { throw answerError("the batch has no status") }
+        let batch = try await api.send(.GET, "/batches/\(Self.pathSegment(batchID))", what: "reading the batch")
+        guard let state = batch["status"]?.text else { throw api.answerError("the batch has no status") }
         let end: BatchStatus.End? =
             switch state {
             case "completed": .completed
@@ -127,7 +112,7 @@ public struct OpenAIBatchJudge: BatchJudge {
     }
 
     public func cancel(_ batchID: String) async throws {
-        _ = try await send(.POST, "/batches/\(Self.pathSegment(batchID))/cancel", what: "cancelling the batch")
+        _ = try await api.send(.POST, "/batches/\(Self.pathSegment(batchID))/cancel", what: "cancelling the batch")
     }
 
     public func results(
@@ -135,9 +120,7 @@ public struct OpenAIBatchJudge: BatchJudge {
         receive: ([BatchResult]) async throws -> Void
     ) async throws {
         for fileID in [status.outputFileID, status.errorFileID].compactMap({ $0 }) {
-            let download = ResultsDownload(
-                client: client, url: base + "/files/\(Self.pathSegment(fileID))/content",
-                headers: format.headers(apiKey: apiKey), judge: config.name, redact: redact)
+            let download = api.download(api.base + "/files/\(Self.pathSegment(fileID))/content")
             try await download.readLines(chunk: chunk) { lines in
                 var results: [BatchResult] = []
                 for (number, line) in lines {
@@ -200,47 +183,6 @@ public struct OpenAIBatchJudge: BatchJudge {
                 BatchResult(customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
         }
     }
-
-    // MARK: - HTTP
-
-    private func send(
-        _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil, contentType: String? = nil,
-        what: String
-    ) async throws -> JSONValue {
-        var request = HTTPClientRequest(url: base + path)
-        request.method = method
-        for (name, value) in format.headers(apiKey: apiKey) { request.headers.add(name: name, value: value) }
-        if let contentType { request.headers.add(name: "Content-Type", value: contentType) }
-        request.body = body
-        let response: HTTPClientResponse
-        let bytes: ByteBuffer
-        do {
-            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
-            bytes = try await response.body.collect(upTo: 16 << 20)
-        } catch is CancellationError {
-            throw CancellationError()
-        } catch {
-            throw JudgeError(.network, "judge \(config.name): \(what): \(redact("\(error)"))")
-        }
-        let data = Data(bytes.readableBytesView)
-        guard response.status == .ok else {
-            throw errorFor(status: Int(response.status.code), headers: response.headers, body: data)
-        }
-        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
-        return value
-    }
-
-    private func errorFor(status: Int, headers: HTTPHeaders, body: Data) -> JudgeError {
-        HTTPJudge.statusError(
-            status: status, headers: headers, body: body, config: config, format: format, endpoint: base,
-            redact: redact)
-    }
-
-    private func answerError(_ why: String) -> JudgeError {
-        JudgeError(.server, "judge \(config.name): the batch API answered oddly: \(why)")
-    }
-
-    private func redact(_ text: String) -> String { HTTPJudge.redact(text, key: apiKey) }
 
     /// An id as one URL path segment: ids come from the provider, untrusted.
     static func pathSegment(_ id: String) -> String {

@@ -1,0 +1,70 @@
+import AsyncHTTPClient
+import Foundation
+import JuryDomain
+import NIOCore
+import NIOHTTP1
+
+/// A provider's batch endpoints as a batch judge calls them: JSON answers read strictly, errors
+/// in the judge's words, the key only in headers and never in a message.
+struct BatchAPI {
+    let client: HTTPClient
+    let config: JudgeConfig
+    let format: any ProviderFormat
+    let apiKey: String?
+    /// The API's base URL, without a trailing slash.
+    let base: String
+
+    init(config: JudgeConfig, client: HTTPClient, format: any ProviderFormat, environment: [String: String]) throws {
+        self.client = client
+        self.config = config
+        self.format = format
+        self.apiKey = try HTTPJudge.apiKey(for: config, environment: environment)
+        self.base = config.baseURL.withoutTrailingSlash
+    }
+
+    /// The headers that carry the key (and the API version, where one is needed).
+    var headers: [(String, String)] { format.headers(apiKey: apiKey) }
+
+    /// Calls `path` under the base URL; the answer must be a JSON document with status 200.
+    func send(
+        _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil,
+        contentType: String = "application/json", what: String
+    ) async throws -> JSONValue {
+        var request = HTTPClientRequest(url: base + path)
+        request.method = method
+        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = body
+        }
+        let response: HTTPClientResponse
+        let bytes: ByteBuffer
+        do {
+            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
+            bytes = try await response.body.collect(upTo: 16 << 20)
+        } catch is CancellationError {
+            throw CancellationError()
+        } catch {
+            throw JudgeError(.network, "judge \(config.name): \(what): \(redact("\(error)"))")
+        }
+        let data = Data(bytes.readableBytesView)
+        guard response.status == .ok else {
+            throw HTTPJudge.statusError(
+                status: Int(response.status.code), headers: response.headers, body: data, config: config,
+                format: format, endpoint: base, redact: redact)
+        }
+        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
+        return value
+    }
+
+    /// A results file at `url`, to be read as a stream.
+    func download(_ url: String) -> ResultsDownload {
+        ResultsDownload(client: client, url: url, headers: headers, judge: config.name, redact: redact)
+    }
+
+    func answerError(_ why: String) -> JudgeError {
+        JudgeError(.server, "judge \(config.name): the batch API answered oddly: \(why)")
+    }
+
+    func redact(_ text: String) -> String { HTTPJudge.redact(text, key: apiKey) }
+}
