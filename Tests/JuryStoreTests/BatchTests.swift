@@ -130,6 +130,32 @@ struct BatchTests {
         }
     }
 
+    /// A batch whose requests all fail with a bad key stops the judge on every worker, as an
+    /// online call would; its jobs keep their attempts.
+    @Test(.freshDatabase) func aBadKeyInABatchStopsTheJudge() async throws {
+        let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, _ in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
+                in: jury)
+            try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: ["MOCK_KEY": "sk-wrong"]) {
+                let stopped = try await connection.count("SELECT count(*) FROM judge_breakers")
+                let running = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'")
+                return stopped == 1 && running == 0
+            }
+            #expect(
+                try await connection.count("SELECT count(*) FROM judge_breakers WHERE reason LIKE '%unauthorized%'")
+                    == 1)
+            #expect(
+                try await connection.count("SELECT count(*) FROM jobs WHERE state = 'pending' AND attempts = 0") == 20)
+            #expect(try await connection.count("SELECT count(*) FROM votes") == 0)
+        }
+    }
+
     /// A batch the provider says it does not have ends as failed; its jobs go back, without
     /// using an attempt, and the next batch answers them.
     @Test(.freshDatabase) func aBatchTheProviderDoesNotHaveGivesItsJobsBack() async throws {
