@@ -31,6 +31,15 @@ public struct ClaimedJob: Sendable {
         self.payload = payload
     }
 
+    /// The job without its example's payload, once its request is made: a batch holds tens of
+    /// thousands of jobs.
+    public var withoutPayload: ClaimedJob {
+        ClaimedJob(
+            id: id, runID: runID, exampleID: exampleID, judge: judge, attempts: attempts, claim: claim,
+            transientFailures: transientFailures, retryingSeconds: retryingSeconds, externalID: externalID,
+            payload: .null)
+    }
+
     /// What the call policy needs to know of the job's past.
     public var history: CallPolicy.History {
         CallPolicy.History(attempts: attempts, transientFailures: transientFailures, retryingSeconds: retryingSeconds)

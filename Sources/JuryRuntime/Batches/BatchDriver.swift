@@ -211,7 +211,7 @@ struct BatchDriver: Sendable {
     // MARK: - Building and submitting
 
     private func submit(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws -> StepResult {
-        let jobs = try await store.batchJobs(batch, payloads: true)
+        var jobs = try await store.batchJobs(batch, payloads: true)
         // A batch still building at its second step was left by a worker that died, maybe after
         // the provider made it: it is looked for there before it is sent again.
         if batch.steps > 1, let found = try await foundAtProvider(batch, judge: judge, requests: jobs.count) {
@@ -239,27 +239,31 @@ struct BatchDriver: Sendable {
         var sent: [(job: Int64, claim: Int, promptHash: String)] = []
         var reserved = 0.0
         var leftOut: [ClaimedJob] = []
+        // The jobs sent, without their examples: the payloads go as soon as the requests are made.
+        var sending: [ClaimedJob] = []
         let budgetLeft = try await store.budgetLeft(runID: served.run.id)
         for (job, _) in jobs {
             let prompt = RenderedPrompt(job, renderer: served.renderer)
             // A batch is cut to what the run's budget has left: its cost is reserved before it is sent.
             let estimate = config.estimatedCost(of: prompt.request, batched: true) ?? 0
             if let budgetLeft, reserved + estimate > budgetLeft {
-                leftOut.append(job)
+                leftOut.append(job.withoutPayload)
                 continue
             }
             reserved += estimate
+            sending.append(job.withoutPayload)
             sent.append((job.id, job.claim, prompt.hash))
             requests.append(
                 BatchRequest(customID: ProviderBatch.customID(job: job.id, claim: job.claim), request: prompt.request))
         }
+        jobs.removeAll()
         let budgetReason = "the run's budget_usd has too little left for this request's batch"
         guard !requests.isEmpty, try await store.reserveBudget(batch, owner: id, usd: reserved) else {
             logger.warning(
                 "the run's budget has too little left for a batch; its jobs wait",
                 metadata: [JuryMetadata.run: "\(served.run.name)", JuryMetadata.judge: "\(batch.judge)"])
             try await close(
-                batch, .cancelled, returning: jobs.map(\.job), reason: budgetReason, delaySeconds: budgetWait)
+                batch, .cancelled, returning: sending + leftOut, reason: budgetReason, delaySeconds: budgetWait)
             return .budgetShort
         }
         if !leftOut.isEmpty {
@@ -280,7 +284,7 @@ struct BatchDriver: Sendable {
                 batch, owner: id, .init(nextPollSeconds: Self.submitRetrySeconds, error: "\(error)"))
             return .done
         } catch {
-            try await submissionFailed(batch, jobs: jobs.map(\.job), error: error, served: served)
+            try await submissionFailed(batch, jobs: sending, error: error, served: served)
             return .done
         }
         let held = try await store.advanceBatch(
