@@ -387,7 +387,9 @@ struct PipelineTests {
             try await enqueue(try writeCorpus(count: 300), run: run.name, in: jury)
             var options = WorkerOptions()
             options.concurrency = 16
-            options.drainSeconds = 10
+            // The calls take 200 ms; the drain bounds the recording too (drain + 5 s). Beside the
+            // whole suite on two cores, recording the last outcomes has waited over 15 s.
+            options.drainSeconds = 30
             try await untilShutdown([testWorker(url: url, options: options)]) {
                 try await eventually("calls in flight") {
                     try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'") > 0
