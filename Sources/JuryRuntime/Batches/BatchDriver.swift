@@ -330,21 +330,22 @@ struct BatchDriver: Sendable {
             JobOutcome.release(job, error: "\(error)", served.policy.decide(error, history: job.history))
         }
         try await store.record(outcomes, owner: batch.owner)
-        try await stopJudgeIfNeeded(batch, error: error, served: served)
+        try await stopJudgeIfAsked(batch, by: outcomes)
         _ = try await store.batchCollected(
             batch, owner: id, succeeded: 0, failed: outcomes.count, stepSeconds: 0, finalState: .failed)
     }
 
     /// A failure no retry cures (a bad key, an unknown model, a used-up quota) stops the judge on
-    /// every worker, as online: no batch of it is opened until `jury judge resume`.
-    private func stopJudgeIfNeeded(_ batch: ProviderBatch, error: any Error, served: Served) async throws {
-        let decision = served.policy.decide(
-            error, history: CallPolicy.History(attempts: 0, transientFailures: 0, retryingSeconds: nil))
-        guard decision.haltsJudge else { return }
-        if try await store.openBreaker(runID: batch.runID, judge: batch.judge, reason: "\(error)", owner: id) {
-            logger.error(
-                "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
-                metadata: [JuryMetadata.judge: "\(batch.judge)", JuryMetadata.error: "\(error)"])
+    /// every worker, as online: no batch of it is opened until `jury judge resume`. The call
+    /// policy has said so already, in the outcomes' decisions.
+    private func stopJudgeIfAsked(_ batch: ProviderBatch, by outcomes: [JobOutcome]) async throws {
+        for case .release(_, let error, let decision, _) in outcomes where decision.haltsJudge {
+            if try await store.openBreaker(runID: batch.runID, judge: batch.judge, reason: error, owner: id) {
+                logger.error(
+                    "the judge stops on every worker: retrying cannot cure this; fix it, then `jury judge resume`",
+                    metadata: [JuryMetadata.judge: "\(batch.judge)", JuryMetadata.error: "\(error)"])
+            }
+            return
         }
     }
 
@@ -396,11 +397,7 @@ struct BatchDriver: Sendable {
                 outcomes.append(outcome(of: result.outcome, for: entry, config: config, served: served))
             }
             let recorded = try await store.record(outcomes, owner: batch.owner)
-            for case .failed(let error) in results.map(\.outcome)
-            where [.unauthorized, .notFound, .quotaExhausted].contains(error.code) {
-                try await stopJudgeIfNeeded(batch, error: error, served: served)
-                break
-            }
+            try await stopJudgeIfAsked(batch, by: outcomes)
             let voted = recorded.votedJobs.count
             guard
                 try await store.batchCollected(
