@@ -18,6 +18,19 @@ struct BatchTests {
         "api_key_env: MOCK_KEY, mode: batch, batch: { max_requests: 60, gather_seconds: 0.2 }, "
         + "price: { input_per_million: 2, output_per_million: 8 }"
 
+    /// A run of one batch-mode judge (`j1`, model m-b) with `examples` examples enqueued, on the
+    /// test's database: its URL, a connection, a store and the run.
+    static func batchRun(baseURL: String, provider: String, examples: Int) async throws -> (
+        String, PostgresConnection, Store, StoredRun
+    ) {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        let run = try await createRun(
+            runYAML(models: ["m-b"], baseURL: baseURL, providers: [provider], judgeSettings: [batchJudge]), in: jury)
+        try await enqueue(try writeCorpus(count: examples), run: run.name, in: jury)
+        return (url, try await connect(url), jury, run)
+    }
+
     @Test(.freshDatabase) func aBatchJudgeVotesThroughTheBatchAPIBesideOnlineJudges() async throws {
         let judges = [
             mockJudge("m-a", seed: 1, accuracy: 0.95),
@@ -87,13 +100,8 @@ struct BatchTests {
     func aBatchWhoseSubmissionWasNeverRecordedIsFoundAgainNotSentTwice(provider: String) async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, server in
-            let url = try TestDatabase.url
-            let connection = try await connect(url)
-            let jury = try await store(url)
-            let run = try await createRun(
-                runYAML(models: ["m-b"], baseURL: baseURL, providers: [provider], judgeSettings: [Self.batchJudge]),
-                in: jury)
-            try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
+            let (url, connection, jury, run) = try await Self.batchRun(
+                baseURL: baseURL, provider: provider, examples: 20)
             let config = try #require(run.config.judge(named: "j1"))
             // Twenty jobs fill no batch of 60: one opens once the oldest has waited gather_seconds.
             var opened: Int64?
@@ -135,13 +143,7 @@ struct BatchTests {
     @Test(.freshDatabase) func aBadKeyInABatchStopsTheJudge() async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, _ in
-            let url = try TestDatabase.url
-            let connection = try await connect(url)
-            let jury = try await store(url)
-            let run = try await createRun(
-                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
-                in: jury)
-            try await enqueue(try writeCorpus(count: 20), run: run.name, in: jury)
+            let (url, connection, _, run) = try await Self.batchRun(baseURL: baseURL, provider: "openai", examples: 20)
             try await runWorkers(url: url, run: run.name, environment: ["MOCK_KEY": "sk-wrong"]) {
                 let stopped = try await connection.count("SELECT count(*) FROM judge_breakers")
                 let running = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'running'")
@@ -161,13 +163,8 @@ struct BatchTests {
     @Test(.freshDatabase) func aBatchTheProviderDoesNotHaveGivesItsJobsBack() async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 3600)) { baseURL, _ in
-            let url = try TestDatabase.url
-            let connection = try await connect(url)
-            let jury = try await store(url)
-            let run = try await createRun(
-                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
-                in: jury)
-            try await enqueue(try writeCorpus(count: 30), run: run.name, in: jury)
+            let (url, connection, jury, run) = try await Self.batchRun(
+                baseURL: baseURL, provider: "openai", examples: 30)
             try await runWorkers(url: url, run: run.name, environment: Self.environment) {
                 try await connection.count("SELECT count(*) FROM batches WHERE state = 'submitted'") == 1
             }
@@ -270,13 +267,8 @@ struct BatchTests {
     @Test(.freshDatabase) func cancellingARunCancelsItsBatchesAtTheProvider() async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 3600)) { baseURL, _ in
-            let url = try TestDatabase.url
-            let connection = try await connect(url)
-            let jury = try await store(url)
-            let run = try await createRun(
-                runYAML(models: ["m-b"], baseURL: baseURL, providers: ["openai"], judgeSettings: [Self.batchJudge]),
-                in: jury)
-            try await enqueue(try writeCorpus(count: 100), run: run.name, in: jury)
+            let (url, connection, jury, run) = try await Self.batchRun(
+                baseURL: baseURL, provider: "openai", examples: 100)
             let config = try #require(run.config.judge(named: "j1"))
             let provider = try BatchJudges.factory(client: testHTTPClient, environment: Self.environment)(config)
             try await runWorkers(url: url, run: run.name, environment: Self.environment) {
