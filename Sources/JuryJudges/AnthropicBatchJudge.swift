@@ -113,9 +113,7 @@ public struct AnthropicBatchJudge: BatchJudge {
     ) async throws {
         guard let url = status.outputFileID else { return }
         // The key goes only where the API is: a results URL elsewhere is refused, not followed.
-        guard let given = URL(string: url), let home = URL(string: api.base), given.scheme == home.scheme,
-            given.host == home.host, given.port == home.port
-        else {
+        guard api.isOnAPIHost(url) else {
             throw JudgeError(
                 .server, "judge \(config.name): the batch's results_url is not on \(api.base); it is not followed")
         }
@@ -123,7 +121,7 @@ public struct AnthropicBatchJudge: BatchJudge {
         try await download.readLines(chunk: chunk) { lines in
             var results: [BatchResult] = []
             for (number, line) in lines {
-                switch Self.result(line, labels: labels, judge: config.name, format: format) {
+                switch result(line, labels: labels) {
                 case .success(let result): results.append(result)
                 case .failure(let problem): malformed(number, problem.message)
                 }
@@ -133,9 +131,7 @@ public struct AnthropicBatchJudge: BatchJudge {
     }
 
     /// A results line as a result; an error for a line that is not one.
-    static func result(_ line: Data, labels: [String], judge: String, format: AnthropicFormat) -> Result<
-        BatchResult, JudgeError
-    > {
+    func result(_ line: Data, labels: [String]) -> Result<BatchResult, JudgeError> {
         func malformed(_ why: String) -> Result<BatchResult, JudgeError> { .failure(JudgeError(.badAnswer, why)) }
         guard let value = try? JSONValue.parseStrict(line) else { return malformed("the line is not valid JSON") }
         guard let customID = value["custom_id"]?.text, !customID.isEmpty else {
@@ -147,39 +143,33 @@ public struct AnthropicBatchJudge: BatchJudge {
         switch type {
         case "succeeded":
             guard let message = result["message"] else { return malformed("a succeeded result has no message") }
-            do {
-                let answer = try format.parseAnswer(Data(message.jsonText.utf8), labels: labels, judge: judge)
-                return .success(BatchResult(customID: customID, outcome: .answer(answer)))
-            } catch let error as JudgeError {
-                return .success(BatchResult(customID: customID, outcome: .failed(error)))
-            } catch {
-                return .success(
-                    BatchResult(
-                        customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
-            }
+            return .success(
+                BatchResult(customID: customID, outcome: api.answer(Data(message.jsonText.utf8), labels: labels)))
         case "errored":
-            let kind = result["error", "error", "type"]?.text ?? result["error", "type"]?.text ?? ""
-            let message = String((result["error", "error", "message"]?.text ?? kind).prefix(300))
-            let code: JudgeError.Code =
-                switch kind {
-                case "rate_limit_error": .rateLimited
-                case "api_error", "overloaded_error": .server
-                case "authentication_error", "permission_error": .unauthorized
-                case "not_found_error": .notFound
-                default: .badRequest
-                }
+            // The error is the online call's error body; its type names the status it stands for.
+            guard let error = result["error"], let kind = error["error", "type"]?.text ?? error["type"]?.text else {
+                return malformed("an errored result has no error type")
+            }
+            let body = error["error"] != nil ? error : JSONValue.object(["type": "error", "error": error])
+            let status = Self.statuses[kind] ?? 400
             return .success(
                 BatchResult(
                     customID: customID,
-                    outcome: .failed(JudgeError(code, "judge \(judge): \(kind) in the batch: \(message)"))
-                ))
+                    outcome: .failed(api.requestError(status: status, body: Data(body.jsonText.utf8)))))
         case "canceled", "expired":
             return .success(
-                BatchResult(customID: customID, outcome: .unanswered("judge \(judge): the request was \(type)")))
+                BatchResult(customID: customID, outcome: .unanswered("judge \(config.name): the request was \(type)")))
         default:
             return malformed("the result type '\(type.prefix(40))' is not one Jury knows")
         }
     }
+
+    /// The HTTP status each of Anthropic's error types is sent with online.
+    static let statuses = [
+        "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
+        "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+        "overloaded_error": 529,
+    ]
 
     /// An RFC 3339 time, as Anthropic writes `created_at`.
     static func date(_ text: String) -> Date? {

@@ -30,9 +30,20 @@ struct BatchAPI {
         _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil,
         contentType: String = "application/json", what: String
     ) async throws -> JSONValue {
-        var request = HTTPClientRequest(url: base + path)
+        let (_, data) = try await call(method, base + path, body: body, contentType: contentType, what: what)
+        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
+        return value
+    }
+
+    /// Calls `url` with the key's headers and `extraHeaders`; the answer must have status 200.
+    /// Returns its headers and body.
+    func call(
+        _ method: HTTPMethod, _ url: String, body: HTTPClientRequest.Body? = nil,
+        contentType: String = "application/json", extraHeaders: [(String, String)] = [], what: String
+    ) async throws -> (headers: HTTPHeaders, body: Data) {
+        var request = HTTPClientRequest(url: url)
         request.method = method
-        for (name, value) in headers { request.headers.add(name: name, value: value) }
+        for (name, value) in headers + extraHeaders { request.headers.add(name: name, value: value) }
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = body
@@ -53,13 +64,37 @@ struct BatchAPI {
                 status: Int(response.status.code), headers: response.headers, body: data, config: config,
                 format: format, endpoint: base, redact: redact)
         }
-        guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
-        return value
+        return (response.headers, data)
+    }
+
+    /// Whether `url`, given by the provider, is on the API's own host: the key is sent nowhere else.
+    func isOnAPIHost(_ url: String) -> Bool {
+        guard let given = URL(string: url), let home = URL(string: base) else { return false }
+        return given.scheme == home.scheme && given.host == home.host && given.port == home.port
     }
 
     /// A results file at `url`, to be read as a stream.
     func download(_ url: String) -> ResultsDownload {
         ResultsDownload(client: client, url: url, headers: headers, judge: config.name, redact: redact)
+    }
+
+    /// A request the batch answered with an error, as the same error online: one mapping of
+    /// statuses and bodies (a used-up quota halts the judge in a batch as it does online).
+    func requestError(status: Int, body: Data) -> JudgeError {
+        let error = HTTPJudge.statusError(
+            status: status, headers: [:], body: body, config: config, format: format, endpoint: base, redact: redact)
+        return JudgeError(error.code, error.message + " (a request in the batch)", answer: error.answer)
+    }
+
+    /// A batch's answer to one request, read as the same answer online would be.
+    func answer(_ body: Data, labels: [String]) -> BatchResult.Outcome {
+        do {
+            return .answer(try format.parseAnswer(body, labels: labels, judge: config.name))
+        } catch let error as JudgeError {
+            return .failed(error)
+        } catch {
+            return .failed(JudgeError(.badAnswer, "judge \(config.name): \(error)"))
+        }
     }
 
     func answerError(_ why: String) -> JudgeError {

@@ -124,7 +124,7 @@ public struct OpenAIBatchJudge: BatchJudge {
             try await download.readLines(chunk: chunk) { lines in
                 var results: [BatchResult] = []
                 for (number, line) in lines {
-                    switch Self.result(line, labels: labels, judge: config.name) {
+                    switch result(line, labels: labels) {
                     case .success(let result): results.append(result)
                     case .failure(let problem): malformed(number, "\(fileID): \(problem.message)")
                     }
@@ -137,7 +137,7 @@ public struct OpenAIBatchJudge: BatchJudge {
     // MARK: - Reading results
 
     /// A results line (output or error file) as a result; an error for a line that is not one.
-    static func result(_ line: Data, labels: [String], judge: String) -> Result<BatchResult, JudgeError> {
+    func result(_ line: Data, labels: [String]) -> Result<BatchResult, JudgeError> {
         func malformed(_ why: String) -> Result<BatchResult, JudgeError> {
             .failure(JudgeError(.badAnswer, why))
         }
@@ -146,42 +146,26 @@ public struct OpenAIBatchJudge: BatchJudge {
             return malformed("the line has no custom_id")
         }
         if let error = value["error"], error != .null {
+            // An error of the batch's own (the request never ran), not an answer's status.
             let code = error["code"]?.text ?? ""
             let message = String((error["message"]?.text ?? code).prefix(300))
             if code == "batch_expired" || code == "batch_cancelled" {
-                return .success(BatchResult(customID: customID, outcome: .unanswered("\(judge): \(message)")))
+                return .success(BatchResult(customID: customID, outcome: .unanswered("\(config.name): \(message)")))
             }
             return .success(
-                BatchResult(customID: customID, outcome: .failed(JudgeError(.server, "judge \(judge): \(message)"))))
+                BatchResult(
+                    customID: customID, outcome: .failed(JudgeError(.server, "judge \(config.name): \(message)"))))
         }
         guard let response = value["response"], case .integer(let status)? = response["status_code"],
             let body = response["body"]
         else { return malformed("the line has neither a response nor an error") }
         let bodyData = Data(body.jsonText.utf8)
         guard status == 200 else {
-            let message = OpenAIFormat().errorDetail(bodyData).message.map { ": " + $0.prefix(300) } ?? ""
-            let code: JudgeError.Code =
-                switch Int(status) {
-                case 429: .rateLimited
-                case 500...599: .server
-                case 401, 403: .unauthorized
-                case 404: .notFound
-                default: .badRequest
-                }
             return .success(
-                BatchResult(
-                    customID: customID,
-                    outcome: .failed(JudgeError(code, "judge \(judge): HTTP \(Int(status)) in the batch\(message)"))))
+                BatchResult(customID: customID, outcome: .failed(api.requestError(status: Int(status), body: bodyData)))
+            )
         }
-        do {
-            let answer = try OpenAIFormat.parseAnswer(bodyData, labels: labels, judge: judge)
-            return .success(BatchResult(customID: customID, outcome: .answer(answer)))
-        } catch let error as JudgeError {
-            return .success(BatchResult(customID: customID, outcome: .failed(error)))
-        } catch {
-            return .success(
-                BatchResult(customID: customID, outcome: .failed(JudgeError(.badAnswer, "judge \(judge): \(error)"))))
-        }
+        return .success(BatchResult(customID: customID, outcome: api.answer(bodyData, labels: labels)))
     }
 
     /// An id as one URL path segment: ids come from the provider, untrusted.

@@ -31,11 +31,16 @@ import Yams
 ///                             # a prompt too long is
 ///       refusal_rate: 0.05    # the model declines to label (OpenAI's refusal, Anthropic's stop_reason
 ///                             # refusal, Gemini's SAFETY finish)
-/// batches:                    # optional: OpenAI's Batch API (/v1/files, /v1/batches)
+/// batches:                    # optional: the batch APIs (OpenAI's /v1/files and /v1/batches,
+///                             # Anthropic's /v1/messages/batches, Gemini's uploads and
+///                             # /v1beta/models/M:batchGenerateContent)
 ///   complete_seconds: 2       # a batch ends this long after it was created (default 2)
-///   expire_every: 3           # every third batch expires instead, its second half unanswered
+///   expire_every: 3           # every third batch expires instead: its second half unanswered
+///                             # (Gemini's: none of it, as Gemini keeps no responses then)
 ///   junk_lines: true          # each output file also holds a line that is not JSON, an answer to a
 ///                             # custom id never sent, and its first answer again
+///   latency_ms: 300           # every call of a batch API (upload, create, poll, list, cancel,
+///                             # download) answers this late, as a slow provider would
 /// ```
 public struct MockJudgeConfig: Codable, Sendable {
     public var judges: [Behaviour]
@@ -46,17 +51,22 @@ public struct MockJudgeConfig: Codable, Sendable {
         public var completeSeconds: Double?
         public var expireEvery: Int?
         public var junkLines: Bool?
+        public var latencyMs: Double?
 
-        public init(completeSeconds: Double? = nil, expireEvery: Int? = nil, junkLines: Bool? = nil) {
+        public init(
+            completeSeconds: Double? = nil, expireEvery: Int? = nil, junkLines: Bool? = nil, latencyMs: Double? = nil
+        ) {
             self.completeSeconds = completeSeconds
             self.expireEvery = expireEvery
             self.junkLines = junkLines
+            self.latencyMs = latencyMs
         }
 
         enum CodingKeys: String, CodingKey {
             case completeSeconds = "complete_seconds"
             case expireEvery = "expire_every"
             case junkLines = "junk_lines"
+            case latencyMs = "latency_ms"
         }
     }
 

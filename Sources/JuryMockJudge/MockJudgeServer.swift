@@ -23,12 +23,17 @@ public final class MockJudgeServer: Sendable {
     private let firstRequestAt = Mutex<ContinuousClock.Instant?>(nil)
     private let batches: MockBatches
     private let messageBatches: MockMessageBatches
+    private let geminiBatches: MockGeminiBatches
+    /// How late each call of a batch API answers.
+    private let batchLatencyMs: Double
 
     public init(config: MockJudgeConfig, logger: Logger) {
         self.behaviours = Dictionary(config.judges.map { ($0.model, $0) }, uniquingKeysWith: { first, _ in first })
         self.logger = logger
         self.batches = MockBatches(settings: config.batches ?? .init())
         self.messageBatches = MockMessageBatches(settings: config.batches ?? .init())
+        self.geminiBatches = MockGeminiBatches(settings: config.batches ?? .init())
+        self.batchLatencyMs = config.batches?.latencyMs ?? 0
     }
 
     /// Requests served so far.
@@ -36,8 +41,8 @@ public final class MockJudgeServer: Sendable {
 
     /// Batches created through the batch API, and the requests answered in them.
     public var batchCounts: (batches: Int, requests: Int) {
-        let (openAI, anthropic) = (batches.counts, messageBatches.counts)
-        return (openAI.batches + anthropic.batches, openAI.requests + anthropic.requests)
+        let all = [batches.counts, messageBatches.counts, geminiBatches.counts]
+        return (all.map(\.batches).reduce(0, +), all.map(\.requests).reduce(0, +))
     }
 
     /// Requests answered 429 because a model's enforced limit was reached.
@@ -57,15 +62,24 @@ public final class MockJudgeServer: Sendable {
         host: String = "127.0.0.1", port: Int, onStart: @escaping @Sendable (Int) -> Void = { _ in }
     ) -> some Service {
         let router = Router()
+        if batchLatencyMs > 0 { router.add(middleware: BatchAPILatency(latency: .milliseconds(batchLatencyMs))) }
         router.post("v1/chat/completions") { request, _ in
             await self.respond(.openAI, to: request, pathModel: nil)
         }
         router.post("v1/messages") { request, _ in
             await self.respond(.anthropic, to: request, pathModel: nil)
         }
-        // Gemini names the model in the path: /v1beta/models/MODEL:generateContent.
+        // Gemini names the model in the path: /v1beta/models/MODEL:generateContent, and
+        // MODEL:batchGenerateContent for a batch.
         router.post("v1beta/models/:call") { request, context in
             let call = context.parameters.get("call") ?? ""
+            if call.hasSuffix(":batchGenerateContent") {
+                let body = (try? await request.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+                let (status, value) = self.geminiBatches.create(
+                    model: String(call.dropLast(":batchGenerateContent".count)), body: body,
+                    credential: self.googleCredential(request))
+                return self.json(status, value)
+            }
             let model = call.hasSuffix(":generateContent") ? String(call.dropLast(16)) : nil
             return await self.respond(.gemini, to: request, pathModel: model)
         }
@@ -85,8 +99,70 @@ public final class MockJudgeServer: Sendable {
             logger: logger)
     }
 
+    private func googleCredential(_ request: Request) -> String? {
+        MockWireFormat.gemini.credential(
+            authorization: request.headers[.authorization], apiKey: nil,
+            googleKey: request.headers[HTTPField.Name("x-goog-api-key")!])
+    }
+
+    /// Gemini's Batch Mode (`MockGeminiBatches`): resumable uploads, batches, responses files.
+    private func addGeminiBatchRoutes(_ router: Router<BasicRequestContext>) {
+        let respond: MockGeminiBatches.Responder = { body, credential, model in
+            let reply = await self.reply(.gemini, body: body, credential: credential, pathModel: model, inBatch: true)
+            return (reply.status, reply.body)
+        }
+        router.post("upload/v1beta/files") { request, _ in
+            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            func header(_ name: String) -> String? { request.headers[HTTPField.Name(name)!] }
+            let reply: MockGeminiBatches.UploadReply
+            if let upload = request.uri.queryParameters.get("upload_id") {
+                reply = self.geminiBatches.continueUpload(
+                    String(upload), body: body, command: header("x-goog-upload-command"),
+                    offset: header("x-goog-upload-offset"))
+            } else {
+                reply = self.geminiBatches.startUpload(
+                    body: body, command: header("x-goog-upload-command"),
+                    protocol: header("x-goog-upload-protocol"), length: header("x-goog-upload-header-content-length"),
+                    host: request.head.authority ?? "127.0.0.1")
+            }
+            var response =
+                reply.body.map { self.json(reply.status, $0) }
+                ?? Response(status: .init(code: reply.status), body: .init(byteBuffer: ByteBuffer()))
+            for (name, value) in reply.headers { response.headers[HTTPField.Name(name)!] = value }
+            return response
+        }
+        router.get("v1beta/files/:call") { _, context in
+            let call = context.parameters.get("call") ?? ""
+            guard call.hasSuffix(":download"),
+                let content = self.geminiBatches.content(of: "files/" + call.dropLast(":download".count))
+            else { return self.json(404, MockGeminiBatches.error(404, "File not found.")) }
+            return Response(
+                status: .ok, headers: [.contentType: "application/octet-stream"],
+                body: .init(byteBuffer: ByteBuffer(bytes: content)))
+        }
+        router.get("v1beta/batches") { request, _ in
+            let size = request.uri.queryParameters.get("pageSize").flatMap { Int($0) } ?? 50
+            let (status, value) = self.geminiBatches.list(
+                pageSize: size, pageToken: request.uri.queryParameters.get("pageToken").map { String($0) })
+            return self.json(status, value)
+        }
+        router.get("v1beta/batches/:id") { _, context in
+            let (status, value) = await self.geminiBatches.retrieve(
+                "batches/" + (context.parameters.get("id") ?? ""), respond: respond)
+            return self.json(status, value)
+        }
+        // `:cancel` is part of the last path segment, as Google's custom methods are.
+        router.post("v1beta/batches/:id") { _, context in
+            let call = context.parameters.get("id") ?? ""
+            guard call.hasSuffix(":cancel") else { return self.json(404, MockGeminiBatches.error(404, "Not found.")) }
+            let (status, value) = self.geminiBatches.cancel("batches/" + call.dropLast(":cancel".count))
+            return self.json(status, value)
+        }
+    }
+
     /// OpenAI's Batch API (`MockBatches`) and Anthropic's Message Batches (`MockMessageBatches`).
     private func addBatchRoutes(_ router: Router<BasicRequestContext>) {
+        addGeminiBatchRoutes(router)
         let respond: MockBatches.Responder = { body, credential, _ in
             let reply = await self.reply(.openAI, body: body, credential: credential, pathModel: nil, inBatch: true)
             return (reply.status, reply.body)
@@ -371,5 +447,21 @@ public final class MockJudgeServer: Sendable {
     /// A standard normal value from two uniforms (Box–Muller).
     static func normal(_ u1: Double, _ u2: Double) -> Double {
         sqrt(-2 * log(max(u1, 1e-12))) * cos(2 * .pi * u2)
+    }
+}
+
+/// Every call of a batch API answers late (`batches.latency_ms`), as a slow provider would: a
+/// worker killed while it uploads, polls or downloads is then killed mid-step.
+struct BatchAPILatency<Context: RequestContext>: RouterMiddleware {
+    let latency: Duration
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let path = request.uri.path
+        if path.contains("/batches") || path.contains("/files") || path.hasSuffix(":batchGenerateContent") {
+            try await Task.sleep(for: latency)
+        }
+        return try await next(request, context)
     }
 }

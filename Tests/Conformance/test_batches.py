@@ -5,6 +5,8 @@ validated against the SDK's types: OpenAI's input line must carry a body the Cha
 request type takes, Anthropic's request item must be the SDK's batch Request. Then the mock
 judge's batch APIs, which Jury's own tests run against, are driven by the SDK clients
 themselves: every batch object, list and result they return must parse as the SDK's models.
+Gemini's input line carries a request whose fields the SDK's types take, and the mock's Batch
+Mode (resumable upload, batch, responses file) is driven by google-genai's client.
 
 Run by deploy/local/test.sh with JURY_BINARY set, in a virtualenv holding requirements.txt.
 """
@@ -15,9 +17,13 @@ import subprocess
 import tempfile
 import time
 
+import io
+
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types as gemini
 from anthropic.types import Message
 from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
 from anthropic.types.messages.batch_create_params import Request as AnthropicBatchRequest
@@ -25,7 +31,7 @@ from openai.types import Batch
 from openai.types.chat import ChatCompletion
 from pydantic import TypeAdapter
 
-from test_providers import EXAMPLE, JURY, KEY, LABELS, OPENAI_REQUEST, RESULTS
+from test_providers import EXAMPLE, GEMINI_FIELDS, JURY, KEY, LABELS, OPENAI_REQUEST, RESULTS
 
 ANTHROPIC_BATCH_REQUEST = TypeAdapter(AnthropicBatchRequest)
 
@@ -33,9 +39,9 @@ ANTHROPIC_BATCH_REQUEST = TypeAdapter(AnthropicBatchRequest)
 def batch_config(base_url):
     taxonomy = "\n".join(f"  - {{ label: {label}, description: the {label} case }}" for label in LABELS)
     judges = "\n".join(
-        f'  - {{ name: {provider}, provider: {provider}, model: m, base_url: "{base_url}/v1", api_key_env: CONFORMANCE_KEY,'
-        f" mode: batch, batch: {{ max_requests: 100, gather_seconds: 1 }} }}"
-        for provider in ["openai", "anthropic"]
+        f'  - {{ name: {provider}, provider: {provider}, model: m, base_url: "{base_url}/{version}",'
+        f" api_key_env: CONFORMANCE_KEY, mode: batch, batch: {{ max_requests: 100, gather_seconds: 1 }} }}"
+        for provider, version in [("openai", "v1"), ("anthropic", "v1"), ("gemini", "v1beta")]
     )
     return (
         f"name: conformance-batches\ntaxonomy:\n{taxonomy}\njudges:\n{judges}\n"
@@ -62,6 +68,13 @@ def test_every_batch_request_is_valid_for_the_sdk():
     assert line["method"] == "POST" and line["url"] == "/v1/chat/completions"
     OPENAI_REQUEST.validate_python(line["body"], strict=True)
     ANTHROPIC_BATCH_REQUEST.validate_python(requests["anthropic"], strict=True)
+    line = requests["gemini"]
+    assert set(line) == {"key", "request"}
+    assert not set(line["request"]) - set(GEMINI_FIELDS)
+    for key, value in line["request"].items():
+        for item in value if isinstance(value, list) else [value]:
+            GEMINI_FIELDS[key].model_validate(item, strict=False)
+    requests["gemini"] = {"custom_id": line["key"]}
     for provider in requests:
         # Anthropic's rule for custom ids, the stricter of the two.
         custom_id = requests[provider]["custom_id"]
@@ -157,3 +170,25 @@ def test_the_mocks_message_batches_speak_anthropics_sdk(mock_judge):
         assert json.loads(message.content[0].text)["label"] in LABELS
     assert any(batch.id == created.id for batch in client.messages.batches.list(limit=10).data)
     RESULTS.append(("anthropic", "batch", "mock", "MessageBatch, results and list parse as the SDK's"))
+
+
+def test_the_mocks_batch_mode_speaks_geminis_sdk(mock_judge):
+    client = genai.Client(api_key=KEY, http_options={"base_url": mock_judge, "api_version": "v1beta"})
+    request = batch_requests(mock_judge)["gemini"]["request"]
+    keys = [f"job-{n + 1}-claim-1" for n in range(3)]
+    lines = "".join(json.dumps({"key": key, "request": request}) + "\n" for key in keys).encode()
+    uploaded = client.files.upload(
+        file=io.BytesIO(lines), config={"mime_type": "application/jsonl", "display_name": "jury-token-1"}
+    )
+    assert uploaded.name.startswith("files/") and uploaded.size_bytes == len(lines)
+    created = client.batches.create(model="m", src=uploaded.name, config={"display_name": "jury-token-1"})
+    assert created.name.startswith("batches/") and created.display_name == "jury-token-1"
+    ended = wait_until(lambda: client.batches.get(name=created.name), lambda job: job.done)
+    assert ended.state == gemini.JobState.JOB_STATE_SUCCEEDED and ended.dest.file_name
+    output = client.files.download(file=ended.dest.file_name).decode().splitlines()
+    assert sorted(json.loads(line)["key"] for line in output) == keys
+    for line in output:
+        response = gemini.GenerateContentResponse.model_validate(json.loads(line)["response"])
+        assert json.loads(response.text)["label"] in LABELS
+    assert any(job.name == created.name for job in client.batches.list(config={"page_size": 10}))
+    RESULTS.append(("gemini", "batch", "mock", "upload, BatchJob, responses file and list parse as the SDK's"))

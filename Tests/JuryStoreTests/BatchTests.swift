@@ -96,7 +96,7 @@ struct BatchTests {
         }
     }
 
-    @Test(.freshDatabase, arguments: ["openai", "anthropic"])
+    @Test(.freshDatabase, arguments: ["openai", "anthropic", "gemini"])
     func aBatchWhoseSubmissionWasNeverRecordedIsFoundAgainNotSentTwice(provider: String) async throws {
         let judges = [mockJudge("m-b", seed: 2, apiKey: Self.key)]
         try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, server in
@@ -227,6 +227,46 @@ struct BatchTests {
         }
     }
 
+    /// Gemini's Batch Mode: the requests uploaded as a file (resumable upload), the batch polled
+    /// to its final state, the responses file read back by key. An expired batch keeps no
+    /// responses: all its jobs go back; junk lines are ignored; the votes cost half.
+    @Test(.freshDatabase) func aGeminiJudgeVotesThroughBatchMode() async throws {
+        let judges = [mockJudge("m-a", seed: 1), mockJudge("m-b", seed: 2, errorRate: 0.05, apiKey: Self.key)]
+        let batches = MockJudgeConfig.Batches(completeSeconds: 0.3, expireEvery: 3, junkLines: true)
+        try await withMockJudges(judges, batches: batches) { baseURL, server in
+            let url = try TestDatabase.url
+            let connection = try await connect(url)
+            let jury = try await store(url)
+            let run = try await createRun(
+                runYAML(
+                    models: ["m-a", "m-b"], baseURL: baseURL, providers: ["openai-compatible", "gemini"],
+                    judgeSettings: [nil, Self.batchJudge]), in: jury)
+            try await enqueue(try writeCorpus(count: 150), run: run.name, in: jury)
+            try await runWorkers(url: url, run: run.name, environment: Self.environment) {
+                try await connection.count("SELECT count(*) FROM verdicts") == 150
+            }
+            let cancelled = try await connection.count("SELECT count(*) FROM jobs WHERE state = 'cancelled'")
+            #expect(try await connection.count("SELECT count(*) FROM votes") + cancelled == 300)
+            #expect(try await connection.count("SELECT count(*) FROM jobs WHERE state <> 'cancelled'") == 0)
+            #expect(
+                try await connection.count(
+                    """
+                    SELECT count(*) FROM votes WHERE judge = 'j2'
+                      AND (latency_ms IS NOT NULL OR prompt_hash IS NULL
+                           OR abs(cost_usd - (prompt_tokens * 2 + completion_tokens * 8) / 1e6 * 0.5) > 1e-12)
+                    """) == 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2'") > 100)
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE state = 'expired'") > 0)
+            #expect(try await connection.count("SELECT count(*) FROM votes WHERE judge = 'j2' AND attempts > 1") == 0)
+            #expect(
+                try await connection.count(
+                    "SELECT count(*) FROM batches WHERE provider_id NOT LIKE 'batches/%' OR input_file_id NOT LIKE 'files/%'"
+                ) == 0)
+            #expect(server.batchCounts.batches == (try await connection.count("SELECT count(*) FROM batches")))
+            try await expectCountsMatchTables(connection)
+        }
+    }
+
     /// Each batch's cost is reserved before it is sent: the run stops within its budget instead
     /// of overshooting it by whole batches.
     @Test(.freshDatabase) func aRunInBatchesStaysWithinItsBudget() async throws {
@@ -301,9 +341,11 @@ struct BatchTests {
 
     @Test func resultLinesAreUntrustedInput() throws {
         let labels = ["valid", "ambiguous"]
-        func read(_ line: String) -> Result<BatchResult, JudgeError> {
-            OpenAIBatchJudge.result(Data(line.utf8), labels: labels, judge: "j")
+        func judge(_ provider: String) -> JudgeConfig {
+            JudgeConfig(name: "j", provider: provider, model: "m", baseURL: "http://127.0.0.1:9/v1", mode: .batch)
         }
+        let openAI = try OpenAIBatchJudge(config: judge("openai"), client: testHTTPClient, environment: [:])
+        func read(_ line: String) -> Result<BatchResult, JudgeError> { openAI.result(Data(line.utf8), labels: labels) }
         let answer =
             #"{"choices":[{"message":{"content":"{\"label\":\"valid\",\"rationale\":\"ok\"}"}}],"model":"m","usage":{"prompt_tokens":10,"completion_tokens":3}}"#
         guard
@@ -352,9 +394,21 @@ struct BatchTests {
             return
         }
         #expect(slow.code == .rateLimited)
+        // A used-up quota reads as it does online: it stops the judge, where a 429 waits.
+        guard
+            case .success(let broke) = read(
+                #"{"custom_id":"x","response":{"status_code":429,"body":{"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}}}}"#
+            ),
+            case .failed(let quota) = broke.outcome
+        else {
+            Issue.record("an insufficient_quota line was not a failure")
+            return
+        }
+        #expect(quota.code == .quotaExhausted)
         // Anthropic's lines: a message, an error by its type, a request canceled or expired, junk.
+        let anthropic = try AnthropicBatchJudge(config: judge("anthropic"), client: testHTTPClient, environment: [:])
         func readAnthropic(_ line: String) -> Result<BatchResult, JudgeError> {
-            AnthropicBatchJudge.result(Data(line.utf8), labels: labels, judge: "j", format: AnthropicFormat())
+            anthropic.result(Data(line.utf8), labels: labels)
         }
         let message =
             #"{"content":[{"type":"text","text":"{\"label\":\"ambiguous\",\"rationale\":\"two\"}"}],"model":"c","usage":{"input_tokens":7,"output_tokens":2}}"#
@@ -393,6 +447,56 @@ struct BatchTests {
                 continue
             }
         }
+        guard
+            case .success(let credit) = readAnthropic(
+                #"{"custom_id":"a","result":{"type":"errored","error":{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low"}}}}"#
+            ),
+            case .failed(let broke) = credit.outcome
+        else {
+            Issue.record("an errored line was not a failure")
+            return
+        }
+        #expect(broke.code == .quotaExhausted)
+        // Gemini's lines: a key with a response or an error status; anything else is not a result.
+        let gemini = try GeminiBatchJudge(config: judge("gemini"), client: testHTTPClient, environment: [:])
+        func readGemini(_ line: String) -> Result<BatchResult, JudgeError> {
+            gemini.result(Data(line.utf8), labels: labels)
+        }
+        let response =
+            #"{"candidates":[{"content":{"parts":[{"text":"{\"label\":\"valid\",\"rationale\":\"ok\"}"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":9,"candidatesTokenCount":4,"thoughtsTokenCount":5}}"#
+        guard case .success(let answered) = readGemini(#"{"key":"job-1-claim-1","response":\#(response)}"#),
+            case .answer(let flash) = answered.outcome
+        else {
+            Issue.record("a Gemini response line was not read")
+            return
+        }
+        #expect(flash.label == "valid" && flash.promptTokens == 9 && flash.completionTokens == 9)
+        guard
+            case .success(let exhausted) = readGemini(
+                #"{"key":"a","error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED"}}"#
+            ),
+            case .failed(let busy429) = exhausted.outcome
+        else {
+            Issue.record("a Gemini error line was not a failure")
+            return
+        }
+        #expect(busy429.code == .rateLimited)
+        for line in [
+            #"{"key":"a"}"#, #"{"response":\#(response)}"#, #"{"key":"a","error":{"message":"no code"}}"#, "[]",
+            #"{"key":"","response":{}}"#,
+        ] {
+            guard case .failure = readGemini(line) else {
+                Issue.record("read as a result: \(line)")
+                continue
+            }
+        }
+        // Names Gemini gives go into URL paths: only plain ids are taken.
+        #expect(GeminiBatchJudge.isName("batches/abc-12_x", in: "batches"))
+        for name in ["batches/", "batches/../files/x", "batches/a/b", "files/abc", "batches/a?b", "batches/ä"] {
+            #expect(!GeminiBatchJudge.isName(name, in: "batches"), "\(name)")
+        }
+        #expect(GeminiBatchJudge.uploadURL(base: "https://g.example/v1beta") == "https://g.example/upload/v1beta/files")
+
         // Custom ids Jury never writes name no job.
         for text in ["job-1-claim-0", "job--1-claim-1", "job-1-claim-1-x", "1-1", "job-99999999999999999999-claim-1"] {
             #expect(ProviderBatch.job(fromCustomID: text) == nil)

@@ -70,7 +70,7 @@ extension JudgeConfig {
     }
 
     /// The providers whose batch API Jury speaks.
-    public static let batchProviders = ["openai", "anthropic"]
+    public static let batchProviders = ["openai", "anthropic", "gemini"]
 
     /// Checks a batch-mode judge's settings.
     func validateBatchSettings(field: String, fail: (String, String) -> JuryError) throws {
