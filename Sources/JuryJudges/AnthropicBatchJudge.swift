@@ -26,19 +26,14 @@ public struct AnthropicBatchJudge: BatchJudge {
         self.api = try BatchAPI(config: config, client: client, format: format, environment: environment)
     }
 
-    public func submit(_ requests: [BatchRequest], token: String) async throws -> (
-        batchID: String, inputFileID: String?
-    ) {
-        // Written in chunks and streamed: a batch of 50,000 requests is tens of megabytes.
-        var body = UploadBody()
-        body.append(#"{"requests":["#)
-        for (index, request) in requests.enumerated() {
-            if index > 0 { body.append(",") }
-            body.append(
-                Self.item(
-                    customID: request.customID, params: try format.body(for: request.request, model: config.model)))
-        }
-        body.append("]}")
+    public func entry(for request: BatchRequest) throws -> Data {
+        Self.item(customID: request.customID, params: try format.body(for: request.request, model: config.model))
+    }
+
+    public func submit(_ input: BatchInput, token: String) async throws -> (batchID: String, inputFileID: String?) {
+        // One JSON document of every request, streamed from disk: the entries joined by commas.
+        let body = BatchInputBody(
+            input: input, prefix: Data(#"{"requests":["#.utf8), suffix: Data("]}".utf8), separator: UInt8(ascii: ","))
         let created = try await api.send(.POST, "/messages/batches", body: body.body, what: "creating the batch")
         guard let id = created["id"]?.text else { throw api.answerError("the new batch's answer has no id") }
         return (id, nil)

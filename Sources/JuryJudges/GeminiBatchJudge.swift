@@ -29,16 +29,12 @@ public struct GeminiBatchJudge: BatchJudge {
 
     // MARK: - The batch's life
 
-    public func submit(_ requests: [BatchRequest], token: String) async throws -> (
-        batchID: String, inputFileID: String?
-    ) {
-        var file = UploadBody()
-        for request in requests {
-            file.append(
-                Self.line(key: request.customID, request: try format.body(for: request.request, model: config.model)))
-            file.append("\n")
-        }
-        let fileName = try await upload(file, displayName: Self.displayName(token: token))
+    public func entry(for request: BatchRequest) throws -> Data {
+        Self.line(key: request.customID, request: try format.body(for: request.request, model: config.model))
+    }
+
+    public func submit(_ input: BatchInput, token: String) async throws -> (batchID: String, inputFileID: String?) {
+        let fileName = try await upload(BatchInputBody(input: input), displayName: Self.displayName(token: token))
         let model = config.model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? config.model
         let batch: JSONValue = .object([
             "batch": .object([
@@ -58,7 +54,7 @@ public struct GeminiBatchJudge: BatchJudge {
     /// Uploads `file` with the Files API's resumable protocol: a start call that answers with
     /// the upload URL, then the bytes, streamed, in one `upload, finalize` call. Returns the
     /// file's name (`files/...`).
-    private func upload(_ file: UploadBody, displayName: String) async throws -> String {
+    private func upload(_ file: BatchInputBody, displayName: String) async throws -> String {
         let metadata: JSONValue = .object([
             "file": .object(["displayName": .string(displayName), "mimeType": "application/jsonl"])
         ])

@@ -28,23 +28,20 @@ public struct OpenAIBatchJudge: BatchJudge {
 
     // MARK: - The batch's life
 
-    public func submit(_ requests: [BatchRequest], token: String) async throws -> (
-        batchID: String, inputFileID: String?
-    ) {
-        // The form is written in chunks and streamed: a batch of 50,000 requests is tens of
-        // megabytes, and each copy of it would count.
+    public func entry(for request: BatchRequest) throws -> Data {
+        Self.line(customID: request.customID, body: try format.body(for: request.request, model: config.model))
+    }
+
+    public func submit(_ input: BatchInput, token: String) async throws -> (batchID: String, inputFileID: String?) {
+        // The file goes up as a multipart form, streamed from disk.
         let boundary = "jury-\(UUID().uuidString)"
-        var form = UploadBody()
-        form.append("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n")
-        form.append(
-            "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\n"
-                + "Content-Type: application/jsonl\r\n\r\n")
-        for request in requests {
-            let body = try format.body(for: request.request, model: config.model)
-            form.append(Self.line(customID: request.customID, body: body))
-            form.append("\n")
-        }
-        form.append("\r\n--\(boundary)--\r\n")
+        let form = BatchInputBody(
+            input: input,
+            prefix: Data(
+                ("--\(boundary)\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n"
+                    + "--\(boundary)\r\nContent-Disposition: form-data; name=\"file\"; filename=\"jury-\(token).jsonl\"\r\n"
+                    + "Content-Type: application/jsonl\r\n\r\n").utf8),
+            suffix: Data("\r\n--\(boundary)--\r\n".utf8))
         let uploaded = try await api.send(
             .POST, "/files", body: form.body, contentType: "multipart/form-data; boundary=\(boundary)",
             what: "uploading")

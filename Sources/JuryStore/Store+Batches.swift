@@ -66,6 +66,28 @@ extension Store {
         return claimed.map { ($0, hashes[$0.id]) }
     }
 
+    /// `jobs` with their examples' payloads, those the batch still holds: a page of a batch
+    /// being sent. A payload that cannot be read fails its job, as a claim would.
+    public func batchPayloads(_ batch: ProviderBatch, of jobs: [ClaimedJob]) async throws -> [ClaimedJob] {
+        let byID = Dictionary(jobs.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let rows = try await connection.query(
+            "SELECT job_id, payload FROM jury_batch_payloads(\(batch.id), \(jobs.map(\.id))::bigint[])")
+        var read: [ClaimedJob] = []
+        var unreadable: [JobOutcome] = []
+        for row in rows {
+            guard let job = byID[try row.decode("job_id")] else { continue }
+            let text: String = try row.decode("payload")
+            do {
+                read.append(job.with(payload: try JSONValue.parseStrict(text.utf8)))
+            } catch {
+                let fail = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
+                unreadable.append(.release(job, error: "the example's payload cannot be read: \(error)", fail))
+            }
+        }
+        if !unreadable.isEmpty { try await record(unreadable, owner: batch.owner) }
+        return read
+    }
+
     /// What the run may still spend (its budget less its votes' cost and its open batches'
     /// reservations); nil when it has no budget.
     public func budgetLeft(runID: Int64) async throws -> Double? {

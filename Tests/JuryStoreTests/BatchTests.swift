@@ -124,7 +124,11 @@ struct BatchTests {
             }
             #expect(requests.count == 20)
             let judge = try BatchJudges.factory(client: testHTTPClient, environment: Self.environment)(config)
-            let submitted = try await judge.submit(requests, token: batch.token)
+            let writer = try BatchInputWriter(token: batch.token)
+            for request in requests { try writer.append(try judge.entry(for: request)) }
+            let input = try writer.finish()
+            defer { input.remove() }
+            let submitted = try await judge.submit(input, token: batch.token)
 
             try await runWorkers(url: url, run: run.name, environment: Self.environment) {
                 try await connection.count("SELECT count(*) FROM verdicts") == 20

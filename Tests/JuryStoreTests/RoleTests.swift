@@ -1,5 +1,6 @@
 import Foundation
 import JuryDomain
+import JuryMockJudge
 import JuryPostgres
 import JuryRuntime
 import JuryStore
@@ -10,8 +11,8 @@ import Testing
 @Suite("Roles")
 struct RoleTests {
     @Test(.freshDatabase) func workersAndReducersNeedNothingButTheWorkerRole() async throws {
-        try await withMockJudges([mockJudge("r-a", seed: 1), mockJudge("r-b", seed: 2), mockJudge("r-c", seed: 3)]) {
-            baseURL, _ in
+        let judges = [mockJudge("r-a", seed: 1), mockJudge("r-b", seed: 2), mockJudge("r-c", seed: 3)]
+        try await withMockJudges(judges, batches: .init(completeSeconds: 0.2)) { baseURL, _ in
             let url = try TestDatabase.url
             let owner = try await store(url)
             let connection = try await connect(url)
@@ -25,13 +26,24 @@ struct RoleTests {
                 runYAML(
                     name: "roles-ds", models: ["r-a", "r-b", "r-c"], baseURL: baseURL, rule: "dawid-skene",
                     consensus: ["threshold: 0.5"]), in: owner)
+            // And one with a judge in batch mode, whose batches are sent a page of payloads at a time.
+            let batched = try await createRun(
+                runYAML(
+                    name: "roles-batch", models: ["r-a", "r-b"], baseURL: baseURL,
+                    providers: ["openai-compatible", "gemini"],
+                    judgeSettings: [
+                        nil, "api_key_env: ROLE_KEY, mode: batch, batch: { max_requests: 25, gather_seconds: 0.2 }",
+                    ]),
+                in: owner)
             try await enqueue(try writeCorpus(count: 60), run: unanimous.name, in: owner)
             try await enqueue(try writeCorpus(count: 30), run: fitted.name, in: owner)
+            try await enqueue(try writeCorpus(count: 40), run: batched.name, in: owner)
 
-            try await runWorkers(url: workerURL) {
+            try await runWorkers(url: workerURL, environment: ["ROLE_KEY": "role-key"]) {
                 try await owner.listRuns().allSatisfy { $0.state == .done }
             }
-            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 90)
+            #expect(try await connection.count("SELECT count(*) FROM verdicts") == 130)
+            #expect(try await connection.count("SELECT count(*) FROM batches WHERE state = 'collected'") >= 2)
             #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE rule = 'dawid-skene'") == 30)
             try await expectCountsMatchTables(connection)
 
@@ -51,8 +63,8 @@ struct RoleTests {
             ] {
                 await expectRefused(statement, on: worker)
             }
-            #expect(try await worker.count("SELECT count(*) FROM runs") == 2)
-            #expect(try await connection.count("SELECT count(*) FROM runs WHERE state = 'done'") == 2)
+            #expect(try await worker.count("SELECT count(*) FROM runs") == 3)
+            #expect(try await connection.count("SELECT count(*) FROM runs WHERE state = 'done'") == 3)
         }
     }
 

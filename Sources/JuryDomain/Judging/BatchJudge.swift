@@ -73,9 +73,12 @@ public struct BatchResult: Sendable {
 
 /// A judge behind a provider's batch API. Everything the provider returns is untrusted input.
 public protocol BatchJudge: Sendable {
-    /// Uploads the requests and creates the batch, with `token` in its metadata. Returns the
-    /// provider's batch and input file ids.
-    func submit(_ requests: [BatchRequest], token: String) async throws -> (batchID: String, inputFileID: String?)
+    /// What the batch's input holds for `request`, on one line: OpenAI's or Gemini's input file
+    /// line, Anthropic's request item. Each carries the body the online call would send.
+    func entry(for request: BatchRequest) throws -> Data
+    /// Uploads the entries `input` holds and creates the batch, with `token` in its metadata.
+    /// Returns the provider's batch and input file ids.
+    func submit(_ input: BatchInput, token: String) async throws -> (batchID: String, inputFileID: String?)
     /// The provider's batches that may be the one Jury built as `token` from `createdAfter`
     /// with `requests` requests, most likely first: a submission whose answer was lost is found
     /// again, not sent twice. (OpenAI carries the token in the batch's metadata; Anthropic has

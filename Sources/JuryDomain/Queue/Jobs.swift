@@ -33,11 +33,14 @@ public struct ClaimedJob: Sendable {
 
     /// The job without its example's payload, once its request is made: a batch holds tens of
     /// thousands of jobs.
-    public var withoutPayload: ClaimedJob {
+    public var withoutPayload: ClaimedJob { with(payload: .null) }
+
+    /// The job with its example's payload, read when its request is made.
+    public func with(payload: JSONValue) -> ClaimedJob {
         ClaimedJob(
             id: id, runID: runID, exampleID: exampleID, judge: judge, attempts: attempts, claim: claim,
             transientFailures: transientFailures, retryingSeconds: retryingSeconds, externalID: externalID,
-            payload: .null)
+            payload: payload)
     }
 
     /// What the call policy needs to know of the job's past.

@@ -33,6 +33,8 @@ struct BatchDriver: Sendable {
     static let stepSeconds: Double = 900
     /// Results recorded in one go.
     static let chunk = 500
+    /// Payloads read at a time while a batch is written.
+    static let pageSize = 1000
     /// How long a batch waits after its submission failed in a way that waiting cures.
     static let submitRetrySeconds: Double = 60
     /// How long a batch waits after a step failed (the database, the provider's answer).
@@ -211,14 +213,19 @@ struct BatchDriver: Sendable {
     // MARK: - Building and submitting
 
     private func submit(_ batch: ProviderBatch, judge: any BatchJudge, served: Served) async throws -> StepResult {
-        var jobs = try await store.batchJobs(batch, payloads: true)
+        // The jobs without their payloads: those are read a page at a time as the requests are
+        // written, so a batch of 50,000 requests is never in memory whole.
+        let jobs = try await store.batchJobs(batch, payloads: false).map(\.job)
         // A batch still building at its second step was left by a worker that died, maybe after
         // the provider made it: it is looked for there before it is sent again.
         if batch.steps > 1, let found = try await foundAtProvider(batch, judge: judge, requests: jobs.count) {
             logger.info(
                 "found at the provider a batch whose submission was not recorded; it is kept",
                 metadata: ["batch": "\(batch.id)", "provider_batch": "\(found)"])
-            let sent = jobs.map { ($0.job.id, $0.job.claim, RenderedPrompt($0.job, renderer: served.renderer).hash) }
+            var sent: [(job: Int64, claim: Int, promptHash: String)] = []
+            try await forEachPage(of: batch, jobs) { page in
+                sent += page.map { ($0.id, $0.claim, RenderedPrompt($0, renderer: served.renderer).hash) }
+            }
             _ = try await store.advanceBatch(
                 batch, owner: id, .init(providerID: found, sent: sent, nextPollSeconds: options.batchPollSeconds))
             return .done
@@ -231,34 +238,45 @@ struct BatchDriver: Sendable {
                 batch.cancelRequested
                 ? "its batch was cancelled (jury batch cancel) before it was sent"
                 : "the run is \(served.run.state.rawValue): its batch was not sent"
-            try await close(batch, .cancelled, returning: jobs.map(\.job), reason: reason)
+            try await close(batch, .cancelled, returning: jobs, reason: reason)
             return .done
         }
         guard let config = served.run.config.judge(named: batch.judge) else { return .done }
-        var requests: [BatchRequest] = []
         var sent: [(job: Int64, claim: Int, promptHash: String)] = []
         var reserved = 0.0
         var leftOut: [ClaimedJob] = []
-        // The jobs sent, without their examples: the payloads go as soon as the requests are made.
         var sending: [ClaimedJob] = []
         let budgetLeft = try await store.budgetLeft(runID: served.run.id)
-        for (job, _) in jobs {
-            let prompt = RenderedPrompt(job, renderer: served.renderer)
-            // A batch is cut to what the run's budget has left: its cost is reserved before it is sent.
-            let estimate = config.estimatedCost(of: prompt.request, batched: true) ?? 0
-            if let budgetLeft, reserved + estimate > budgetLeft {
-                leftOut.append(job.withoutPayload)
-                continue
+        let writer = try BatchInputWriter(token: batch.token)
+        let input: BatchInput
+        do {
+            try await forEachPage(of: batch, jobs) { page in
+                for job in page {
+                    let prompt = RenderedPrompt(job, renderer: served.renderer)
+                    // A batch is cut to what the run's budget has left: its cost is reserved before it is sent.
+                    let estimate = config.estimatedCost(of: prompt.request, batched: true) ?? 0
+                    if let budgetLeft, reserved + estimate > budgetLeft {
+                        leftOut.append(job.withoutPayload)
+                        continue
+                    }
+                    reserved += estimate
+                    sending.append(job.withoutPayload)
+                    sent.append((job.id, job.claim, prompt.hash))
+                    try writer.append(
+                        judge.entry(
+                            for: BatchRequest(
+                                customID: ProviderBatch.customID(job: job.id, claim: job.claim),
+                                request: prompt.request)))
+                }
             }
-            reserved += estimate
-            sending.append(job.withoutPayload)
-            sent.append((job.id, job.claim, prompt.hash))
-            requests.append(
-                BatchRequest(customID: ProviderBatch.customID(job: job.id, claim: job.claim), request: prompt.request))
+            input = try writer.finish()
+        } catch {
+            writer.discard()
+            throw error
         }
-        jobs.removeAll()
+        defer { input.remove() }
         let budgetReason = "the run's budget_usd has too little left for this request's batch"
-        guard !requests.isEmpty, try await store.reserveBudget(batch, owner: id, usd: reserved) else {
+        guard input.count > 0, try await store.reserveBudget(batch, owner: id, usd: reserved) else {
             logger.warning(
                 "the run's budget has too little left for a batch; its jobs wait",
                 metadata: [JuryMetadata.run: "\(served.run.name)", JuryMetadata.judge: "\(batch.judge)"])
@@ -273,7 +291,7 @@ struct BatchDriver: Sendable {
         }
         let submitted: (batchID: String, inputFileID: String?)
         do {
-            submitted = try await judge.submit(requests, token: batch.token)
+            submitted = try await judge.submit(input, token: batch.token)
         } catch let error as JudgeError where [.rateLimited, .server, .timeout, .network].contains(error.code) {
             // The provider may have made the batch all the same: it stays building, and the next
             // try looks for it by its token before it sends it again.
@@ -296,7 +314,7 @@ struct BatchDriver: Sendable {
             "submitted a batch",
             metadata: [
                 JuryMetadata.run: "\(served.run.name)", JuryMetadata.judge: "\(batch.judge)", "batch": "\(batch.id)",
-                "provider_batch": "\(submitted.batchID)", "requests": "\(requests.count)",
+                "provider_batch": "\(submitted.batchID)", "requests": "\(input.count)",
             ])
         if !held, try await store.providerID(of: batch) != submitted.batchID {
             // Another worker took the step over and recorded a batch of its own: this one is a
@@ -316,6 +334,19 @@ struct BatchDriver: Sendable {
             return candidate
         }
         return nil
+    }
+
+    /// Reads the batch's jobs' payloads a page at a time, for `body` to make their requests. A
+    /// job the batch no longer holds is left out; one whose payload cannot be read has failed.
+    private func forEachPage(of batch: ProviderBatch, _ jobs: [ClaimedJob], _ body: ([ClaimedJob]) async throws -> Void)
+        async throws
+    {
+        var start = 0
+        while start < jobs.count {
+            let page = Array(jobs[start..<min(jobs.count, start + Self.pageSize)])
+            try await body(try await store.batchPayloads(batch, of: page))
+            start += page.count
+        }
     }
 
     /// The provider refused the batch (a bad request, a bad key, an unknown model): its jobs go
