@@ -343,6 +343,35 @@ struct BatchTests {
         }
     }
 
+    /// A batch is written to disk as it is made; a worker killed meanwhile leaves its file,
+    /// which the next worker to start removes once it is an hour old, and no other.
+    @Test func batchInputIsWrittenToDiskAndStaleFilesAreRemoved() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("jury-input-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let writer = try BatchInputWriter(token: "t", directory: directory)
+        try writer.append(Data(#"{"a":1}"#.utf8))
+        try writer.append(Data(#"{"b":"two\nlines"}"#.utf8))
+        #expect(throws: JuryError.self) { try writer.append(Data("{\n}".utf8)) }
+        let input = try writer.finish()
+        #expect(input.count == 2 && input.length == 27)
+        #expect(try Data(contentsOf: input.file) == Data("{\"a\":1}\n{\"b\":\"two\\nlines\"}\n".utf8))
+
+        let old = try BatchInputWriter(token: "dead", directory: directory).finish()
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: old.file.path)
+        let unrelated = directory.appendingPathComponent("notes.jsonl")
+        try Data().write(to: unrelated)
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date().addingTimeInterval(-7200)], ofItemAtPath: unrelated.path)
+        #expect(BatchInputWriter.removeStale(olderThan: 3600, in: directory) == 1)
+        #expect(!FileManager.default.fileExists(atPath: old.file.path))
+        #expect(FileManager.default.fileExists(atPath: input.file.path))
+        #expect(FileManager.default.fileExists(atPath: unrelated.path))
+        input.remove()
+        #expect(!FileManager.default.fileExists(atPath: input.file.path))
+    }
+
     @Test func resultLinesAreUntrustedInput() throws {
         let labels = ["valid", "ambiguous"]
         func judge(_ provider: String) -> JudgeConfig {

@@ -35,6 +35,30 @@ public final class BatchInputWriter {
         handle = try FileHandle(forWritingTo: file)
     }
 
+    /// Deletes the batch files in `directory` untouched for `seconds`: those of workers killed
+    /// while they wrote or sent a batch (a step is held for 15 minutes at most). Returns how many.
+    @discardableResult
+    public static func removeStale(
+        olderThan seconds: Double, in directory: URL = FileManager.default.temporaryDirectory
+    ) -> Int {
+        let files = FileManager.default
+        guard
+            let names = try? files.contentsOfDirectory(
+                at: directory, includingPropertiesForKeys: [.contentModificationDateKey])
+        else { return 0 }
+        let cutoff = Date().addingTimeInterval(-seconds)
+        var removed = 0
+        for file in names
+        where file.lastPathComponent.hasPrefix("jury-batch-") && file.pathExtension == "jsonl" {
+            guard
+                let modified = try? file.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate,
+                modified < cutoff, (try? files.removeItem(at: file)) != nil
+            else { continue }
+            removed += 1
+        }
+        return removed
+    }
+
     /// Adds one entry, which must be one line: JSON without a raw newline.
     public func append(_ entry: Data) throws {
         guard !entry.contains(UInt8(ascii: "\n")) else {

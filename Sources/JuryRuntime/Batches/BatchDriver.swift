@@ -41,6 +41,10 @@ struct BatchDriver: Sendable {
     static let stepRetrySeconds: Double = 30
 
     func run() async {
+        let stale = BatchInputWriter.removeStale(olderThan: 3600)
+        if stale > 0 {
+            logger.info("removed batch files left by workers that were killed", metadata: ["files": "\(stale)"])
+        }
         var budgetShort = BudgetShort()
         var served: [Int64: Served] = [:]
         var loadedAt = ContinuousClock.now - .seconds(3600)
