@@ -112,17 +112,9 @@ public struct AnthropicBatchJudge: BatchJudge {
             throw JudgeError(
                 .server, "judge \(config.name): the batch's results_url is not on \(api.base); it is not followed")
         }
-        let download = api.download(url)
-        try await download.readLines(chunk: chunk) { lines in
-            var results: [BatchResult] = []
-            for (number, line) in lines {
-                switch result(line, labels: labels) {
-                case .success(let result): results.append(result)
-                case .failure(let problem): malformed(number, problem.message)
-                }
-            }
-            try await receive(results)
-        }
+        try await api.readResults(
+            url, file: "results of \(status.providerID)", chunk: chunk, malformed: malformed,
+            read: { result($0, labels: labels) }, receive: receive)
     }
 
     /// A results line as a result; an error for a line that is not one.

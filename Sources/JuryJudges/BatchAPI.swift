@@ -73,6 +73,24 @@ struct BatchAPI {
         return given.scheme == home.scheme && given.host == home.host && given.port == home.port
     }
 
+    /// Streams the results file at `url`, each line read by `read`: `receive` gets up to `chunk`
+    /// results at a time, and `malformed` each line that is not one, with `file` named.
+    func readResults(
+        _ url: String, file: String, chunk: Int, malformed: (Int, String) -> Void,
+        read: (Data) -> Result<BatchResult, JudgeError>, receive: ([BatchResult]) async throws -> Void
+    ) async throws {
+        try await download(url).readLines(chunk: chunk) { lines in
+            var results: [BatchResult] = []
+            for (number, line) in lines {
+                switch read(line) {
+                case .success(let result): results.append(result)
+                case .failure(let problem): malformed(number, "\(file): \(problem.message)")
+                }
+            }
+            try await receive(results)
+        }
+    }
+
     /// A results file at `url`, to be read as a stream.
     func download(_ url: String) -> ResultsDownload {
         ResultsDownload(client: client, url: url, headers: headers, judge: config.name, redact: redact)

@@ -155,17 +155,9 @@ public struct GeminiBatchJudge: BatchJudge {
         guard Self.isName(file, in: "files") else {
             throw api.answerError("the batch's responses file '\(file.prefix(80))' is not a file name")
         }
-        let download = api.download(api.base + "/\(file):download?alt=media")
-        try await download.readLines(chunk: chunk) { lines in
-            var results: [BatchResult] = []
-            for (number, line) in lines {
-                switch result(line, labels: labels) {
-                case .success(let result): results.append(result)
-                case .failure(let problem): malformed(number, "\(file): \(problem.message)")
-                }
-            }
-            try await receive(results)
-        }
+        try await api.readResults(
+            api.base + "/\(file):download?alt=media", file: file, chunk: chunk, malformed: malformed,
+            read: { result($0, labels: labels) }, receive: receive)
     }
 
     // MARK: - Reading results

@@ -117,17 +117,9 @@ public struct OpenAIBatchJudge: BatchJudge {
         receive: ([BatchResult]) async throws -> Void
     ) async throws {
         for fileID in [status.outputFileID, status.errorFileID].compactMap({ $0 }) {
-            let download = api.download(api.base + "/files/\(Self.pathSegment(fileID))/content")
-            try await download.readLines(chunk: chunk) { lines in
-                var results: [BatchResult] = []
-                for (number, line) in lines {
-                    switch result(line, labels: labels) {
-                    case .success(let result): results.append(result)
-                    case .failure(let problem): malformed(number, "\(fileID): \(problem.message)")
-                    }
-                }
-                try await receive(results)
-            }
+            try await api.readResults(
+                api.base + "/files/\(Self.pathSegment(fileID))/content", file: fileID, chunk: chunk,
+                malformed: malformed, read: { result($0, labels: labels) }, receive: receive)
         }
     }
 
