@@ -34,7 +34,8 @@ public struct AnthropicBatchJudge: BatchJudge {
         // One JSON document of every request, streamed from disk: the entries joined by commas.
         let body = BatchInputBody(
             input: input, prefix: Data(#"{"requests":["#.utf8), suffix: Data("]}".utf8), separator: UInt8(ascii: ","))
-        let created = try await api.send(.POST, "/messages/batches", body: body.body, what: "creating the batch")
+        let created = try await api.send(
+            .POST, "/messages/batches", body: body.body, uploading: body.length, what: "creating the batch")
         guard let id = created["id"]?.text else { throw api.answerError("the new batch's answer has no id") }
         return (id, nil)
     }

@@ -28,18 +28,21 @@ struct BatchAPI {
     /// Calls `path` under the base URL; the answer must be a JSON document with status 200.
     func send(
         _ method: HTTPMethod, _ path: String, body: HTTPClientRequest.Body? = nil,
-        contentType: String = "application/json", what: String
+        contentType: String = "application/json", uploading uploaded: Int = 0, what: String
     ) async throws -> JSONValue {
-        let (_, data) = try await call(method, base + path, body: body, contentType: contentType, what: what)
+        let (_, data) = try await call(
+            method, base + path, body: body, contentType: contentType, uploading: uploaded, what: what)
         guard let value = try? JSONValue.parseStrict(data) else { throw answerError("\(what): the answer is not JSON") }
         return value
     }
 
     /// Calls `url` with the key's headers and `extraHeaders`; the answer must have status 200.
-    /// Returns its headers and body.
+    /// Returns its headers and body. A call `uploading` a batch's bytes is given a second more per
+    /// megabyte: a batch of hundreds of megabytes takes minutes to go up on a slow link.
     func call(
         _ method: HTTPMethod, _ url: String, body: HTTPClientRequest.Body? = nil,
-        contentType: String = "application/json", extraHeaders: [(String, String)] = [], what: String
+        contentType: String = "application/json", extraHeaders: [(String, String)] = [], uploading uploaded: Int = 0,
+        what: String
     ) async throws -> (headers: HTTPHeaders, body: Data) {
         var request = HTTPClientRequest(url: url)
         request.method = method
@@ -51,7 +54,8 @@ struct BatchAPI {
         let response: HTTPClientResponse
         let bytes: ByteBuffer
         do {
-            response = try await client.execute(request, timeout: .seconds(Int64(max(config.timeoutSeconds, 60))))
+            let seconds = max(config.timeoutSeconds, 60) + Double(uploaded >> 20)
+            response = try await client.execute(request, timeout: .seconds(Int64(seconds)))
             bytes = try await response.body.collect(upTo: 16 << 20)
         } catch is CancellationError {
             throw CancellationError()

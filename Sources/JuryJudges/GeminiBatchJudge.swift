@@ -72,7 +72,7 @@ public struct GeminiBatchJudge: BatchJudge {
         let (_, body) = try await api.call(
             .POST, uploadURL, body: file.body, contentType: "application/jsonl",
             extraHeaders: [("X-Goog-Upload-Command", "upload, finalize"), ("X-Goog-Upload-Offset", "0")],
-            what: "uploading")
+            uploading: file.length, what: "uploading")
         guard let uploaded = try? JSONValue.parseStrict(body), let name = uploaded["file", "name"]?.text,
             Self.isName(name, in: "files")
         else { throw api.answerError("the finished upload's answer names no file") }

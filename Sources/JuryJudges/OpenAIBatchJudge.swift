@@ -44,7 +44,7 @@ public struct OpenAIBatchJudge: BatchJudge {
             suffix: Data("\r\n--\(boundary)--\r\n".utf8))
         let uploaded = try await api.send(
             .POST, "/files", body: form.body, contentType: "multipart/form-data; boundary=\(boundary)",
-            what: "uploading")
+            uploading: form.length, what: "uploading")
         guard let fileID = uploaded["id"]?.text else { throw api.answerError("the file upload's answer has no id") }
         let created = try await api.send(
             .POST, "/batches",
