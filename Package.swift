@@ -113,6 +113,7 @@ let package = Package(
             name: "JuryTelemetry",
             dependencies: [
                 "JuryRuntime",
+                "JuryStore",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Hummingbird", package: "hummingbird"),

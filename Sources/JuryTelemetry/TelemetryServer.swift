@@ -10,7 +10,8 @@ public import ServiceLifecycle
 /// A worker's or reducer's HTTP endpoint for operators:
 ///
 /// - `GET /metrics`: every metric in the Prometheus text format, each with its HELP line;
-///   `beforeScrape` first refreshes what is read from the database (the queue's depth).
+///   `beforeScrape` first refreshes what is read from the database (the queue's depth). The
+///   build and the process's own figures (`ProcessMetrics`) come first, from the first scrape.
 /// - `GET /healthz`: 200 while the process's loop turns, else 503 (liveness).
 /// - `GET /readyz`: 200 while it reaches the database and is not stopping, else 503 (readiness).
 public struct TelemetryServer: Sendable {
@@ -53,7 +54,9 @@ public struct TelemetryServer: Sendable {
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(
                 status: .ok, headers: headers,
-                body: .init(byteBuffer: ByteBuffer(string: Self.withHelp(registry.emitToString()))))
+                body: .init(
+                    byteBuffer: ByteBuffer(
+                        string: ProcessMetrics.exposition() + Self.withHelp(registry.emitToString()))))
         }
         router.get("healthz") { _, _ in
             Response(

@@ -50,6 +50,52 @@ struct MetricsTests {
         }
     }
 
+    /// No process serves an empty /metrics: before any event, the build, the process's own
+    /// figures and every run's series at zero are there, for dashboards and absent() alerts.
+    @Test(.freshDatabase) func anIdleWorkerAndReducerExportTheirSeriesFromTheStart() async throws {
+        let url = try TestDatabase.url
+        let jury = try await store(url)
+        // Judges nobody answers for (nothing listens on port 9): calls fail, no vote lands.
+        let run = try await createRun(runYAML(models: ["m-a", "m-b"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+        try await enqueue(try writeCorpus(count: 5), run: run.name, in: jury)
+        let worker = try MetricsProcess(
+            ["worker", "--concurrency", "2", "--idle-poll-seconds", "0.2", "--drain-seconds", "1"], database: url)
+        let reducer = try MetricsProcess(["reducer", "--idle-poll-seconds", "0.2"], database: url)
+        defer {
+            worker.process.kill(SIGKILL)
+            reducer.process.kill(SIGKILL)
+        }
+        let workerURL = try await worker.endpoint()
+        let reducerURL = try await reducer.endpoint()
+        try await eventually("the worker to be ready") { try await status(of: workerURL + "/readyz") == 200 }
+        try await eventually("the reducer to be ready") { try await status(of: reducerURL + "/readyz") == 200 }
+        let schema = "\(Schema.embedded.version)"
+        for base in [workerURL, reducerURL] {
+            let idle = try await scrape(base + "/metrics")
+            #expect(idle.value("jury_build_info", ["schema_version": schema]) == 1, "\(idle.text)")
+            for name in [
+                "process_cpu_seconds_total", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                "process_open_fds", "process_max_fds", "process_start_time_seconds",
+            ] {
+                #expect((idle.value(name, [:]) ?? 0) > 0, "\(name)")
+            }
+            try await expectPromtoolAccepts(idle.text)
+        }
+        let working = try await scrape(workerURL + "/metrics")
+        for judge in ["j1", "j2"] {
+            let labels = ["run": run.name, "judge": judge]
+            for name in ["jury_votes_total", "jury_cost_usd_total", "jury_judge_rate_limited_total"] {
+                #expect(working.value(name, labels) == 0, "\(name) \(judge)")
+            }
+            #expect(working.value("jury_judge_calls_total", labels.merging(["outcome": "vote"]) { $1 }) == 0)
+            #expect(working.value("jury_tokens_total", labels.merging(["kind": "prompt"]) { $1 }) == 0)
+        }
+        let reducing = try await scrape(reducerURL + "/metrics")
+        for status in ["agreed", "disagreed", "insufficient"] {
+            #expect(reducing.value("jury_verdicts_total", ["run": run.name, "status": status]) == 0, "\(status)")
+        }
+    }
+
     private func check(
         worker: MetricsProcess, reducer: MetricsProcess, run: StoredRun, jury: Store, connection: PostgresConnection
     ) async throws {

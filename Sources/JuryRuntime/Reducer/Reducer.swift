@@ -63,6 +63,7 @@ public final class Reducer: Service, Sendable {
         try await (listener ?? store).registerProcess(id, role: "reducer")
         var runID: Int64?
         if let run { runID = try await store.findRun(run).id }
+        try await declareMetrics(store)
         logger.info("reducer started", metadata: ["listens": "\(listens)"])
         await withDiscardingTaskGroup { group in
             if let listener { group.addTask { await self.listen(on: listener, id: id) } }
@@ -85,6 +86,7 @@ public final class Reducer: Service, Sendable {
                     // Keeps the counts that status sums few: gone backends folded, old minutes dropped.
                     if ContinuousClock.now - lastCompaction > Self.compactionInterval {
                         try await store.compactCounts()
+                        try await declareMetrics(store)
                         lastCompaction = .now
                     }
                     if listener == nil && ContinuousClock.now - lastBeat > Self.heartbeatInterval {
@@ -110,6 +112,11 @@ public final class Reducer: Service, Sendable {
     }
 
     private static let compactionInterval = Duration.seconds(60)
+
+    /// The verdict counters of the runs this reducer serves, at zero before their first verdict.
+    private func declareMetrics(_ store: Store) async throws {
+        for served in try await store.activeRuns(named: run) { RuntimeMetrics.declareVerdicts(run: served.name) }
+    }
 
     /// A reducer holds no jobs; its heartbeat only shows it alive.
     private static let heartbeatInterval = Duration.seconds(10)

@@ -99,6 +99,27 @@ public enum RuntimeMetrics {
         }
     }
 
+    /// A worker's series of a run's judge, at zero until the first call: dashboards and
+    /// `absent()` alerts see them from the start.
+    static func declare(run: String, judge: String) {
+        let labels = [("run", run), ("judge", judge)]
+        Counter(label: votes.name, dimensions: labels).increment(by: 0)
+        Counter(label: judgeCalls.name, dimensions: labels + [("outcome", "vote")]).increment(by: 0)
+        Counter(label: rateLimited.name, dimensions: labels).increment(by: 0)
+        for kind in ["prompt", "completion"] {
+            Counter(label: tokens.name, dimensions: labels + [("kind", kind)]).increment(by: 0)
+        }
+        FloatingPointCounter(label: cost.name, dimensions: labels).increment(by: 0)
+        Meter(label: callsInFlight.name, dimensions: labels).increment(by: 0.0)
+    }
+
+    /// A reducer's series of a run, at zero until its first verdict.
+    static func declareVerdicts(run: String) {
+        for status in Verdict.Status.allCases {
+            Counter(label: verdicts.name, dimensions: [("run", run), ("status", status.rawValue)]).increment(by: 0)
+        }
+    }
+
     static func verdictStored(run: String, status: Verdict.Status, secondsSinceLastVote: Double?) {
         Counter(label: verdicts.name, dimensions: [("run", run), ("status", status.rawValue)]).increment()
         if let seconds = secondsSinceLastVote {

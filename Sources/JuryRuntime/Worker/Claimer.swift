@@ -214,6 +214,7 @@ struct Claimer: Sendable {
                         ])
                 }
             }
+            for judge in run.config.judges { RuntimeMetrics.declare(run: run.name, judge: judge.name) }
             let policy = CallPolicy(config: run.config)
             contexts[run.id] = RunContext(
                 run: run, renderer: try PromptRenderer(config: run.config), judges: judges, policy: policy)
