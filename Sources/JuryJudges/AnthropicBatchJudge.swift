@@ -42,12 +42,7 @@ public struct AnthropicBatchJudge: BatchJudge {
 
     /// A request as the batch lists it: its custom id, and the online call's body as its params.
     static func item(customID: String, params: Data) -> Data {
-        var item = Data(#"{"custom_id":"#.utf8)
-        item.append(contentsOf: JSONValue.string(customID).jsonText.utf8)
-        item.append(contentsOf: #","params":"#.utf8)
-        item.append(params)
-        item.append(UInt8(ascii: "}"))
-        return item
+        BatchAPI.entry(idKey: "custom_id", id: customID, bodyKey: "params", body: params)
     }
 
     public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {

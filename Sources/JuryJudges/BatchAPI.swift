@@ -22,6 +22,17 @@ struct BatchAPI {
         self.base = config.baseURL.withoutTrailingSlash
     }
 
+    /// A request's entry in a batch: a JSON object of its id under `idKey`, then `members` (JSON
+    /// members, each ending in a comma), then the request's body under `bodyKey`, its bytes as
+    /// they are (already JSON: not parsed and written again).
+    static func entry(idKey: String, id: String, members: String = "", bodyKey: String, body: Data) -> Data {
+        var entry = Data("{\(JSONValue.string(idKey).jsonText):\(JSONValue.string(id).jsonText),\(members)".utf8)
+        entry.append(contentsOf: "\(JSONValue.string(bodyKey).jsonText):".utf8)
+        entry.append(body)
+        entry.append(UInt8(ascii: "}"))
+        return entry
+    }
+
     /// The headers that carry the key (and the API version, where one is needed).
     var headers: [(String, String)] { format.headers(apiKey: apiKey) }
 

@@ -90,12 +90,7 @@ public struct GeminiBatchJudge: BatchJudge {
 
     /// A request's line in the batch's input file: its key, and the body the online call sends.
     static func line(key: String, request: Data) -> Data {
-        var line = Data(#"{"key":"#.utf8)
-        line.append(contentsOf: JSONValue.string(key).jsonText.utf8)
-        line.append(contentsOf: #","request":"#.utf8)
-        line.append(request)
-        line.append(UInt8(ascii: "}"))
-        return line
+        BatchAPI.entry(idKey: "key", id: key, bodyKey: "request", body: request)
     }
 
     public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {

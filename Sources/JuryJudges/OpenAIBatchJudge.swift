@@ -62,12 +62,9 @@ public struct OpenAIBatchJudge: BatchJudge {
 
     /// A request's line in the batch's input file: its custom id, and the body the online call sends.
     static func line(customID: String, body: Data) -> Data {
-        var line = Data(#"{"custom_id":"#.utf8)
-        line.append(contentsOf: JSONValue.string(customID).jsonText.utf8)
-        line.append(contentsOf: #","method":"POST","url":"/v1/chat/completions","body":"#.utf8)
-        line.append(body)
-        line.append(UInt8(ascii: "}"))
-        return line
+        BatchAPI.entry(
+            idKey: "custom_id", id: customID, members: #""method":"POST","url":"/v1/chat/completions","#,
+            bodyKey: "body", body: body)
     }
 
     public func find(token: String, createdAfter: Date, requests: Int) async throws -> [String] {
