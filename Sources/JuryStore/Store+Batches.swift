@@ -80,8 +80,7 @@ extension Store {
             do {
                 read.append(job.with(payload: try JSONValue.parseStrict(text.utf8)))
             } catch {
-                let fail = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
-                unreadable.append(.release(job, error: "the example's payload cannot be read: \(error)", fail))
+                unreadable.append(Self.unreadablePayload(job, error))
             }
         }
         if !unreadable.isEmpty { try await record(unreadable, owner: batch.owner) }

@@ -21,6 +21,13 @@ extension Store {
         return claimed
     }
 
+    /// A job whose example's payload cannot be read: it fails, as no retry can read it.
+    static func unreadablePayload(_ job: ClaimedJob, _ problem: any Error) -> JobOutcome {
+        .release(
+            job, error: "the example's payload cannot be read: \(problem)",
+            CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true))
+    }
+
     /// Reads rows of claimed jobs (job_id, run_id, example_id, judge, attempts, claim,
     /// transient_failures, retrying_seconds, external_id, payload); those whose payload cannot be
     /// read come back as outcomes that fail them, with the reason.
@@ -46,8 +53,7 @@ extension Store {
                 retryingSeconds: try row.decodeIfPresent("retrying_seconds"),
                 externalID: try row.decode("external_id"), payload: (try? parsed.get()) ?? .null)
             if case .failure(let problem) = parsed {
-                let fail = CallPolicy.Decision(kind: .answer, delaySeconds: 0, final: true)
-                unreadable.append(.release(job, error: "the example's payload cannot be read: \(problem)", fail))
+                unreadable.append(unreadablePayload(job, problem))
             } else {
                 claimed.append(job)
             }
