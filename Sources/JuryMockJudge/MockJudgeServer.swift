@@ -74,7 +74,7 @@ public final class MockJudgeServer: Sendable {
         router.post("v1beta/models/:call") { request, context in
             let call = context.parameters.get("call") ?? ""
             if call.hasSuffix(":batchGenerateContent") {
-                let body = (try? await request.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+                let body = await self.body(of: request, upTo: 1 << 20)
                 let (status, value) = self.geminiBatches.create(
                     model: String(call.dropLast(":batchGenerateContent".count)), body: body,
                     credential: self.googleCredential(request))
@@ -112,7 +112,7 @@ public final class MockJudgeServer: Sendable {
             return (reply.status, reply.body)
         }
         router.post("upload/v1beta/files") { request, _ in
-            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let body = await self.body(of: request, upTo: 256 << 20)
             func header(_ name: String) -> String? { request.headers[HTTPField.Name(name)!] }
             let reply: MockGeminiBatches.UploadReply
             if let upload = request.uri.queryParameters.get("upload_id") {
@@ -136,9 +136,7 @@ public final class MockJudgeServer: Sendable {
             guard call.hasSuffix(":download"),
                 let content = self.geminiBatches.content(of: "files/" + call.dropLast(":download".count))
             else { return self.json(404, MockGeminiBatches.error(404, "File not found.")) }
-            return Response(
-                status: .ok, headers: [.contentType: "application/octet-stream"],
-                body: .init(byteBuffer: ByteBuffer(bytes: content)))
+            return self.file(content, type: "application/octet-stream")
         }
         router.get("v1beta/batches") { request, _ in
             let size = request.uri.queryParameters.get("pageSize").flatMap { Int($0) } ?? 50
@@ -179,7 +177,7 @@ public final class MockJudgeServer: Sendable {
                 googleKey: nil)
         }
         router.post("v1/messages/batches") { request, _ in
-            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let body = await self.body(of: request, upTo: 256 << 20)
             let (status, value) = self.messageBatches.create(
                 body: body, credential: anthropicCredential(request), version: request.headers[versionHeader],
                 host: request.head.authority ?? "127.0.0.1")
@@ -204,16 +202,14 @@ public final class MockJudgeServer: Sendable {
             guard let results = self.messageBatches.results(of: context.parameters.get("id") ?? "") else {
                 return self.json(404, ["type": "error", "error": ["type": "not_found_error"]] as JSONValue)
             }
-            return Response(
-                status: .ok, headers: [.contentType: "application/binary"],
-                body: .init(byteBuffer: ByteBuffer(bytes: results)))
+            return self.file(results, type: "application/binary")
         }
         @Sendable func credential(_ request: Request) -> String? {
             MockWireFormat.openAI.credential(
                 authorization: request.headers[.authorization], apiKey: nil, googleKey: nil)
         }
         router.post("v1/files") { request, _ in
-            let body = (try? await request.body.collect(upTo: 256 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let body = await self.body(of: request, upTo: 256 << 20)
             let (status, value) = self.batches.upload(body: body, contentType: request.headers[.contentType])
             return self.json(status, value)
         }
@@ -221,12 +217,10 @@ public final class MockJudgeServer: Sendable {
             guard let content = self.batches.content(of: context.parameters.get("id") ?? "") else {
                 return self.json(404, ["error": ["message": "No such File object"]] as JSONValue)
             }
-            return Response(
-                status: .ok, headers: [.contentType: "application/jsonl"],
-                body: .init(byteBuffer: ByteBuffer(bytes: content)))
+            return self.file(content, type: "application/jsonl")
         }
         router.post("v1/batches") { request, _ in
-            let body = (try? await request.body.collect(upTo: 1 << 20)).map { Data($0.readableBytesView) } ?? Data()
+            let body = await self.body(of: request, upTo: 1 << 20)
             let (status, value) = self.batches.create(body: body, credential: credential(request))
             return self.json(status, value)
         }
@@ -247,7 +241,7 @@ public final class MockJudgeServer: Sendable {
     }
 
     private func respond(_ format: MockWireFormat, to request: Request, pathModel: String?) async -> Response {
-        let body = (try? await request.body.collect(upTo: 4 << 20)).map { Data($0.readableBytesView) } ?? Data()
+        let body = await self.body(of: request, upTo: 4 << 20)
         let credential = format.credential(
             authorization: request.headers[.authorization], apiKey: request.headers[HTTPField.Name("x-api-key")!],
             googleKey: request.headers[HTTPField.Name("x-goog-api-key")!])
@@ -419,10 +413,20 @@ public final class MockJudgeServer: Sendable {
     }
 
     private func json(_ status: Int, _ value: some Encodable) -> Response {
-        let data = (try? JSONEncoder().encode(value)) ?? Data()
-        return Response(
-            status: .init(code: status), headers: [.contentType: "application/json"],
-            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        file((try? JSONEncoder().encode(value)) ?? Data(), type: "application/json", status: status)
+    }
+
+    /// `data` as the answer, of `type`.
+    private func file(_ data: Data, type: String, status: Int = 200) -> Response {
+        Response(
+            status: .init(code: status), headers: [.contentType: type], body: .init(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+
+    /// A request's body, up to `limit` bytes (empty past it, or when it cannot be read: the
+    /// mock then answers as for a body that is not what it expects).
+    private func body(of request: Request, upTo limit: Int) async -> Data {
+        (try? await request.body.collect(upTo: limit)).map { Data($0.readableBytesView) } ?? Data()
     }
 
     // MARK: - Deterministic randomness
