@@ -40,34 +40,46 @@ struct ResultsDownload {
         var lines: [(Int, Data)] = []
         var number = 0
         var skippingLongLine = false
+        let tooLong = Data("line longer than \(Self.lineLimit) bytes".utf8)
         func take(_ line: ByteBufferView) {
-            number += 1
             if skippingLongLine {
+                // The end of a line too long, said when it passed the limit.
                 skippingLongLine = false
                 return
             }
-            if !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
+            number += 1
+            if line.count > Self.lineLimit {
+                // A line this long is no answer, however it arrived.
+                lines.append((number, tooLong))
+            } else if !line.allSatisfy({ $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\r") }) {
                 lines.append((number, Data(line)))
             }
         }
+        // How many of pending's bytes are known to hold no newline: each part is searched once,
+        // not a long line's whole prefix again at every part.
+        var searched = 0
         do {
             for try await var part in response.body {
                 pending.writeBuffer(&part)
-                while let newline = pending.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                while let newline = pending.readableBytesView.dropFirst(searched).firstIndex(of: UInt8(ascii: "\n")) {
                     take(pending.readableBytesView[pending.readerIndex..<newline])
                     pending.moveReaderIndex(to: newline + 1)
+                    searched = 0
                     if lines.count >= chunk {
                         do { try await receive(lines) } catch { throw Received(error: error) }
                         lines.removeAll(keepingCapacity: true)
                     }
                 }
                 if pending.readableBytes > Self.lineLimit {
-                    // A line this long is no answer: it is dropped, up to its end.
-                    number += 1
-                    lines.append((number, Data("line longer than \(Self.lineLimit) bytes".utf8)))
+                    // A line still open past the limit is not kept: it is dropped up to its end,
+                    // and said once.
+                    if !skippingLongLine {
+                        take(pending.readableBytesView)
+                        skippingLongLine = true
+                    }
                     pending.clear()
-                    skippingLongLine = true
                 }
+                searched = pending.readableBytes
                 pending.discardReadBytes()
             }
         } catch let received as Received {

@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import Foundation
 import JuryDomain
 import JuryMockJudge
@@ -5,6 +6,8 @@ import JuryPostgres
 import JuryRuntime
 import JuryStore
 import JuryTestSupport
+import NIOCore
+import NIOHTTP1
 import Testing
 
 @testable import JuryJudges
@@ -309,6 +312,40 @@ struct BatchTests {
                 if let id = batch.providerID { #expect(try await provider.status(of: id).providerState == "cancelled") }
             }
             try await expectCountsMatchTables(connection)
+        }
+    }
+
+    /// A results line over the limit is dropped up to its end and said once, under its own
+    /// number; the lines after it keep theirs.
+    @Test func aResultsLineTooLongIsSaidOnceAndTheNextKeepTheirNumbers() async throws {
+        try await withMockJudges([mockJudge("m", seed: 1)], batches: .init()) { baseURL, _ in
+            let limit = ResultsDownload.lineLimit
+            let content =
+                "a\n" + String(repeating: "x", count: limit + 10) + "\nb\n"
+                + String(repeating: "y", count: 2 * limit + 10)
+                + "\nc"
+            var form = Data("--B\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n".utf8)
+            form.append(Data("--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"r.jsonl\"\r\n\r\n".utf8))
+            form.append(Data(content.utf8))
+            form.append(Data("\r\n--B--\r\n".utf8))
+            var upload = HTTPClientRequest(url: baseURL + "/files")
+            upload.method = .POST
+            upload.headers.add(name: "Content-Type", value: "multipart/form-data; boundary=B")
+            upload.body = .bytes(form)
+            let answer = try await testHTTPClient.execute(upload, timeout: .seconds(60))
+            let uploaded = try JSONValue.parseStrict(
+                Data(try await answer.body.collect(upTo: 1 << 20).readableBytesView))
+            let id = try #require(uploaded["id"]?.text)
+            let download = ResultsDownload(
+                client: testHTTPClient, url: baseURL + "/files/\(id)/content", headers: [], judge: "j", redact: { $0 })
+            var read: [(Int, String)] = []
+            try await download.readLines(chunk: 2) { lines in
+                read += lines.map { ($0.0, String(decoding: $0.1, as: UTF8.self)) }
+            }
+            let tooLong = "line longer than \(limit) bytes"
+            #expect(read.map(\.0) == [1, 2, 3, 4, 5])
+            // Compared by their first bytes: a long line kept whole would not print readably.
+            #expect(read.map { String($0.1.prefix(40)) } == ["a", tooLong, "b", tooLong, "c"])
         }
     }
 
