@@ -68,6 +68,18 @@ final class MockGeminiBatches: Sendable {
         let status: Int
         let body: JSONValue?
         let headers: [String: String]
+
+        init(status: Int, body: JSONValue?, headers: [String: String]) {
+            self.status = status
+            self.body = body
+            self.headers = headers
+        }
+
+        /// A refusal, with Google's error body.
+        init(refusing kind: MockWireFormat.ErrorKind, _ message: String, headers: [String: String] = [:]) {
+            (status, body) = MockGeminiBatches.error(kind, message)
+            self.headers = headers
+        }
     }
 
     // MARK: - Files
@@ -79,16 +91,12 @@ final class MockGeminiBatches: Sendable {
     {
         guard uploadProtocol == "resumable", command == "start" else {
             return UploadReply(
-                status: 400,
-                body: Self.error(
-                    400,
-                    "the mock takes resumable uploads (X-Goog-Upload-Protocol: resumable, X-Goog-Upload-Command: start)"
-                ),
-                headers: [:])
+                refusing: .badRequest,
+                "the mock takes resumable uploads (X-Goog-Upload-Protocol: resumable, X-Goog-Upload-Command: start)")
         }
         let metadata = body.isEmpty ? JSONValue.object([:]) : (try? JSONValue.parseStrict(body))
         guard let metadata else {
-            return UploadReply(status: 400, body: Self.error(400, "the body is not JSON"), headers: [:])
+            return UploadReply(refusing: .badRequest, "the body is not JSON")
         }
         let id = state.withLock { state in
             let id = state.newID("upload")
@@ -109,12 +117,11 @@ final class MockGeminiBatches: Sendable {
         let commands = Set((command ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
         return state.withLock { state in
             guard var upload = state.uploads[id] else {
-                return UploadReply(status: 404, body: Self.error(404, "no upload \(id)"), headers: [:])
+                return UploadReply(refusing: .notFound, "no upload \(id)")
             }
             guard commands.contains("upload"), Int(offset ?? "") == upload.received.count else {
                 return UploadReply(
-                    status: 400,
-                    body: Self.error(400, "expected X-Goog-Upload-Command: upload at offset \(upload.received.count)"),
+                    refusing: .badRequest, "expected X-Goog-Upload-Command: upload at offset \(upload.received.count)",
                     headers: ["x-goog-upload-status": "active"])
             }
             upload.received.append(body)
@@ -125,8 +132,7 @@ final class MockGeminiBatches: Sendable {
             state.uploads[id] = nil
             if let length = upload.length, length != upload.received.count {
                 return UploadReply(
-                    status: 400,
-                    body: Self.error(400, "the upload declared \(length) bytes and sent \(upload.received.count)"),
+                    refusing: .badRequest, "the upload declared \(length) bytes and sent \(upload.received.count)",
                     headers: ["x-goog-upload-status": "final"])
             }
             let name = "files/" + state.newID("file")
@@ -148,13 +154,13 @@ final class MockGeminiBatches: Sendable {
     /// POST /v1beta/models/{model}:batchGenerateContent, on an uploaded file.
     func create(model: String, body: Data, credential: String?) -> (Int, JSONValue) {
         guard let request = try? JSONValue.parseStrict(body), let batch = request["batch"] else {
-            return (400, Self.error(400, "the body must be a JSON object with a batch"))
+            return Self.error(.badRequest, "the body must be a JSON object with a batch")
         }
         guard let fileName = batch["inputConfig", "fileName"]?.text else {
-            return (400, Self.error(400, "batch.inputConfig.fileName is required (the mock takes file input)"))
+            return Self.error(.badRequest, "batch.inputConfig.fileName is required (the mock takes file input)")
         }
         return state.withLock { state in
-            guard state.files[fileName] != nil else { return (404, Self.error(404, "File \(fileName) not found.")) }
+            guard state.files[fileName] != nil else { return Self.error(.notFound, "File \(fileName) not found.") }
             let id = "batches/" + state.newID("batch")
             let expires = settings.expireEvery.map { $0 > 0 && (state.batches.count + 1) % $0 == 0 } ?? false
             let made = Batch(
@@ -170,7 +176,7 @@ final class MockGeminiBatches: Sendable {
     func retrieve(_ id: String, respond: Responder) async -> (Int, JSONValue) {
         await finishIfDue(id, respond: respond)
         return state.withLock { state in
-            guard let batch = state.batches[id] else { return (404, Self.error(404, "Batch \(id) not found.")) }
+            guard let batch = state.batches[id] else { return Self.error(.notFound, "Batch \(id) not found.") }
             return (200, Self.operation(batch))
         }
     }
@@ -180,7 +186,7 @@ final class MockGeminiBatches: Sendable {
         state.withLock { state in
             let newest = Array(state.order.reversed())
             let start = pageToken.flatMap { Int($0) } ?? 0
-            guard start >= 0, start <= newest.count else { return (400, Self.error(400, "bad pageToken")) }
+            guard start >= 0, start <= newest.count else { return Self.error(.badRequest, "bad pageToken") }
             let page = newest[start..<min(newest.count, start + max(1, min(pageSize, 100)))]
             var answer: [String: JSONValue] = [
                 "operations": .array(page.compactMap { state.batches[$0] }.map(Self.operation))
@@ -193,7 +199,7 @@ final class MockGeminiBatches: Sendable {
     /// POST /v1beta/batches/{id}:cancel: a batch not yet ended is cancelled, with no responses.
     func cancel(_ id: String) -> (Int, JSONValue) {
         state.withLock { state in
-            guard var batch = state.batches[id] else { return (404, Self.error(404, "Batch \(id) not found.")) }
+            guard var batch = state.batches[id] else { return Self.error(.notFound, "Batch \(id) not found.") }
             if ["BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"].contains(batch.state) {
                 batch.state = "BATCH_STATE_CANCELLED"
                 batch.endTime = Date()
@@ -234,7 +240,7 @@ final class MockGeminiBatches: Sendable {
             let key = item?["key"] ?? .null
             guard let request = item?["request"] else {
                 responses.append(
-                    Self.line(["key": key, "error": Self.error(400, "the line has no request")["error"]!]))
+                    Self.line(["key": key, "error": Self.error(.badRequest, "the line has no request").body["error"]!]))
                 failed += 1
                 continue
             }
@@ -244,7 +250,11 @@ final class MockGeminiBatches: Sendable {
                 succeeded += 1
             } else {
                 responses.append(
-                    Self.line(["key": key, "error": reply.body["error"] ?? Self.error(reply.status, "error")["error"]!])
+                    Self.line([
+                        "key": key,
+                        "error": reply.body["error"]
+                            ?? .object(["code": .integer(Int64(reply.status)), "message": "error"]),
+                    ])
                 )
                 failed += 1
             }
@@ -320,17 +330,8 @@ final class MockGeminiBatches: Sendable {
         Data((JSONValue.object(members).jsonText + "\n").utf8)
     }
 
-    /// Google's error body: the HTTP code, a message and the status name.
-    static func error(_ code: Int, _ message: String) -> JSONValue {
-        let status =
-            switch code {
-            case 404: "NOT_FOUND"
-            case 429: "RESOURCE_EXHAUSTED"
-            case 500...: "INTERNAL"
-            default: "INVALID_ARGUMENT"
-            }
-        return .object([
-            "error": .object(["code": .integer(Int64(code)), "message": .string(message), "status": .string(status)])
-        ])
+    /// An error as Google writes it, the same as the mock's online Gemini errors.
+    static func error(_ kind: MockWireFormat.ErrorKind, _ message: String) -> (status: Int, body: JSONValue) {
+        MockWireFormat.gemini.error(kind, message: message)
     }
 }

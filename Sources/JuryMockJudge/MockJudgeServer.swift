@@ -135,7 +135,10 @@ public final class MockJudgeServer: Sendable {
             let call = context.parameters.get("call") ?? ""
             guard call.hasSuffix(":download"),
                 let content = self.geminiBatches.content(of: "files/" + call.dropLast(":download".count))
-            else { return self.json(404, MockGeminiBatches.error(404, "File not found.")) }
+            else {
+                let (status, body) = MockGeminiBatches.error(.notFound, "File not found.")
+                return self.json(status, body)
+            }
             return self.file(content, type: "application/octet-stream")
         }
         router.get("v1beta/batches") { request, _ in
@@ -152,7 +155,10 @@ public final class MockJudgeServer: Sendable {
         // `:cancel` is part of the last path segment, as Google's custom methods are.
         router.post("v1beta/batches/:id") { _, context in
             let call = context.parameters.get("id") ?? ""
-            guard call.hasSuffix(":cancel") else { return self.json(404, MockGeminiBatches.error(404, "Not found.")) }
+            guard call.hasSuffix(":cancel") else {
+                let (status, body) = MockGeminiBatches.error(.notFound, "Not found.")
+                return self.json(status, body)
+            }
             let (status, value) = self.geminiBatches.cancel("batches/" + call.dropLast(":cancel".count))
             return self.json(status, value)
         }
