@@ -41,16 +41,23 @@ extension RunConfig {
         votes: [String: String], rule: ConsensusRule, sourceLabel: String?, reviewedLabel: String?,
         posterior: [String: Double]? = nil, early: Bool = false
     ) -> Decision {
-        var verdict = rule.decide(votes: votes, panel: panel, posterior: posterior)
-        var decidedBy = DecidedBy.panel
+        let verdict = rule.decide(votes: votes, panel: panel, posterior: posterior)
         if let reviewedLabel {
-            verdict.label = reviewedLabel
-            verdict.status = .agreed
-            decidedBy = .people
+            return review(verdict, label: reviewedLabel, sourceLabel: sourceLabel, early: early)
         }
         return Decision(
-            verdict: verdict, decidedBy: decidedBy, outcome: outcome(of: verdict, sourceLabel: sourceLabel),
-            early: early)
+            verdict: verdict, decidedBy: .panel, outcome: outcome(of: verdict, sourceLabel: sourceLabel), early: early)
+    }
+
+    /// A person's label over the panel's verdict: agreed, decided by people, with the panel's
+    /// agreement, vote count and rule kept beside it (what `decide` gives a reviewed example, and
+    /// what the web app's review stores without reading the run's other examples).
+    public func review(_ panel: Verdict, label: String, sourceLabel: String?, early: Bool) -> Decision {
+        var verdict = panel
+        verdict.label = label
+        verdict.status = .agreed
+        return Decision(
+            verdict: verdict, decidedBy: .people, outcome: outcome(of: verdict, sourceLabel: sourceLabel), early: early)
     }
 
     /// Keep when the verdict is the production label, clarify when it is a clarifying label,

@@ -1,0 +1,142 @@
+-- People in the loop (`jury serve`): reviewers, their sign-in sessions, and the review queue.
+--
+-- The queue of a run is what `jury export --review` writes: the examples whose verdict the
+-- panel gave without agreeing, or that replaces the production label. A reviewer is handed one
+-- at a time under a lease (review_leases): two reviewers never hold the same example, and an
+-- abandoned one goes back to the queue when its lease ends. The most split first: the lowest
+-- agreement (under dawid-skene, the chosen label's posterior), then the oldest.
+--
+-- An answer is a person's label, stored as `jury import-labels` stores one (jury_import_labels,
+-- then jury_replace_verdicts: the panel's verdict moves to verdict_history), with who and when
+-- in review_answers. Undoing an answer puts back the label the example had and the verdict the
+-- answer replaced.
+
+-- Who may use the web app. The token is shown once, when the reviewer is added; only its
+-- SHA-256 is kept, so the table cannot sign anybody in.
+CREATE TABLE reviewers (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name        text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$'),
+    -- viewer: the dashboards; reviewer: also labels; owner: also runs calibrations.
+    role        text NOT NULL CHECK (role IN ('viewer', 'reviewer', 'owner')),
+    token_hash  bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    disabled_at timestamptz
+);
+
+-- A signed-in browser: its cookie's SHA-256, and the token its forms must carry (CSRF).
+CREATE TABLE reviewer_sessions (
+    token_hash  bytea PRIMARY KEY CHECK (length(token_hash) = 32),
+    reviewer_id bigint NOT NULL REFERENCES reviewers (id) ON DELETE CASCADE,
+    csrf_token  text NOT NULL,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+
+CREATE INDEX reviewer_sessions_expiry ON reviewer_sessions (expires_at);
+
+-- Failed sign-ins by client address, kept for the rate limit's window: every replica of the
+-- web app counts the same attempts.
+CREATE TABLE signin_failures (
+    client     text NOT NULL,
+    failed_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX signin_failures_client ON signin_failures (client, failed_at);
+
+-- The example a reviewer holds, until leased_until. The token names this lease: an answer
+-- given under an earlier one (a page left open past its lease) is refused.
+CREATE TABLE review_leases (
+    example_id   bigint PRIMARY KEY REFERENCES examples (id) ON DELETE CASCADE,
+    run_id       bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    reviewer_id  bigint NOT NULL REFERENCES reviewers (id) ON DELETE CASCADE,
+    lease_token  uuid NOT NULL DEFAULT gen_random_uuid(),
+    leased_until timestamptz NOT NULL
+);
+
+CREATE INDEX review_leases_reviewer ON review_leases (reviewer_id, run_id);
+
+-- Examples a reviewer passed over: not offered to them again, still to everybody else.
+CREATE TABLE review_skips (
+    example_id  bigint NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    reviewer_id bigint NOT NULL REFERENCES reviewers (id) ON DELETE CASCADE,
+    skipped_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (reviewer_id, example_id)
+);
+
+-- Every answer, undone ones too: who labelled what, when, and what it replaced.
+CREATE TABLE review_answers (
+    id                    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    example_id            bigint NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
+    run_id                bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    reviewer_id           bigint NOT NULL REFERENCES reviewers (id),
+    label                 text NOT NULL,
+    -- The example's human label and review time before this answer: undo puts them back.
+    previous_label        text,
+    previous_reviewed_at  timestamptz,
+    answered_at           timestamptz NOT NULL DEFAULT now(),
+    undone_at             timestamptz
+);
+
+CREATE INDEX review_answers_reviewer ON review_answers (reviewer_id, run_id, id) WHERE undone_at IS NULL;
+CREATE INDEX review_answers_example ON review_answers (example_id);
+
+-- The disputed verdicts' index (jury_disagreements reads it) now also holds the order the
+-- queue is served in, so the next example is found at once among millions of agreed verdicts.
+DROP INDEX verdicts_disputed;
+CREATE INDEX verdicts_disputed ON verdicts (run_id, agreement, example_id)
+    WHERE decided_by = 'panel' AND (status <> 'agreed' OR outcome IN ('relabel', 'clarify'));
+
+-- Hands p_reviewer an example of p_run to label, under a lease until now() + p_lease: the one
+-- they hold already, if any (a reloaded page shows the same example), else the first free one
+-- of the queue they have not skipped. No row when the queue has nothing for them.
+--
+-- Candidates are locked with SKIP LOCKED, so reviewers asking at once take different ones;
+-- the lease row itself is written only over a lapsed lease, so a candidate another reviewer
+-- leased since this statement's snapshot is passed over, never shared.
+CREATE OR REPLACE FUNCTION jury_review_claim(p_run bigint, p_reviewer bigint, p_lease interval)
+RETURNS TABLE (example_id bigint, lease_token uuid, leased_until timestamptz)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_candidate bigint;
+BEGIN
+    RETURN QUERY
+    UPDATE review_leases l SET leased_until = now() + p_lease
+    WHERE l.reviewer_id = p_reviewer AND l.run_id = p_run AND l.leased_until > now()
+    RETURNING l.example_id, l.lease_token, l.leased_until;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    FOR v_candidate IN
+        SELECT v.example_id FROM verdicts v
+        WHERE v.run_id = p_run AND v.decided_by = 'panel' AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))
+          AND NOT EXISTS (SELECT 1 FROM review_leases l WHERE l.example_id = v.example_id AND l.leased_until > now())
+          AND NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.reviewer_id = p_reviewer AND s.example_id = v.example_id)
+        ORDER BY v.agreement, v.example_id
+        LIMIT 20
+        FOR UPDATE OF v SKIP LOCKED
+    LOOP
+        RETURN QUERY
+        INSERT INTO review_leases AS l (example_id, run_id, reviewer_id, leased_until)
+        VALUES (v_candidate, p_run, p_reviewer, now() + p_lease)
+        ON CONFLICT ON CONSTRAINT review_leases_pkey DO UPDATE
+            SET reviewer_id = EXCLUDED.reviewer_id, lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until
+            WHERE l.leased_until <= now()
+        RETURNING l.example_id, l.lease_token, l.leased_until;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END LOOP;
+END;
+$$;
+
+-- What the queue holds for a run: examples left, leased now, and answers given (a jury_ view:
+-- jury_reader sees it; the reviewers' tables themselves it does not).
+CREATE OR REPLACE VIEW jury_review_progress AS
+SELECT r.name AS run,
+       (SELECT count(*) FROM verdicts v
+        WHERE v.run_id = r.id AND v.decided_by = 'panel'
+          AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))) AS waiting,
+       (SELECT count(*) FROM review_leases l WHERE l.run_id = r.id AND l.leased_until > now()) AS leased,
+       (SELECT count(*) FROM review_answers a WHERE a.run_id = r.id AND a.undone_at IS NULL) AS answered
+FROM runs r;
+

@@ -1,0 +1,144 @@
+import Foundation
+import JuryDomain
+import JuryPostgres
+import JuryStore
+import JuryTestSupport
+import Testing
+
+/// The web app's review queue on PostgreSQL: leases, answers that decide as `jury import-labels`
+/// does, skips, undo, and what is refused without changing anything.
+@Suite("Review queue")
+struct ReviewQueueTests {
+    typealias Fixture = ConsensusFixture
+
+    static func addReviewer(_ name: String, role: ReviewerRole = .reviewer, to jury: Store) async throws -> Reviewer {
+        // Any 32 bytes do here, as long as each reviewer's differ: the name's, padded.
+        let hex = name.utf8.map { String(format: "%02x", $0) }.joined()
+        let hash = hex + String(repeating: "0", count: 64 - hex.count)
+        return try await jury.addReviewer(name: name, role: role, tokenHash: hash)
+    }
+
+    @Test(.freshDatabase) func reviewersTakeTheMostSplitFirstUnderLeasesAndAnswersDecide() async throws {
+        let (connection, jury, run) = try await Fixture.setUp()
+        let ada = try await Self.addReviewer("ada", to: jury)
+        let bob = try await Self.addReviewer("bob", to: jury)
+        let duplicate = await #expect(throws: JuryError.self) { try await Self.addReviewer("ada", to: jury) }
+        #expect(duplicate?.message.contains("already exists") == true)
+
+        // The most split first; a reloaded page gets the same example; two reviewers never share one.
+        let lowest = try await connection.count(
+            "SELECT min(agreement * 1000)::int FROM verdicts WHERE decided_by = 'panel' AND status <> 'agreed'")
+        let first = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        #expect(Int((first.agreement * 1000).rounded()) == lowest)
+        let again = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        #expect(again.exampleID == first.exampleID && again.leaseToken == first.leaseToken)
+        let other = try #require(try await jury.claimReview(runID: run.id, reviewerID: bob.id, leaseSeconds: 600))
+        #expect(other.exampleID != first.exampleID)
+        #expect(first.votes.count >= 2 && first.votes.allSatisfy { $0.rationale?.isEmpty == false })
+
+        // Refused, and nothing changes: a label outside the taxonomy, another's lease, a forged token.
+        let historyBefore = try await connection.count("SELECT count(*) FROM verdict_history")
+        let outside = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: first.exampleID, leaseToken: first.leaseToken, label: "maybe")
+        }
+        #expect(outside?.message.contains("'maybe' is not a label of run") == true)
+        let notMine = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: other.exampleID, leaseToken: other.leaseToken, label: "valid")
+        }
+        #expect(notMine?.message.contains("you no longer hold example") == true)
+        let forged = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: first.exampleID, leaseToken: "' OR 1=1 --", label: "valid")
+        }
+        #expect(forged?.message.contains("is not a lease token") == true)
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history") == historyBefore)
+        #expect(try await connection.count("SELECT count(*) FROM review_answers") == 0)
+
+        // An answer decides at once, as import-labels does; the same answer twice is refused.
+        try await jury.answerReview(
+            run: run, reviewerID: ada.id, exampleID: first.exampleID, leaseToken: first.leaseToken, label: "ambiguous")
+        let decided = try await connection.query(
+            """
+            SELECT v.label, v.decided_by, v.status, e.human_label, e.reviewed_at IS NOT NULL AS reviewed
+            FROM verdicts v JOIN examples e ON e.id = v.example_id WHERE v.example_id = \(first.exampleID)
+            """)[0]
+        #expect(decided["label"] == "ambiguous" && decided["decided_by"] == "people" && decided["status"] == "agreed")
+        #expect(decided["human_label"] == "ambiguous" && decided["reviewed"] == "t")
+        #expect(try await connection.count("SELECT count(*) FROM verdict_history") == historyBefore + 1)
+        let twice = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: first.exampleID, leaseToken: first.leaseToken, label: "valid")
+        }
+        #expect(twice?.message.contains("no longer hold") == true)
+        #expect(try await connection.count("SELECT count(*) FROM review_answers") == 1)
+
+        // Undo gives back the panel's verdict and the label the example had, and the example itself.
+        let humanBefore = Fixture.corpus.first { $0.id == first.externalID }?.human
+        let undone = try await jury.undoLastReview(run: run, reviewerID: ada.id, leaseSeconds: 600)
+        #expect(undone == first.exampleID)
+        let back = try await connection.query(
+            """
+            SELECT v.decided_by, e.human_label, e.reviewed_at IS NULL AS unreviewed
+            FROM verdicts v JOIN examples e ON e.id = v.example_id WHERE v.example_id = \(first.exampleID)
+            """)[0]
+        #expect(back["decided_by"] == "panel" && back["human_label"] == humanBefore && back["unreviewed"] == "t")
+        let held = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        #expect(held.exampleID == first.exampleID && held.leaseToken != first.leaseToken)
+        #expect(try await jury.undoLastReview(run: run, reviewerID: ada.id, leaseSeconds: 600) == nil)
+
+        // A skipped example is not offered to the same reviewer again, but is to others.
+        try await jury.skipReview(run: run, reviewerID: ada.id, exampleID: held.exampleID, leaseToken: held.leaseToken)
+        let next = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        #expect(next.exampleID != held.exampleID && next.exampleID != other.exampleID)
+
+        // A lease that ran out: the example goes to the next reviewer, and the late answer is refused.
+        try await connection.query(
+            "UPDATE review_leases SET leased_until = now() - interval '1 second' WHERE reviewer_id = \(bob.id)")
+        let carol = try await Self.addReviewer("carol", to: jury)
+        var offered: [Int64] = []
+        while let item = try await jury.claimReview(runID: run.id, reviewerID: carol.id, leaseSeconds: 600) {
+            offered.append(item.exampleID)
+            try await jury.skipReview(
+                run: run, reviewerID: carol.id, exampleID: item.exampleID, leaseToken: item.leaseToken)
+        }
+        #expect(offered.contains(other.exampleID) && !offered.contains(next.exampleID))
+        let late = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: bob.id, exampleID: other.exampleID, leaseToken: other.leaseToken, label: "valid")
+        }
+        #expect(late?.message.contains("nothing was changed") == true)
+        let progress = try await jury.reviewProgress(runID: run.id, reviewerID: ada.id)
+        #expect(progress.answered == 0 && progress.leased == 1 && progress.waiting == 6)
+    }
+
+    @Test(.freshDatabase) func reviewersAskingAtOnceNeverShareAnExample() async throws {
+        let (connection, jury, run) = try await Fixture.setUp()
+        let url = try TestDatabase.url
+        var reviewers: [Reviewer] = []
+        for name in ["r1", "r2", "r3", "r4"] { reviewers.append(try await Self.addReviewer(name, to: jury)) }
+        // Each on a connection of its own, all at once, answering until the queue is empty.
+        let answered = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for reviewer in reviewers {
+                group.addTask {
+                    let own = try await store(url)
+                    var mine: [Int64] = []
+                    while let item = try await own.claimReview(
+                        runID: run.id, reviewerID: reviewer.id, leaseSeconds: 600)
+                    {
+                        try await own.answerReview(
+                            run: run, reviewerID: reviewer.id, exampleID: item.exampleID, leaseToken: item.leaseToken,
+                            label: "valid")
+                        mine.append(item.exampleID)
+                    }
+                    return mine
+                }
+            }
+            return try await group.reduce(into: []) { $0.append(contentsOf: $1) }
+        }
+        #expect(answered.count == 6 && Set(answered).count == 6)
+        #expect(try await connection.count("SELECT count(*) FROM review_answers") == 6)
+        #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE decided_by = 'people'") == 6)
+    }
+}
