@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
     ],
     targets: [
         // libpq, through pkg-config; Debian's libpq-dev provides it. Only JuryPostgres imports it.
@@ -124,6 +125,25 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // `jury serve`: the review and monitoring web app, its pages made and escaped in Swift.
+        .target(
+            name: "JuryWeb",
+            dependencies: [
+                "JuryDomain",
+                "JuryStore",
+                "JuryRuntime",
+                "JuryTelemetry",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // The mock judge server: OpenAI Chat Completions over real HTTP, for demos, tests and benchmarks.
         .target(
             name: "JuryMockJudge",
@@ -163,6 +183,7 @@ let package = Package(
                 "JuryJudges",
                 "JuryRuntime",
                 "JuryTelemetry",
+                "JuryWeb",
                 "JuryMockJudge",
                 "JuryBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -101,7 +101,9 @@ DECLARE
 BEGIN
     RETURN QUERY
     UPDATE review_leases l SET leased_until = now() + p_lease
-    WHERE l.reviewer_id = p_reviewer AND l.run_id = p_run AND l.leased_until > now()
+    WHERE l.example_id = (SELECT h.example_id FROM review_leases h
+                          WHERE h.reviewer_id = p_reviewer AND h.run_id = p_run AND h.leased_until > now()
+                          ORDER BY h.leased_until DESC LIMIT 1)
     RETURNING l.example_id, l.lease_token, l.leased_until;
     IF FOUND THEN
         RETURN;

@@ -360,3 +360,20 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// Votes of a run per UTC minute over the last hour, oldest first, from the kept
+    /// per-minute counts (which `jury_compact_counts` keeps for an hour); minutes without a
+    /// vote are absent.
+    public func votesPerMinute(run: String) async throws -> [(minute: Date, votes: Int)] {
+        try await connection.query(
+            """
+            SELECT (substr(c.counter, 14) || ':00+00')::timestamptz AS minute, sum(c.n)::int AS votes
+            FROM run_counts c JOIN runs r ON r.id = c.run_id
+            WHERE r.name = \(run) AND c.counter LIKE 'votes.minute.%'
+              AND c.counter >= 'votes.minute.' || to_char((now() - interval '60 minutes') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI')
+            GROUP BY c.counter ORDER BY c.counter
+            """
+        ).map { (minute: try $0.decode("minute"), votes: try $0.decode("votes")) }
+    }
+}

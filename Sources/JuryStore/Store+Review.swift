@@ -335,6 +335,9 @@ extension Store {
             _ = try await Self.replace([restored], of: [exampleID], run: run.id, on: connection)
             try await connection.query(
                 "UPDATE review_answers SET undone_at = now() WHERE id = \(answer.decode("id") as Int64)")
+            // The reviewer holds the example again, and only it: the one on their page goes back.
+            try await connection.query(
+                "DELETE FROM review_leases WHERE reviewer_id = \(reviewerID) AND run_id = \(run.id)")
             try await connection.query(
                 """
                 INSERT INTO review_leases (example_id, run_id, reviewer_id, leased_until)

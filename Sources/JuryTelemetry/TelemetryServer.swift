@@ -53,10 +53,7 @@ public struct TelemetryServer: Sendable {
             var headers = HTTPFields()
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(
-                status: .ok, headers: headers,
-                body: .init(
-                    byteBuffer: ByteBuffer(
-                        string: ProcessMetrics.exposition() + Self.withHelp(registry.emitToString()))))
+                status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: Self.exposition(registry))))
         }
         router.get("healthz") { _, _ in
             Response(
@@ -76,9 +73,17 @@ public struct TelemetryServer: Sendable {
             logger: logger)
     }
 
+    /// What `/metrics` answers: the build and the process's own figures, then every metric of
+    /// the registry with the HELP line `metrics` gives it.
+    public static func exposition(
+        _ registry: PrometheusCollectorRegistry, metrics: [RuntimeMetrics.Metric] = RuntimeMetrics.all
+    ) -> String {
+        ProcessMetrics.exposition() + withHelp(registry.emitToString(), metrics: metrics)
+    }
+
     /// swift-metrics carries no help text: each family gets its HELP line here, before its TYPE line.
-    static func withHelp(_ exposition: String) -> String {
-        let help = Dictionary(uniqueKeysWithValues: RuntimeMetrics.all.map { ($0.name, $0.help) })
+    static func withHelp(_ exposition: String, metrics: [RuntimeMetrics.Metric] = RuntimeMetrics.all) -> String {
+        let help = Dictionary(metrics.map { ($0.name, $0.help) }, uniquingKeysWith: { first, _ in first })
         var out = ""
         out.reserveCapacity(exposition.utf8.count + help.count * 100)
         for line in exposition.split(separator: "\n", omittingEmptySubsequences: false) {

@@ -24,13 +24,14 @@ struct Jury: AsyncParsableCommand {
               jury export --run NAME --status agreed curated.jsonl
               jury export --run NAME --review review.jsonl
               jury import-labels --run NAME review.jsonl
+              jury reviewer add NAME && jury serve   (review and dashboards in a browser)
 
             The database comes from --database, else DATABASE_URL, else the PG* variables.
             """,
         subcommands: [
             Migrate.self, RunCommand.self, Enqueue.self, WorkerCommand.self, ReducerCommand.self, Status.self,
             Retry.self, JudgeCommand.self, Reduce.self, Calibrate.self, Export.self, ImportLabels.self, Prompt.self,
-            BatchCommand.self, MockJudge.self, Bench.self,
+            BatchCommand.self, Serve.self, ReviewerCommand.self, MockJudge.self, Bench.self,
         ])
 }
 

@@ -74,7 +74,9 @@ struct ReviewQueueTests {
         #expect(twice?.message.contains("no longer hold") == true)
         #expect(try await connection.count("SELECT count(*) FROM review_answers") == 1)
 
-        // Undo gives back the panel's verdict and the label the example had, and the example itself.
+        // Undo gives back the panel's verdict and the label the example had, and the example
+        // itself, instead of the one the reviewer was shown meanwhile.
+        let meanwhile = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
         let humanBefore = Fixture.corpus.first { $0.id == first.externalID }?.human
         let undone = try await jury.undoLastReview(run: run, reviewerID: ada.id, leaseSeconds: 600)
         #expect(undone == first.exampleID)
@@ -86,6 +88,9 @@ struct ReviewQueueTests {
         #expect(back["decided_by"] == "panel" && back["human_label"] == humanBefore && back["unreviewed"] == "t")
         let held = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
         #expect(held.exampleID == first.exampleID && held.leaseToken != first.leaseToken)
+        #expect(
+            try await connection.count("SELECT count(*) FROM review_leases WHERE example_id = \(meanwhile.exampleID)")
+                == 0)
         #expect(try await jury.undoLastReview(run: run, reviewerID: ada.id, leaseSeconds: 600) == nil)
 
         // A skipped example is not offered to the same reviewer again, but is to others.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and running Jury needs on Debian, when it is missing:
 # PostgreSQL (server and pgbench), libpq's headers, pkg-config; for the tests also PgBouncer,
-# Prometheus's promtool and Python's venv (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
+# Prometheus's promtool, Python's venv and Chromium (JURY_SETUP_FOR_TESTS=1). Sourced by demo.sh and test.sh.
 missing=()
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 pkg-config --exists libpq 2>/dev/null || missing+=(libpq-dev)
@@ -14,6 +14,8 @@ if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! command -v promtool >/dev/null; then mis
 if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3 python3-venv)
 fi
+# The web app's tests drive Debian's Chromium.
+if [[ ${JURY_SETUP_FOR_TESTS:-} ]] && ! command -v chromium >/dev/null; then missing+=(chromium); fi
 if ((${#missing[@]})); then
     echo "installing ${missing[*]}" >&2
     sudo_cmd=()

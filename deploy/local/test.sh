@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs Jury's tests: builds, checks deploy/ (scripts/check-deploy), checks the providers'
-# requests and answers against their official SDKs (Tests/Conformance), a short chaos run, then
+# requests and answers against their official SDKs (Tests/Conformance), the web app in a real
+# browser (Tests/Browser), a short chaos run, then
 # `swift test` against a real PostgreSQL (all but the last are skipped when arguments are given
 # to swift test, as in `test.sh --filter X`).
 # Set JURY_TEST_DATABASE_URL to use a server of yours (the role needs CREATEDB); otherwise
@@ -28,6 +29,16 @@ if ! cmp -s Tests/Conformance/requirements.txt "$venv/requirements.txt"; then
 fi
 JURY_BINARY="$(swift build --show-bin-path)/jury" PYTHONDONTWRITEBYTECODE=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/Conformance
+# The web app (jury serve) in a real headless Chromium, through Playwright, with axe-core.
+venv=.build/browser-venv
+if ! cmp -s Tests/Browser/requirements.txt "$venv/requirements.txt"; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/Browser/requirements.txt
+    cp Tests/Browser/requirements.txt "$venv/requirements.txt"
+fi
+JURY_BINARY="$(swift build --show-bin-path)/jury" PYTHONDONTWRITEBYTECODE=1 \
+    "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/Browser
 # A short chaos run: processes killed, PostgreSQL restarted, faulty judges; then SQL checks.
 JURY_BINARY="$(swift build --show-bin-path)/jury" scripts/chaos --short
 # The tests of how processes stop bound how long a stop takes: beside the whole suite on two

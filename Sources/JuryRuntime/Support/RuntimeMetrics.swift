@@ -12,6 +12,11 @@ public enum RuntimeMetrics {
     public struct Metric: Sendable {
         public let name: String
         public let help: String
+
+        public init(name: String, help: String) {
+            self.name = name
+            self.help = help
+        }
     }
 
     public static let judgeCalls = Metric(

@@ -1,0 +1,104 @@
+import Foundation
+import JuryDomain
+import JuryStore
+
+/// One example at a time: its fields, the production label, every judge's label and
+/// rationale, and the taxonomy to answer from. Keys 1 to 9 pick a label, s skips, u undoes.
+enum ReviewPage {
+    static func page(
+        run: StoredRun, item: ReviewItem?, progress: ReviewProgress, session: ReviewerSession
+    ) -> HTML {
+        var out =
+            HTML(raw: "<h1>Review · ") + HTML(run.name) + HTML(raw: "</h1>")
+            + HTML(raw: #"<p class="muted">"#)
+            + HTML(
+                "\(Figures.count(progress.waiting)) examples wait for people; you answered \(Figures.count(progress.answeredByReviewer)). "
+                    + "Keys: 1–\(min(9, run.config.taxonomy.count)) pick a label, s skips, u undoes your last answer.")
+            + HTML(raw: "</p>")
+        let undo =
+            HTML(raw: #"<form method="post" action="/runs/"#) + HTML(raw: HTML.pathSegment(run.name))
+            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
+            + HTML(raw: #"<input type="hidden" name="action" value="undo">"#)
+            + HTML(raw: #"<button type="submit" data-key="u"><kbd>u</kbd>Undo my last answer</button></form>"#)
+        guard let item else {
+            return out + HTML(raw: "<p>Nothing is left for you to review in this run.</p>")
+                + HTML(raw: #"<div class="actions">"#) + undo + HTML(raw: "</div>")
+        }
+        out =
+            out + HTML(raw: #"<div class="review"><section aria-labelledby="example-heading">"#)
+            + HTML(raw: #"<h2 id="example-heading">Example "#) + HTML(item.externalID)
+            + HTML(raw: #" <span class="muted">(batch "#) + HTML(item.batch) + HTML(raw: ")</span></h2>")
+            + fields(item.payload)
+            + HTML(raw: "<p>Production label: <strong>") + HTML(item.sourceLabel ?? "none") + HTML(raw: "</strong>. ")
+            + HTML("Panel: \(item.panelStatus)") + HTML(item.panelLabel.map { " on “\($0)”" } ?? "")
+            + HTML(", agreement \(Figures.percent(item.agreement)).") + HTML(raw: "</p>")
+            + HTML(raw: "<h2>The judges</h2>")
+        for vote in item.votes {
+            out =
+                out + HTML(raw: #"<div class="vote"><strong>"#) + HTML(vote.judge) + HTML(raw: "</strong>: ")
+                + HTML(vote.label) + HTML(raw: #"<div class="text muted">"#) + HTML(vote.rationale ?? "(no rationale)")
+                + HTML(raw: "</div></div>")
+        }
+        if item.votes.isEmpty { out = out + HTML(raw: "<p>No judge gave a valid answer.</p>") }
+        out =
+            out + HTML(raw: "</section>")
+            + HTML(raw: #"<section aria-labelledby="labels-heading"><h2 id="labels-heading">Your label</h2>"#)
+            + HTML(raw: #"<form class="labels" method="post" action="/runs/"#) + HTML(raw: HTML.pathSegment(run.name))
+            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
+            + HTML(raw: #"<input type="hidden" name="action" value="answer">"#)
+            + HTML(raw: #"<input type="hidden" name="example" value="\#(item.exampleID)">"#)
+            + HTML(raw: #"<input type="hidden" name="lease" value=""#) + HTML(item.leaseToken) + HTML(raw: #"">"#)
+        for (index, label) in run.config.taxonomy.enumerated() {
+            let key = index < 9 ? "\(index + 1)" : nil
+            out =
+                out + HTML(raw: #"<button type="submit" name="label" value=""#) + HTML(label.label) + HTML(raw: #"""#)
+                + HTML(raw: key.map { #" data-key="\#($0)""# } ?? "") + HTML(raw: ">")
+                + HTML(raw: key.map { "<kbd>\($0)</kbd>" } ?? "") + HTML(label.label)
+                + HTML(raw: #"<span class="description">"#) + HTML(label.description) + HTML(raw: "</span></button>")
+        }
+        out =
+            out + HTML(raw: "</form>")
+            + HTML(raw: #"<div class="actions"><form method="post" action="/runs/"#)
+            + HTML(raw: HTML.pathSegment(run.name))
+            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
+            + HTML(raw: #"<input type="hidden" name="action" value="skip">"#)
+            + HTML(raw: #"<input type="hidden" name="example" value="\#(item.exampleID)">"#)
+            + HTML(raw: #"<input type="hidden" name="lease" value=""#) + HTML(item.leaseToken) + HTML(raw: #"">"#)
+            + HTML(raw: #"<button type="submit" data-key="s"><kbd>s</kbd>Skip</button></form>"#) + undo
+            + HTML(raw: "</div>")
+            + HTML(raw: #"<p class="muted">"#)
+            + HTML("Held for you until \(timeOfDay(item.leasedUntil)) UTC; after that it goes back to the queue.")
+            + HTML(raw: "</p></section></div>")
+        return out
+    }
+
+    /// The example's fields as text, each under its name; a value that is not a string is
+    /// shown as its JSON.
+    static func fields(_ payload: String) -> HTML {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(payload.utf8)) as? [String: Any] else {
+            return HTML(raw: #"<pre class="text">"#) + HTML(payload) + HTML(raw: "</pre>")
+        }
+        var out = HTML(raw: #"<dl class="field">"#)
+        for key in object.keys.sorted() {
+            let value: String
+            if let text = object[key] as? String {
+                value = text
+            } else if let data = try? JSONSerialization.data(
+                withJSONObject: object[key] ?? NSNull(), options: [.fragmentsAllowed, .prettyPrinted, .sortedKeys])
+            {
+                value = String(decoding: data, as: UTF8.self)
+            } else {
+                value = "\(object[key] ?? "")"
+            }
+            out =
+                out + HTML(raw: "<dt>") + HTML(key) + HTML(raw: #"</dt><dd class="field-value">"#) + HTML(value)
+                + HTML(raw: "</dd>")
+        }
+        return out + HTML(raw: "</dl>")
+    }
+
+    static func timeOfDay(_ date: Date) -> String {
+        let seconds = Int(date.timeIntervalSince1970) % 86400
+        return String(format: "%02d:%02d", seconds / 3600, seconds % 3600 / 60)
+    }
+}

@@ -1,0 +1,230 @@
+"""`jury serve` in a real headless Chromium, driven as a person would: sign in, label by
+keyboard, undo; two reviewers at once; a hostile corpus; forged and refused requests; and
+axe-core on every page. What the pages did is checked in PostgreSQL."""
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from conftest import RUN, sign_in
+
+REVIEW = f"/runs/{RUN}/review"
+
+
+def shown_example(page):
+    """The id of the example the review page holds, from its answer form."""
+    return int(page.locator('form.labels input[name="example"]').get_attribute("value"))
+
+
+def no_script_ran(page):
+    assert page.evaluate("() => window.__pwned") is None, "a script from the corpus ran"
+
+
+def test_a_reviewer_labels_twenty_examples_by_keyboard_and_undoes_one(browser, jury):
+    context, page = sign_in(browser, jury, "ada")
+    page.goto(jury.url + REVIEW)
+    labels = page.locator("form.labels button").evaluate_all("buttons => buttons.map(b => b.value)")
+    assert len(labels) == 5
+    answered = []
+    for n in range(20):
+        example = shown_example(page)
+        key = str(n % 5 + 1)
+        page.keyboard.press(key)
+        page.wait_for_function(
+            "previous => { const f = document.querySelector('form.labels input[name=example]');"
+            " return !f || f.value !== previous; }",
+            arg=str(example),
+        )
+        answered.append((example, labels[int(key) - 1]))
+        no_script_ran(page)
+    assert len({example for example, _ in answered}) == 20
+
+    # Each answer is the example's verdict now, decided by people, with who and when.
+    for example, label in answered:
+        row = jury.value(
+            "SELECT v.label || ',' || v.decided_by || ',' || e.human_label || ',' || (e.reviewed_at IS NOT NULL) "
+            f"FROM verdicts v JOIN examples e ON e.id = v.example_id WHERE v.example_id = {example}"
+        )
+        assert row == f"{label},people,{label},true"
+    assert jury.value(
+        "SELECT count(*) FROM review_answers a JOIN reviewers r ON r.id = a.reviewer_id WHERE r.name = 'ada'"
+    ) == "20"
+
+    # u undoes the last: that example is shown again, and its verdict is the panel's once more.
+    last, _ = answered[-1]
+    page.keyboard.press("u")
+    page.wait_for_function(
+        "wanted => document.querySelector('form.labels input[name=example]')?.value === wanted", arg=str(last)
+    )
+    assert jury.value(f"SELECT decided_by FROM verdicts WHERE example_id = {last}") == "panel"
+    assert jury.value(f"SELECT reviewed_at IS NULL FROM examples WHERE id = {last}") == "t"
+    assert jury.value("SELECT count(*) FROM review_answers WHERE undone_at IS NOT NULL") == "1"
+    assert jury.value("SELECT count(*) FROM verdicts WHERE decided_by = 'people'") == "19"
+    # The panel's verdicts the answers replaced are kept.
+    assert int(jury.value("SELECT count(*) FROM verdict_history")) >= 20
+
+    # s skips: the next example is another, and the skipped one keeps the panel's verdict.
+    page.keyboard.press("s")
+    page.wait_for_function(
+        "previous => document.querySelector('form.labels input[name=example]')?.value !== previous", arg=str(last)
+    )
+    assert jury.value(f"SELECT decided_by FROM verdicts WHERE example_id = {last}") == "panel"
+    context.close()
+
+
+def test_two_reviewers_at_once_never_see_the_same_example(browser, jury):
+    first, page_a = sign_in(browser, jury, "bob")
+    second, page_b = sign_in(browser, jury, "cy")
+    seen_a, seen_b = [], []
+    for _ in range(8):
+        page_a.goto(jury.url + REVIEW)
+        page_b.goto(jury.url + REVIEW)
+        a, b = shown_example(page_a), shown_example(page_b)
+        assert a != b
+        seen_a.append(a)
+        seen_b.append(b)
+        # Both answer at the same moment.
+        with page_a.expect_navigation(), page_b.expect_navigation():
+            page_a.keyboard.press("1")
+            page_b.keyboard.press("2")
+    assert not set(seen_a) & set(seen_b)
+    for name, seen in [("bob", seen_a), ("cy", seen_b)]:
+        rows = jury.sql(
+            "SELECT a.example_id FROM review_answers a JOIN reviewers r ON r.id = a.reviewer_id "
+            f"WHERE r.name = '{name}' ORDER BY a.id"
+        )
+        assert [int(row) for row in rows] == seen
+    first.close()
+    second.close()
+
+
+def test_refused_requests_change_no_verdict(browser, jury):
+    context, page = sign_in(browser, jury, "ada")
+    page.goto(jury.url + REVIEW)
+    example = shown_example(page)
+    lease = page.locator('form.labels input[name="lease"]').get_attribute("value")
+    csrf = page.locator('form.labels input[name="csrf"]').get_attribute("value")
+    before = jury.value("SELECT count(*) || '/' || sum(hashtext(label || decided_by)) FROM verdicts")
+
+    def post(form):
+        return page.request.post(jury.url + REVIEW, form=form, max_redirects=0)
+
+    good = {"csrf": csrf, "action": "answer", "example": str(example), "lease": lease, "label": "valid"}
+    forged = post({**good, "csrf": "forged"})
+    assert forged.status == 403 and "did not come from a page of this session" in forged.text()
+    missing = post({k: v for k, v in good.items() if k != "csrf"})
+    assert missing.status == 403
+    outside = post({**good, "label": "<script>window.__pwned=1</script>"})
+    assert outside.status == 409 and "is not a label of run" in outside.text()
+    assert "<script>window.__pwned=1</script>" not in outside.text()
+    stale = post({**good, "lease": "00000000-0000-0000-0000-000000000000"})
+    assert stale.status == 409 and "no longer hold" in stale.text()
+    assert jury.value("SELECT count(*) || '/' || sum(hashtext(label || decided_by)) FROM verdicts") == before
+
+    # A double submit: the first answer counts, the second is refused.
+    assert post(good).status == 303
+    twice = post(good)
+    assert twice.status == 409 and "nothing was changed" in twice.text()
+    assert jury.value(f"SELECT count(*) FROM review_answers WHERE example_id = {example}") == "1"
+
+    # A request without the session cookie (what a form on another site sends, the cookie being
+    # SameSite=Strict) is sent to sign in, and changes nothing.
+    stranger = page.context.browser.new_context()
+    response = stranger.request.post(jury.url + REVIEW, form=good, max_redirects=0)
+    assert response.status == 303 and response.headers["location"].startswith("/signin")
+    stranger.close()
+
+    # A viewer sees the dashboards, and not the queue.
+    viewer, viewer_page = sign_in(browser, jury, "vic")
+    response = viewer_page.goto(jury.url + REVIEW)
+    assert response.status == 403 and "viewer" in viewer_page.content()
+    assert viewer_page.goto(jury.url + f"/runs/{RUN}").status == 200
+    viewer.close()
+    context.close()
+
+
+def test_sign_in_is_refused_without_the_right_token_and_rate_limited(browser, jury):
+    context = browser.new_context()
+    page = context.new_page()
+    statuses = []
+    for _ in range(11):
+        page.goto(jury.url + "/signin")
+        page.fill("#token", "jury_not-a-token")
+        with page.expect_navigation() as navigation:
+            page.keyboard.press("Enter")
+        statuses.append(navigation.value.status)
+    assert statuses[:10] == [401] * 10 and statuses[10] == 429
+    assert "Too many failed sign-ins" in page.content()
+    # Nobody gets in with the right token from that address now either, until the window passes.
+    page.goto(jury.url + "/signin")
+    page.fill("#token", jury.tokens["ada"])
+    with page.expect_navigation() as navigation:
+        page.keyboard.press("Enter")
+    assert navigation.value.status == 429
+    jury.sql("DELETE FROM signin_failures")
+    # Without a session every page sends the browser to sign in.
+    assert page.goto(jury.url + f"/runs/{RUN}").url.startswith(jury.url + "/signin")
+    context.close()
+
+
+PAGES = ["/", f"/runs/{RUN}", REVIEW, f"/runs/{RUN}/calibration"]
+
+
+def test_the_hostile_corpus_runs_no_script_on_any_page(browser, jury):
+    context, page = sign_in(browser, jury, "own")
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(jury.url + f"/runs/{RUN}/calibration")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Run a new calibration").click()
+    assert page.locator("table.heat").count() == 4
+    for path in PAGES:
+        response = page.goto(jury.url + path)
+        assert response.status == 200, path
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+        no_script_ran(page)
+        assert page.locator("iframe, img, svg[onload], a[href^='javascript:']").count() == 0, path
+    # The review page shows the hostile text as text.
+    page.goto(jury.url + REVIEW)
+    text = page.locator("main").inner_text()
+    assert "<script>window.__pwned" in text or "onerror=" in text
+    # The run page refreshes itself: its fragment is fetched and put in place, and still runs nothing.
+    page.goto(jury.url + f"/runs/{RUN}")
+    page.wait_for_timeout(5600)
+    no_script_ran(page)
+    assert errors == []
+    context.close()
+
+
+def test_every_page_passes_axe_core(browser, jury):
+    from axe_playwright_python.sync_playwright import Axe
+
+    axe = Axe()
+    context, page = sign_in(browser, jury, "own")
+    shots = os.environ.get("JURY_SCREENSHOTS")
+    found = {}
+    for path in ["/signin", *PAGES]:
+        if path == "/signin":
+            signed_out = browser.new_context()
+            target = signed_out.new_page()
+        else:
+            target = page
+        target.set_viewport_size({"width": 1280, "height": 900})
+        target.goto(jury.url + path)
+        results = axe.run(target)
+        serious = [
+            f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}"
+            for v in results.response["violations"]
+            if v["impact"] in ("serious", "critical")
+        ]
+        found[path] = serious
+        if shots:
+            name = {"/": "runs", "/signin": "signin"}.get(path) or path.rstrip("/").split("/")[-1]
+            name = "run" if name == RUN else name
+            target.screenshot(path=str(Path(shots) / f"{name}.png"), full_page=True)
+        if path == "/signin":
+            signed_out.close()
+    assert all(not violations for violations in found.values()), found
+    context.close()
