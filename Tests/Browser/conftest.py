@@ -133,6 +133,12 @@ class Jury:
         handle.seek(0)
         raise AssertionError(f"jury {args[0]} did not start: {handle.read()}")
 
+    def postgres(self, command):
+        """Stops or starts the database under the app (same directory, same port)."""
+        subprocess.run(
+            [str(ROOT / "deploy/local/postgres.sh"), command, str(self.pgdata)], capture_output=True, check=True
+        )
+
     def stop(self, process):
         process.terminate()
         try:
@@ -149,6 +155,7 @@ def jury():
     os.chmod(workdir, 0o755)
     world = Jury(workdir)
     pgdata = Path(workdir) / "postgres"
+    world.pgdata = pgdata
     started = subprocess.run(
         [str(ROOT / "deploy/local/postgres.sh"), "start", str(pgdata)], capture_output=True, text=True, check=True
     )

@@ -3,7 +3,7 @@ keyboard, undo; two reviewers at once; a hostile corpus; forged and refused requ
 axe-core on every page. What the pages did is checked in PostgreSQL."""
 
 import os
-import re
+import time
 from pathlib import Path
 
 import pytest
@@ -165,6 +165,40 @@ def test_sign_in_is_refused_without_the_right_token_and_rate_limited(browser, ju
     jury.sql("DELETE FROM signin_failures")
     # Without a session every page sends the browser to sign in.
     assert page.goto(jury.url + f"/runs/{RUN}").url.startswith(jury.url + "/signin")
+    context.close()
+
+
+def test_the_database_going_away_is_said_and_survived(browser, jury):
+    context, page = sign_in(browser, jury, "cy")
+    page.goto(jury.url + REVIEW)
+    example = shown_example(page)
+    answers = jury.value("SELECT count(*) FROM review_answers")
+    jury.postgres("stop")
+    try:
+        # The answer given while the database is down is refused, and the page says why.
+        with page.expect_navigation() as navigation:
+            page.keyboard.press("2")
+        assert navigation.value.status == 503
+        assert "The database is not answering" in page.content()
+        assert page.goto(jury.url + f"/runs/{RUN}").status == 503
+        assert page.request.get(jury.url + "/readyz").status == 503
+        assert page.request.get(jury.url + "/healthz").status == 200
+    finally:
+        jury.postgres("start")
+    # Back: the pages answer again, and the example is still the reviewer's to answer, once.
+    deadline = time.time() + 30
+    while page.goto(jury.url + REVIEW).status != 200:
+        assert time.time() < deadline, "the app did not recover"
+        time.sleep(0.5)
+    assert shown_example(page) == example
+    assert jury.value("SELECT count(*) FROM review_answers") == answers
+    with page.expect_navigation():
+        page.keyboard.press("2")
+    assert jury.value(f"SELECT count(*) FROM review_answers WHERE example_id = {example}") == "1"
+    assert page.request.get(jury.url + "/readyz").status == 200
+    metrics = page.request.get(jury.url + "/metrics").text()
+    assert 'jury_web_requests_total{route="review_answer",code="503"}' in metrics
+    assert "process_resident_memory_bytes" in metrics and "jury_review_answers_total" in metrics
     context.close()
 
 
