@@ -37,6 +37,10 @@ public struct WebServer: Sendable {
         public var secureCookies = false
         /// Connections to PostgreSQL this process may open.
         public var connections = 4
+        /// The header a proxy in front puts the client's address in (`X-Forwarded-For`,
+        /// `X-Real-IP`); its last entry, the one the proxy added, is what sign-in attempts are
+        /// counted by. Unset: the peer's address (behind a proxy, every client would share it).
+        public var clientAddressHeader: String?
 
         public init() {}
     }
@@ -86,7 +90,7 @@ public struct WebServer: Sendable {
         }
         router.get("signin") { request, context in await respond("signin", request) { try await signinForm(request) } }
         router.post("signin") { request, context in
-            await respond("signin", request) { try await signIn(request, client: context.client) }
+            await respond("signin", request) { try await signIn(request, peer: context.client) }
         }
         router.post("signout") { request, _ in await respond("signout", request) { try await signOut(request) } }
         router.get("/") { request, _ in await respond("runs", request) { try await runsPage(request) } }
@@ -268,7 +272,8 @@ public struct WebServer: Sendable {
         return response
     }
 
-    private func signIn(_ request: Request, client: String) async throws -> Response {
+    private func signIn(_ request: Request, peer: String) async throws -> Response {
+        let client = clientAddress(request, peer: peer)
         let form = try await Form(request)
         guard let posted = form["csrf"], let expected = Self.cookie(Self.signinCookie, in: request),
             AccessToken.equal(posted, expected)
@@ -334,6 +339,15 @@ public struct WebServer: Sendable {
         throw WebError(
             .seeOther, "Please sign in.",
             location: "/signin?next=" + HTML.percentEncoded(next))
+    }
+
+    /// Who is signing in, for the limit on failures: the proxy's word when one is trusted.
+    private func clientAddress(_ request: Request, peer: String) -> String {
+        guard let header = settings.clientAddressHeader, let name = HTTPField.Name(header),
+            let value = request.headers[values: name].last?.split(separator: ",").last
+        else { return peer }
+        let address = value.trimmingCharacters(in: .whitespaces)
+        return address.isEmpty ? peer : String(address.prefix(64))
     }
 
     private func checkCSRF(_ form: Form, session: ReviewerSession) throws {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import HTTPTypes
 import JuryStore
 import JuryTelemetry
 import JuryWeb
@@ -24,6 +25,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Hours a sign-in lasts.") var sessionHours = 12.0
     @Option(help: "Connections to PostgreSQL this process may open.") var connections = 4
     @Flag(help: "Send the session cookie over HTTPS only.") var secureCookies = false
+    @Option(
+        help: """
+            Behind a proxy: the header it puts the client's address in (X-Forwarded-For, X-Real-IP). \
+            Failed sign-ins are limited per address; without this every client shares the proxy's.
+            """)
+    var clientAddressHeader: String?
 
     func validate() throws {
         guard (0...65535).contains(port) else { throw ValidationError("--port must be between 0 and 65535") }
@@ -34,6 +41,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--session-hours must be more than 0 and at most 720")
         }
         guard (1...64).contains(connections) else { throw ValidationError("--connections must be between 1 and 64") }
+        if let clientAddressHeader, HTTPField.Name(clientAddressHeader) == nil {
+            throw ValidationError("--client-address-header '\(clientAddressHeader)' is not a header name")
+        }
     }
 
     func run() async throws {
@@ -43,6 +53,7 @@ struct Serve: AsyncParsableCommand {
         settings.sessionSeconds = Int(sessionHours * 3600)
         settings.connections = connections
         settings.secureCookies = secureCookies
+        settings.clientAddressHeader = clientAddressHeader
         let server = WebServer(
             database: db.target, settings: settings, registry: TelemetryServer.bootstrap(), logger: logger)
         let host = host

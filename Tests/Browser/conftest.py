@@ -184,7 +184,7 @@ def jury():
         for name, role in [("ada", "reviewer"), ("bob", "reviewer"), ("cy", "reviewer"), ("vic", "viewer"),
                            ("own", "owner")]:
             world.tokens[name] = world.jury("reviewer", "add", name, "--role", role).strip().split("\n")[-1]
-        match = world.start(["serve", "--port", "0", "--lease-seconds", "600"], r"serving on (http://\S+)/", "serve.log")
+        match = world.start(["serve", "--port", "0", "--lease-seconds", "600", "--client-address-header", "X-Forwarded-For"], r"serving on (http://\S+)/", "serve.log")
         world.url = match.group(1)
         yield world
     finally:
