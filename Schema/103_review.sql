@@ -43,14 +43,18 @@ CREATE TABLE signin_failures (
 
 CREATE INDEX signin_failures_client ON signin_failures (client, failed_at);
 
--- The example a reviewer holds, until leased_until. The token names this lease: an answer
--- given under an earlier one (a page left open past its lease) is refused.
+-- The examples a reviewer holds, until leased_until. The token names this lease: an answer
+-- given under an earlier one (a page left open past its lease) is refused. With
+-- review.per_item above 1 several reviewers hold one example at once, each blind to the
+-- others; an owner adjudicating a conflict holds it alone (adjudicating).
 CREATE TABLE review_leases (
-    example_id   bigint PRIMARY KEY REFERENCES examples (id) ON DELETE CASCADE,
-    run_id       bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    example_id   bigint NOT NULL REFERENCES examples (id) ON DELETE CASCADE,
     reviewer_id  bigint NOT NULL REFERENCES reviewers (id) ON DELETE CASCADE,
+    run_id       bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     lease_token  uuid NOT NULL DEFAULT gen_random_uuid(),
-    leased_until timestamptz NOT NULL
+    leased_until timestamptz NOT NULL,
+    adjudicating boolean NOT NULL DEFAULT false,
+    PRIMARY KEY (example_id, reviewer_id)
 );
 
 CREATE INDEX review_leases_reviewer ON review_leases (reviewer_id, run_id);
@@ -70,7 +74,11 @@ CREATE TABLE review_answers (
     run_id                bigint NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     reviewer_id           bigint NOT NULL REFERENCES reviewers (id),
     label                 text NOT NULL,
-    -- The example's human label and review time before this answer: undo puts them back.
+    -- An owner's answer to a conflict between people's blind labels.
+    adjudicated           boolean NOT NULL DEFAULT false,
+    -- This answer gave the example its verdict (alone, as the last of the people who agreed, or
+    -- adjudicating); the human label and review time it replaced, which undo puts back.
+    decided               boolean NOT NULL DEFAULT false,
     previous_label        text,
     previous_reviewed_at  timestamptz,
     answered_at           timestamptz NOT NULL DEFAULT now(),
@@ -79,6 +87,7 @@ CREATE TABLE review_answers (
 
 CREATE INDEX review_answers_reviewer ON review_answers (reviewer_id, run_id, id) WHERE undone_at IS NULL;
 CREATE INDEX review_answers_example ON review_answers (example_id);
+CREATE INDEX review_answers_run ON review_answers (run_id, example_id) WHERE undone_at IS NULL AND NOT adjudicated;
 
 -- The disputed verdicts' index (jury_disagreements reads it) now also holds the order the
 -- queue is served in, so the next example is found at once among millions of agreed verdicts.
@@ -86,44 +95,92 @@ DROP INDEX verdicts_disputed;
 CREATE INDEX verdicts_disputed ON verdicts (run_id, agreement, example_id)
     WHERE decided_by = 'panel' AND (status <> 'agreed' OR outcome IN ('relabel', 'clarify'));
 
--- Hands p_reviewer an example of p_run to label, under a lease until now() + p_lease: the one
--- they hold already, if any (a reloaded page shows the same example), else the first free one
--- of the queue they have not skipped. No row when the queue has nothing for them.
+-- Leases p_example to p_reviewer if fewer than p_holders people hold or answered it, counted
+-- after the caller locked its verdict row (so whoever held that lock before has committed and
+-- is counted). No row when it is taken.
+CREATE OR REPLACE FUNCTION jury_review_take(
+    p_example bigint, p_run bigint, p_reviewer bigint, p_lease interval, p_holders int, p_adjudicating boolean
+) RETURNS TABLE (example_id bigint, lease_token uuid, leased_until timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM review_leases l
+        WHERE l.example_id = p_example AND l.leased_until > now() AND l.adjudicating = p_adjudicating)
+     + (SELECT count(*) FROM review_answers a
+        WHERE a.example_id = p_example AND a.undone_at IS NULL AND a.adjudicated = p_adjudicating) >= p_holders THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    INSERT INTO review_leases AS l (example_id, reviewer_id, run_id, leased_until, adjudicating)
+    VALUES (p_example, p_reviewer, p_run, now() + p_lease, p_adjudicating)
+    ON CONFLICT ON CONSTRAINT review_leases_pkey DO UPDATE
+        SET lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until, adjudicating = EXCLUDED.adjudicating
+    RETURNING l.example_id, l.lease_token, l.leased_until;
+END;
+$$;
+
+-- Hands p_reviewer an example of p_run under a lease until now() + p_lease: the one they hold
+-- already, if any (a reloaded page shows the same example), else the first free one of the
+-- queue they have neither skipped nor answered. No row when the queue has nothing for them.
 --
--- Candidates are locked with SKIP LOCKED, so reviewers asking at once take different ones;
--- the lease row itself is written only over a lapsed lease, so a candidate another reviewer
--- leased since this statement's snapshot is passed over, never shared.
-CREATE OR REPLACE FUNCTION jury_review_claim(p_run bigint, p_reviewer bigint, p_lease interval)
-RETURNS TABLE (example_id bigint, lease_token uuid, leased_until timestamptz)
+-- To review (p_adjudicate false): the panel's disputed verdicts, the most split first, each
+-- held or answered by at most p_per_item people. To adjudicate: the examples whose p_per_item
+-- people answered and did not agree (never to one of them), one owner each.
+--
+-- Candidates are locked with SKIP LOCKED, so reviewers asking at once take different ones, and
+-- are counted again once locked (jury_review_take), so a candidate others took since this
+-- statement's snapshot is passed over, never given to one person too many.
+CREATE OR REPLACE FUNCTION jury_review_claim(
+    p_run bigint, p_reviewer bigint, p_lease interval, p_per_item int, p_adjudicate boolean
+) RETURNS TABLE (example_id bigint, lease_token uuid, leased_until timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_candidate bigint;
 BEGIN
     RETURN QUERY
     UPDATE review_leases l SET leased_until = now() + p_lease
-    WHERE l.example_id = (SELECT h.example_id FROM review_leases h
-                          WHERE h.reviewer_id = p_reviewer AND h.run_id = p_run AND h.leased_until > now()
-                          ORDER BY h.leased_until DESC LIMIT 1)
+    WHERE (l.example_id, l.reviewer_id) = (
+        SELECT h.example_id, h.reviewer_id FROM review_leases h
+        WHERE h.reviewer_id = p_reviewer AND h.run_id = p_run AND h.adjudicating = p_adjudicate
+          AND h.leased_until > now()
+        ORDER BY h.leased_until DESC LIMIT 1)
     RETURNING l.example_id, l.lease_token, l.leased_until;
     IF FOUND THEN
+        RETURN;
+    END IF;
+    IF p_adjudicate THEN
+        FOR v_candidate IN
+            SELECT v.example_id FROM verdicts v
+            WHERE v.example_id = ANY (ARRAY(
+                    SELECT a.example_id FROM review_answers a
+                    WHERE a.run_id = p_run AND a.undone_at IS NULL AND NOT a.adjudicated
+                    GROUP BY a.example_id
+                    HAVING count(*) >= p_per_item AND count(DISTINCT a.label) > 1 AND bool_and(a.reviewer_id <> p_reviewer)))
+              AND v.decided_by = 'panel'
+            ORDER BY v.example_id
+            FOR UPDATE OF v SKIP LOCKED
+        LOOP
+            RETURN QUERY SELECT * FROM jury_review_take(v_candidate, p_run, p_reviewer, p_lease, 1, true);
+            IF FOUND THEN
+                RETURN;
+            END IF;
+        END LOOP;
         RETURN;
     END IF;
     FOR v_candidate IN
         SELECT v.example_id FROM verdicts v
         WHERE v.run_id = p_run AND v.decided_by = 'panel' AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))
-          AND NOT EXISTS (SELECT 1 FROM review_leases l WHERE l.example_id = v.example_id AND l.leased_until > now())
           AND NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.reviewer_id = p_reviewer AND s.example_id = v.example_id)
+          AND NOT EXISTS (SELECT 1 FROM review_answers a
+                          WHERE a.example_id = v.example_id AND a.undone_at IS NULL
+                            AND (a.reviewer_id = p_reviewer OR a.adjudicated))
+          AND (SELECT count(*) FROM review_answers a WHERE a.example_id = v.example_id AND a.undone_at IS NULL)
+            + (SELECT count(*) FROM review_leases l
+               WHERE l.example_id = v.example_id AND l.leased_until > now() AND NOT l.adjudicating) < p_per_item
         ORDER BY v.agreement, v.example_id
-        LIMIT 20
+        LIMIT 50
         FOR UPDATE OF v SKIP LOCKED
     LOOP
-        RETURN QUERY
-        INSERT INTO review_leases AS l (example_id, run_id, reviewer_id, leased_until)
-        VALUES (v_candidate, p_run, p_reviewer, now() + p_lease)
-        ON CONFLICT ON CONSTRAINT review_leases_pkey DO UPDATE
-            SET reviewer_id = EXCLUDED.reviewer_id, lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until
-            WHERE l.leased_until <= now()
-        RETURNING l.example_id, l.lease_token, l.leased_until;
+        RETURN QUERY SELECT * FROM jury_review_take(v_candidate, p_run, p_reviewer, p_lease, p_per_item, false);
         IF FOUND THEN
             RETURN;
         END IF;

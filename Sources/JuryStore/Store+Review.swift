@@ -48,6 +48,9 @@ public struct ReviewItem: Sendable {
     public let panelStatus: String
     public let agreement: Double
     public let votes: [Vote]
+    /// When adjudicating: the labels people gave it, by whom. Empty on the review page, where
+    /// each person labels blind.
+    public var answers: [(reviewer: String, label: String)] = []
     public let leaseToken: String
     public let leasedUntil: Date
 }
@@ -58,6 +61,11 @@ public struct ReviewProgress: Sendable {
     public let leased: Int
     public let answered: Int
     public let answeredByReviewer: Int
+    /// Examples whose people did not agree, waiting for an owner.
+    public let conflicts: Int
+    /// Examples two people labelled (the first two answers of each), and Cohen's kappa between them.
+    public let doublyLabelled: Int
+    public let peopleKappa: Double?
 }
 
 /// People in the loop: reviewers, sessions, and the review queue (Schema/103_review.sql).
@@ -190,13 +198,17 @@ extension Store {
     // MARK: The review queue
 
     /// Hands the reviewer an example of the run under a lease of `seconds`: the one they hold,
-    /// else the most split one free. Nil when nothing is left for them.
-    public func claimReview(runID: Int64, reviewerID: Int64, leaseSeconds: Int) async throws -> ReviewItem? {
+    /// else the most split one free (to adjudicate: a conflict between people). Nil when
+    /// nothing is left for them.
+    public func claimReview(
+        run: StoredRun, reviewerID: Int64, leaseSeconds: Int, adjudicate: Bool = false
+    ) async throws -> ReviewItem? {
         try await connection.transaction { connection in
             let claims = try await connection.query(
                 """
                 SELECT example_id, lease_token::text AS lease_token, leased_until
-                FROM jury_review_claim(\(runID), \(reviewerID), make_interval(secs => \(leaseSeconds)))
+                FROM jury_review_claim(\(run.id), \(reviewerID), make_interval(secs => \(leaseSeconds)),
+                                       \(run.config.reviewersPerItem), \(adjudicate))
                 """)
             guard let claim = claims.first else { return nil }
             let exampleID: Int64 = try claim.decode("example_id")
@@ -215,32 +227,44 @@ extension Store {
                     judge: try vote.decode("judge"), label: try vote.decode("label"),
                     rationale: try vote.decodeIfPresent("rationale"))
             }
-            return ReviewItem(
+            var item = ReviewItem(
                 exampleID: exampleID, externalID: try row.decode("external_id"), batch: try row.decode("batch"),
                 payload: try row.decode("payload"), sourceLabel: try row.decodeIfPresent("source_label"),
                 panelLabel: try row.decodeIfPresent("label"), panelStatus: try row.decode("status"),
                 agreement: try row.decode("agreement"), votes: votes, leaseToken: try claim.decode("lease_token"),
                 leasedUntil: try claim.decode("leased_until"))
+            if adjudicate {
+                item.answers = try await connection.query(
+                    """
+                    SELECT r.name, a.label FROM review_answers a JOIN reviewers r ON r.id = a.reviewer_id
+                    WHERE a.example_id = \(exampleID) AND a.undone_at IS NULL AND NOT a.adjudicated ORDER BY a.id
+                    """
+                ).map { (reviewer: try $0.decode("name"), label: try $0.decode("label")) }
+            }
+            return item
         }
     }
 
-    /// Stores a reviewer's label for the example they hold under `leaseToken`: the example's
-    /// human label (through `jury_import_labels`, as `jury import-labels` stores one) and its
-    /// verdict, decided by the person (the panel's goes to `verdict_history`), in one
-    /// transaction with the answer's record and the lease's end. A label outside the taxonomy,
-    /// a lease that lapsed or was taken over, or an answer already given changes nothing.
+    /// Stores a reviewer's label for the example they hold under `leaseToken`, with who and
+    /// when. The label decides the example when it is the run's only one (`review.per_item`
+    /// 1), the last of people who all agree, or an owner's adjudication: then the example gets
+    /// it as its human label (through `jury_import_labels`, as `jury import-labels` stores one)
+    /// and a verdict decided by people (the panel's goes to `verdict_history`), in the same
+    /// transaction. A label outside the taxonomy, a lease that lapsed or was taken over, or an
+    /// answer already given changes nothing. Returns whether the example was decided.
+    @discardableResult
     public func answerReview(
         run: StoredRun, reviewerID: Int64, exampleID: Int64, leaseToken: String, label: String
-    ) async throws {
+    ) async throws -> Bool {
         guard run.config.labels.contains(label) else {
             throw JuryError(
                 .invalidInput,
                 "'\(label)' is not a label of run \(run.name); its labels are \(run.config.labels.joined(separator: ", "))"
             )
         }
-        try await connection.transaction { connection in
-            try await Self.takeLease(
-                run: run, reviewerID: reviewerID, exampleID: exampleID, leaseToken: leaseToken, on: connection)
+        return try await connection.transaction { connection in
+            // The example first: people answering it at once take turns, so the last of them
+            // sees every other answer.
             let rows = try await connection.query(
                 """
                 SELECT e.external_id, e.source_label, e.human_label, e.reviewed_at,
@@ -249,8 +273,29 @@ extension Store {
                 WHERE e.id = \(exampleID) AND e.run_id = \(run.id)
                 FOR NO KEY UPDATE OF e
                 """)
+            let adjudicating = try await Self.takeLease(
+                run: run, reviewerID: reviewerID, exampleID: exampleID, leaseToken: leaseToken, on: connection)
             guard let row = rows.first, try row.decode("decided_by", as: String.self) == "panel" else {
                 throw JuryError(.conflict, "example \(exampleID) already has a person's label; nothing was changed")
+            }
+            let answerID: Int64 = try await connection.query(
+                """
+                INSERT INTO review_answers (example_id, run_id, reviewer_id, label, adjudicated, previous_label,
+                                            previous_reviewed_at)
+                VALUES (\(exampleID), \(run.id), \(reviewerID), \(label), \(adjudicating),
+                        \(try row.decodeIfPresent("human_label") as String?), \(try row.decodeIfPresent("reviewed_at") as Date?))
+                RETURNING id
+                """)[0].decode("id")
+            try await connection.query(
+                "DELETE FROM review_leases WHERE example_id = \(exampleID) AND reviewer_id = \(reviewerID)")
+            if !adjudicating {
+                let labels: [String] = try await connection.query(
+                    """
+                    SELECT label FROM review_answers
+                    WHERE example_id = \(exampleID) AND undone_at IS NULL AND NOT adjudicated
+                    """
+                ).map { try $0.decode("label") }
+                guard labels.count >= run.config.reviewersPerItem, Set(labels).count == 1 else { return false }
             }
             let panel = Verdict(
                 label: try row.decodeIfPresent("label"),
@@ -261,89 +306,78 @@ extension Store {
             let decision = run.config.review(
                 panel, label: label, sourceLabel: try row.decodeIfPresent("source_label"),
                 early: try row.decode("early"))
-            try await connection.query(
-                """
-                INSERT INTO review_answers (example_id, run_id, reviewer_id, label, previous_label, previous_reviewed_at)
-                VALUES (\(exampleID), \(run.id), \(reviewerID), \(label), \(try row.decodeIfPresent("human_label") as String?),
-                        \(try row.decodeIfPresent("reviewed_at") as Date?))
-                """)
             _ = try await connection.query(
-                "SELECT * FROM jury_import_labels(\(run.id), ARRAY[\(try row.decode("external_id") as String)]::text[], ARRAY[\(label)]::text[])"
-            )
+                """
+                SELECT * FROM jury_import_labels(\(run.id), ARRAY[\(try row.decode("external_id") as String)]::text[],
+                                                 ARRAY[\(label)]::text[])
+                """)
             _ = try await Self.replace([decision], of: [exampleID], run: run.id, on: connection)
+            try await connection.query("UPDATE review_answers SET decided = true WHERE id = \(answerID)")
+            // Whoever else still holds it (an owner about to adjudicate) holds nothing now.
             try await connection.query("DELETE FROM review_leases WHERE example_id = \(exampleID)")
+            return true
         }
     }
 
     /// Passes over the example the reviewer holds: it goes back to the queue for everybody else.
     public func skipReview(run: StoredRun, reviewerID: Int64, exampleID: Int64, leaseToken: String) async throws {
         try await connection.transaction { connection in
-            try await Self.takeLease(
+            _ = try await Self.takeLease(
                 run: run, reviewerID: reviewerID, exampleID: exampleID, leaseToken: leaseToken, on: connection)
             try await connection.query(
                 "INSERT INTO review_skips (example_id, reviewer_id) VALUES (\(exampleID), \(reviewerID)) ON CONFLICT DO NOTHING"
             )
-            try await connection.query("DELETE FROM review_leases WHERE example_id = \(exampleID)")
+            try await connection.query(
+                "DELETE FROM review_leases WHERE example_id = \(exampleID) AND reviewer_id = \(reviewerID)")
         }
     }
 
-    /// Undoes the reviewer's last answer in the run still standing: the example gets back the
-    /// human label it had and the verdict the answer replaced (the person's moves to
-    /// `verdict_history`), and the reviewer holds it again, to answer anew. Returns the example,
-    /// or nil when they have nothing to undo.
-    public func undoLastReview(run: StoredRun, reviewerID: Int64, leaseSeconds: Int) async throws -> Int64? {
+    /// Undoes the reviewer's last answer in the run still standing (of their adjudications,
+    /// with `adjudicated`), and hands them its example
+    /// again to answer anew (instead of the one on their page). If the example was decided by
+    /// people, it gets back the human label it had and the verdict it had before (the people's
+    /// moves to `verdict_history`): whoever else labelled it keeps their answer, and it is
+    /// decided again when the answers agree once more. Returns the example, or nil when they
+    /// have nothing to undo.
+    public func undoLastReview(
+        run: StoredRun, reviewerID: Int64, leaseSeconds: Int, adjudicated: Bool = false
+    ) async throws -> Int64? {
         try await connection.transaction { connection in
             let answers = try await connection.query(
                 """
-                SELECT a.id, a.example_id, a.previous_label, a.previous_reviewed_at
-                FROM review_answers a
+                SELECT a.id, a.example_id, a.adjudicated FROM review_answers a
                 WHERE a.reviewer_id = \(reviewerID) AND a.run_id = \(run.id) AND a.undone_at IS NULL
+                  AND a.adjudicated = \(adjudicated)
                 ORDER BY a.id DESC LIMIT 1
-                FOR UPDATE
                 """)
             guard let answer = answers.first else { return nil }
             let exampleID: Int64 = try answer.decode("example_id")
-            // The verdict the answer replaced is the last one superseded; one a later reduction
-            // replaced instead would be the panel's again, which is what undo gives back too.
-            let previous = try await connection.query(
+            // As an answer does: the example first, so that undo and answers take turns.
+            try await connection.query("SELECT 1 FROM examples WHERE id = \(exampleID) FOR NO KEY UPDATE")
+            let deciding = try await connection.query(
                 """
-                SELECT label, status, agreement, votes, rule_params::text AS rule_params, decided_by, outcome, early
-                FROM verdict_history WHERE example_id = \(exampleID) AND run_id = \(run.id)
-                ORDER BY superseded_at DESC, decided_at DESC LIMIT 1
+                SELECT id, previous_label, previous_reviewed_at FROM review_answers
+                WHERE example_id = \(exampleID) AND decided AND undone_at IS NULL
                 """)
-            guard let verdict = previous.first else {
-                throw JuryError(
-                    .conflict, "example \(exampleID) has no earlier verdict to go back to; nothing was undone")
+            if let decided = deciding.first {
+                try await Self.restorePanel(
+                    exampleID: exampleID, run: run, label: try decided.decodeIfPresent("previous_label"),
+                    reviewedAt: try decided.decodeIfPresent("previous_reviewed_at"), on: connection)
+                try await connection.query(
+                    "UPDATE review_answers SET decided = false WHERE id = \(decided.decode("id") as Int64)")
             }
             try await connection.query(
-                """
-                UPDATE examples SET human_label = \(try answer.decodeIfPresent("previous_label") as String?),
-                                    reviewed_at = \(try answer.decodeIfPresent("previous_reviewed_at") as Date?)
-                WHERE id = \(exampleID)
-                """)
-            let restored = Decision(
-                verdict: Verdict(
-                    label: try verdict.decodeIfPresent("label"),
-                    status: Verdict.Status(rawValue: try verdict.decode("status")) ?? .disagreed,
-                    agreement: try verdict.decode("agreement"), votes: try verdict.decode("votes"),
-                    rule: try JSONDecoder().decode(
-                        ConsensusRule.self, from: Data(try verdict.decode("rule_params", as: String.self).utf8))),
-                decidedBy: DecidedBy(rawValue: try verdict.decode("decided_by")) ?? .panel,
-                outcome: (try verdict.decodeIfPresent("outcome", as: String.self)).flatMap(
-                    SourceOutcome.init(rawValue:)),
-                early: try verdict.decode("early"))
-            _ = try await Self.replace([restored], of: [exampleID], run: run.id, on: connection)
-            try await connection.query(
                 "UPDATE review_answers SET undone_at = now() WHERE id = \(answer.decode("id") as Int64)")
-            // The reviewer holds the example again, and only it: the one on their page goes back.
             try await connection.query(
                 "DELETE FROM review_leases WHERE reviewer_id = \(reviewerID) AND run_id = \(run.id)")
             try await connection.query(
                 """
-                INSERT INTO review_leases (example_id, run_id, reviewer_id, leased_until)
-                VALUES (\(exampleID), \(run.id), \(reviewerID), now() + make_interval(secs => \(leaseSeconds)))
-                ON CONFLICT (example_id) DO UPDATE
-                    SET reviewer_id = EXCLUDED.reviewer_id, lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until
+                INSERT INTO review_leases (example_id, reviewer_id, run_id, leased_until, adjudicating)
+                VALUES (\(exampleID), \(reviewerID), \(run.id), now() + make_interval(secs => \(leaseSeconds)),
+                        \(try answer.decode("adjudicated") as Bool))
+                ON CONFLICT ON CONSTRAINT review_leases_pkey DO UPDATE
+                    SET lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until,
+                        adjudicating = EXCLUDED.adjudicating
                 """)
             try await connection.query(
                 "DELETE FROM review_skips WHERE example_id = \(exampleID) AND reviewer_id = \(reviewerID)")
@@ -351,8 +385,39 @@ extension Store {
         }
     }
 
-    /// The queue's counts for a run, and the reviewer's own answers.
-    public func reviewProgress(runID: Int64, reviewerID: Int64) async throws -> ReviewProgress {
+    /// Gives an example people decided back the human label it had and the verdict before
+    /// theirs: the last one superseded (which a later `jury reduce` would have made the
+    /// panel's again too).
+    private static func restorePanel(
+        exampleID: Int64, run: StoredRun, label: String?, reviewedAt: Date?, on connection: PostgresConnection
+    ) async throws {
+        let previous = try await connection.query(
+            """
+            SELECT label, status, agreement, votes, rule_params::text AS rule_params, decided_by, outcome, early
+            FROM verdict_history WHERE example_id = \(exampleID) AND run_id = \(run.id)
+            ORDER BY superseded_at DESC, decided_at DESC LIMIT 1
+            """)
+        guard let verdict = previous.first else {
+            throw JuryError(.conflict, "example \(exampleID) has no earlier verdict to go back to; nothing was undone")
+        }
+        try await connection.query(
+            "UPDATE examples SET human_label = \(label), reviewed_at = \(reviewedAt) WHERE id = \(exampleID)")
+        let restored = Decision(
+            verdict: Verdict(
+                label: try verdict.decodeIfPresent("label"),
+                status: Verdict.Status(rawValue: try verdict.decode("status")) ?? .disagreed,
+                agreement: try verdict.decode("agreement"), votes: try verdict.decode("votes"),
+                rule: try JSONDecoder().decode(
+                    ConsensusRule.self, from: Data(try verdict.decode("rule_params", as: String.self).utf8))),
+            decidedBy: DecidedBy(rawValue: try verdict.decode("decided_by")) ?? .panel,
+            outcome: (try verdict.decodeIfPresent("outcome", as: String.self)).flatMap(SourceOutcome.init(rawValue:)),
+            early: try verdict.decode("early"))
+        _ = try await Self.replace([restored], of: [exampleID], run: run.id, on: connection)
+    }
+
+    /// The queue's counts for a run, the reviewer's own answers, and how well people agree.
+    public func reviewProgress(run: StoredRun, reviewerID: Int64) async throws -> ReviewProgress {
+        let runID = run.id
         let row = try await connection.query(
             """
             SELECT (SELECT count(*)::int FROM verdicts v
@@ -363,21 +428,54 @@ extension Store {
                    (SELECT count(*)::int FROM review_answers a
                     WHERE a.run_id = \(runID) AND a.reviewer_id = \(reviewerID) AND a.undone_at IS NULL) AS mine
             """)[0]
+        // People's answers are few (people give them): their pairs are read whole.
+        var first: [String] = []
+        var second: [String] = []
+        var conflicts = 0
+        var current: (example: Int64, labels: [String], decided: Bool)?
+        func close() {
+            guard let done = current else { return }
+            if done.labels.count >= 2 {
+                first.append(done.labels[0])
+                second.append(done.labels[1])
+            }
+            if !done.decided, done.labels.count >= run.config.reviewersPerItem, Set(done.labels).count > 1 {
+                conflicts += 1
+            }
+        }
+        for answer in try await connection.query(
+            """
+            SELECT a.example_id, a.label, v.decided_by = 'people' AS decided
+            FROM review_answers a JOIN verdicts v ON v.example_id = a.example_id
+            WHERE a.run_id = \(runID) AND a.undone_at IS NULL AND NOT a.adjudicated
+            ORDER BY a.example_id, a.id
+            """)
+        {
+            let example: Int64 = try answer.decode("example_id")
+            if current?.example != example {
+                close()
+                current = (example, [], try answer.decode("decided"))
+            }
+            current?.labels.append(try answer.decode("label"))
+        }
+        close()
         return ReviewProgress(
             waiting: try row.decode("waiting"), leased: try row.decode("leased"), answered: try row.decode("answered"),
-            answeredByReviewer: try row.decode("mine"))
+            answeredByReviewer: try row.decode("mine"), conflicts: conflicts, doublyLabelled: first.count,
+            peopleKappa: Agreement.cohenKappa(first, second))
     }
 
-    /// Locks the lease the reviewer holds on the example under `leaseToken`, or says why not.
+    /// Locks the lease the reviewer holds on the example under `leaseToken`, or says why not;
+    /// returns whether it is an adjudication.
     private static func takeLease(
         run: StoredRun, reviewerID: Int64, exampleID: Int64, leaseToken: String, on connection: PostgresConnection
-    ) async throws {
+    ) async throws -> Bool {
         guard UUID(uuidString: leaseToken) != nil else {
             throw JuryError(.invalidInput, "'\(leaseToken.prefix(40))' is not a lease token; nothing was changed")
         }
         let rows = try await connection.query(
             """
-            SELECT leased_until > now() AS live FROM review_leases
+            SELECT leased_until > now() AS live, adjudicating FROM review_leases
             WHERE example_id = \(exampleID) AND run_id = \(run.id) AND reviewer_id = \(reviewerID)
               AND lease_token = \(leaseToken)::uuid
             FOR UPDATE
@@ -392,5 +490,6 @@ extension Store {
             throw JuryError(
                 .conflict, "your lease on example \(exampleID) of run \(run.name) ran out; nothing was changed")
         }
+        return try row.decode("adjudicating")
     }
 }

@@ -5,25 +5,45 @@ import JuryStore
 /// One example at a time: its fields, the production label, every judge's label and
 /// rationale, and the taxonomy to answer from. Keys 1 to 9 pick a label, s skips, u undoes.
 enum ReviewPage {
+    /// `adjudicate`: an owner settles a conflict between people, seeing each one's label.
     static func page(
-        run: StoredRun, item: ReviewItem?, progress: ReviewProgress, session: ReviewerSession
+        run: StoredRun, item: ReviewItem?, progress: ReviewProgress, session: ReviewerSession, adjudicate: Bool
     ) -> HTML {
+        // Every form posts back to this page's own address, with the session's CSRF token.
+        func form(_ action: String, classes: String = "") -> HTML {
+            let attributes = classes.isEmpty ? "" : #" class="\#(classes)""#
+            return HTML(raw: "<form\(attributes)" + #" method="post" action="/runs/"#)
+                + HTML(raw: HTML.pathSegment(run.name) + (adjudicate ? "/adjudicate" : "/review") + #"">"#)
+                + Layout.csrfField(session) + HTML(raw: #"<input type="hidden" name="action" value="\#(action)">"#)
+        }
+        let perItem = run.config.reviewersPerItem
+        let queue =
+            adjudicate
+            ? "\(Figures.count(progress.conflicts)) examples wait for an owner: the people who labelled them did not agree. "
+            : "\(Figures.count(progress.waiting)) examples wait for people; you answered "
+                + "\(Figures.count(progress.answeredByReviewer)). "
+                + (perItem > 1 ? "Each is labelled blind by \(perItem) people before it is decided. " : "")
         var out =
-            HTML(raw: "<h1>Review · ") + HTML(run.name) + HTML(raw: "</h1>")
+            HTML(raw: adjudicate ? "<h1>Adjudicate · " : "<h1>Review · ") + HTML(run.name) + HTML(raw: "</h1>")
             + HTML(raw: #"<p class="muted">"#)
             + HTML(
-                "\(Figures.count(progress.waiting)) examples wait for people; you answered \(Figures.count(progress.answeredByReviewer)). "
-                    + "Keys: 1–\(min(9, run.config.taxonomy.count)) pick a label, s skips, u undoes your last answer.")
+                queue + "Keys: 1–\(min(9, run.config.taxonomy.count)) pick a label, s skips, u undoes your last answer."
+            )
             + HTML(raw: "</p>")
         let undo =
-            HTML(raw: #"<form method="post" action="/runs/"#) + HTML(raw: HTML.pathSegment(run.name))
-            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
-            + HTML(raw: #"<input type="hidden" name="action" value="undo">"#)
+            form("undo")
             + HTML(raw: #"<button type="submit" data-key="u"><kbd>u</kbd>Undo my last answer</button></form>"#)
         guard let item else {
-            return out + HTML(raw: "<p>Nothing is left for you to review in this run.</p>")
-                + HTML(raw: #"<div class="actions">"#) + undo + HTML(raw: "</div>")
+            let empty =
+                adjudicate
+                ? "No conflict between people is waiting in this run."
+                : "Nothing is left for you to review in this run."
+            return out + HTML(raw: "<p>") + HTML(empty) + HTML(raw: #"</p><div class="actions">"#) + undo
+                + HTML(raw: "</div>")
         }
+        let held =
+            HTML(raw: #"<input type="hidden" name="example" value="\#(item.exampleID)">"#)
+            + HTML(raw: #"<input type="hidden" name="lease" value=""#) + HTML(item.leaseToken) + HTML(raw: #"">"#)
         out =
             out + HTML(raw: #"<div class="review"><section aria-labelledby="example-heading">"#)
             + HTML(raw: #"<h2 id="example-heading">Example "#) + HTML(item.externalID)
@@ -40,14 +60,18 @@ enum ReviewPage {
                 + HTML(raw: "</div></div>")
         }
         if item.votes.isEmpty { out = out + HTML(raw: "<p>No judge gave a valid answer.</p>") }
+        if !item.answers.isEmpty {
+            out = out + HTML(raw: "<h2>The people</h2>")
+            for answer in item.answers {
+                out =
+                    out + HTML(raw: #"<div class="vote"><strong>"#) + HTML(answer.reviewer) + HTML(raw: "</strong>: ")
+                    + HTML(answer.label) + HTML(raw: "</div>")
+            }
+        }
         out =
             out + HTML(raw: "</section>")
             + HTML(raw: #"<section aria-labelledby="labels-heading"><h2 id="labels-heading">Your label</h2>"#)
-            + HTML(raw: #"<form class="labels" method="post" action="/runs/"#) + HTML(raw: HTML.pathSegment(run.name))
-            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
-            + HTML(raw: #"<input type="hidden" name="action" value="answer">"#)
-            + HTML(raw: #"<input type="hidden" name="example" value="\#(item.exampleID)">"#)
-            + HTML(raw: #"<input type="hidden" name="lease" value=""#) + HTML(item.leaseToken) + HTML(raw: #"">"#)
+            + form("answer", classes: "labels") + held
         for (index, label) in run.config.taxonomy.enumerated() {
             let key = index < 9 ? "\(index + 1)" : nil
             out =
@@ -57,13 +81,7 @@ enum ReviewPage {
                 + HTML(raw: #"<span class="description">"#) + HTML(label.description) + HTML(raw: "</span></button>")
         }
         out =
-            out + HTML(raw: "</form>")
-            + HTML(raw: #"<div class="actions"><form method="post" action="/runs/"#)
-            + HTML(raw: HTML.pathSegment(run.name))
-            + HTML(raw: #"/review">"#) + Layout.csrfField(session)
-            + HTML(raw: #"<input type="hidden" name="action" value="skip">"#)
-            + HTML(raw: #"<input type="hidden" name="example" value="\#(item.exampleID)">"#)
-            + HTML(raw: #"<input type="hidden" name="lease" value=""#) + HTML(item.leaseToken) + HTML(raw: #"">"#)
+            out + HTML(raw: "</form>") + HTML(raw: #"<div class="actions">"#) + form("skip") + held
             + HTML(raw: #"<button type="submit" data-key="s"><kbd>s</kbd>Skip</button></form>"#) + undo
             + HTML(raw: "</div>")
             + HTML(raw: #"<p class="muted">"#)

@@ -37,9 +37,14 @@ enum RunPages {
     }
 
     /// The run's page: the frame, with the part that refreshes itself (`live`) inside.
-    static func run(name: String, live: HTML, review: ReviewProgress?, canReview: Bool) -> HTML {
+    static func run(name: String, live: HTML, role: ReviewerRole) -> HTML {
         var links = Layout.link("Calibration", run: name, "/calibration")
-        if canReview { links = Layout.link("Review the disagreements", run: name, "/review") + HTML(" · ") + links }
+        if role.mayCalibrate {
+            links = Layout.link("Settle conflicts between people", run: name, "/adjudicate") + HTML(" · ") + links
+        }
+        if role.mayReview {
+            links = Layout.link("Review the disagreements", run: name, "/review") + HTML(" · ") + links
+        }
         return HTML(raw: "<h1>Run ") + HTML(name) + HTML(raw: "</h1><p>") + links + HTML(raw: "</p>")
             + HTML(raw: #"<p id="live-status" class="muted" aria-live="polite">Refreshed every 5 seconds.</p>"#)
             + HTML(raw: #"<div data-live="5" data-source="/runs/"#) + HTML(raw: HTML.pathSegment(name))
@@ -97,7 +102,16 @@ enum RunPages {
                 out + HTML(raw: "<h2>Review</h2><p>")
                 + HTML(
                     "\(Figures.count(review.waiting)) examples wait for people, \(review.leased) are being labelled now, "
-                        + "\(Figures.count(review.answered)) answered.") + HTML(raw: "</p>")
+                        + "\(Figures.count(review.answered)) answered; \(Figures.count(review.conflicts)) conflicts between "
+                        + "people wait for an owner.") + HTML(raw: "</p>")
+            if review.doublyLabelled > 0 {
+                out =
+                    out + HTML(raw: "<p>")
+                    + HTML(
+                        "Agreement between people: Cohen's kappa \(Figures.decimal(review.peopleKappa, digits: 3)) "
+                            + "on \(Figures.count(review.doublyLabelled)) examples two people labelled.")
+                    + HTML(raw: "</p>")
+            }
         }
 
         out = out + HTML(raw: "<h2>Judges</h2>")

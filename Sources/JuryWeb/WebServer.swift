@@ -15,8 +15,8 @@ public import ServiceLifecycle
 /// only PostgreSQL, so any number of them can stand behind one address.
 ///
 /// Pages (signed in): `/` every run; `/runs/NAME` one run, refreshed live; `/runs/NAME/review`
-/// the review queue (reviewers and owners); `/runs/NAME/calibration` the last calibration (and,
-/// for owners, a new one). Also `/signin`, `/signout`, `/assets/…`, `/metrics`, `/healthz`,
+/// the review queue (reviewers and owners); `/runs/NAME/adjudicate` the conflicts between
+/// people (owners); `/runs/NAME/calibration` the last calibration (and, for owners, a new one). Also `/signin`, `/signout`, `/assets/…`, `/metrics`, `/healthz`,
 /// `/readyz`.
 ///
 /// Every write is a POST that carries the session's CSRF token; the session cookie is
@@ -102,14 +102,16 @@ public struct WebServer: Sendable {
                 try await runLive(request, run: try context.parameters.require("run"))
             }
         }
-        router.get("runs/:run/review") { request, context in
-            await respond("review", request) {
-                try await reviewPage(request, run: try context.parameters.require("run"))
+        for (path, adjudicate) in [("review", false), ("adjudicate", true)] {
+            router.get("runs/:run/\(path)") { request, context in
+                await respond(path, request) {
+                    try await reviewPage(request, run: try context.parameters.require("run"), adjudicate: adjudicate)
+                }
             }
-        }
-        router.post("runs/:run/review") { request, context in
-            await respond("review_answer", request) {
-                try await reviewAction(request, run: try context.parameters.require("run"))
+            router.post("runs/:run/\(path)") { request, context in
+                await respond("\(path)_answer", request) {
+                    try await reviewAction(request, run: try context.parameters.require("run"), adjudicate: adjudicate)
+                }
             }
         }
         router.get("runs/:run/calibration") { request, context in
@@ -145,7 +147,7 @@ public struct WebServer: Sendable {
         return Self.page(
             Layout.page(
                 title: "Run \(name)", session: session,
-                RunPages.run(name: name, live: live, review: nil, canReview: session.reviewer.role.mayReview)))
+                RunPages.run(name: name, live: live, role: session.reviewer.role)))
     }
 
     private func runLive(_ request: Request, run name: String) async throws -> Response {
@@ -157,37 +159,39 @@ public struct WebServer: Sendable {
         try await pool.with { store in
             let run = try await store.findRun(name)
             let report = try await StatusReport.load(run: name, from: store)
-            let review = try await store.reviewProgress(runID: run.id, reviewerID: session.reviewer.id)
+            let review = try await store.reviewProgress(run: run, reviewerID: session.reviewer.id)
             let minutes = try await store.votesPerMinute(run: name)
             return RunPages.live(name: name, report: report, review: review, minutes: minutes)
         }
     }
 
-    private func reviewPage(_ request: Request, run name: String, notice: Layout.Notice? = nil) async throws -> Response
-    {
+    /// The review queue, or (`adjudicate`, for owners) the conflicts between people.
+    private func reviewPage(
+        _ request: Request, run name: String, adjudicate: Bool, notice: Layout.Notice? = nil
+    ) async throws -> Response {
         let session = try await signedIn(request)
-        guard session.reviewer.role.mayReview else { throw Self.viewerMayNot("label examples") }
+        try Self.mayAct(session, adjudicate: adjudicate)
         let leaseSeconds = settings.leaseSeconds
         let (run, item, progress) = try await pool.with { store in
             let run = try await store.findRun(name)
             let item = try await store.claimReview(
-                runID: run.id, reviewerID: session.reviewer.id, leaseSeconds: leaseSeconds)
-            let progress = try await store.reviewProgress(runID: run.id, reviewerID: session.reviewer.id)
+                run: run, reviewerID: session.reviewer.id, leaseSeconds: leaseSeconds, adjudicate: adjudicate)
+            let progress = try await store.reviewProgress(run: run, reviewerID: session.reviewer.id)
             return (run, item, progress)
         }
         return Self.page(
             Layout.page(
-                title: "Review \(name)", session: session, notice: notice,
-                ReviewPage.page(run: run, item: item, progress: progress, session: session)),
+                title: (adjudicate ? "Adjudicate " : "Review ") + name, session: session, notice: notice,
+                ReviewPage.page(run: run, item: item, progress: progress, session: session, adjudicate: adjudicate)),
             status: notice?.isError == true ? .conflict : .ok)
     }
 
     /// An answer, a skip or an undo; then back to the queue (a reload does not send it again).
-    private func reviewAction(_ request: Request, run name: String) async throws -> Response {
+    private func reviewAction(_ request: Request, run name: String, adjudicate: Bool) async throws -> Response {
         let session = try await signedIn(request)
         let form = try await Form(request)
         try checkCSRF(form, session: session)
-        guard session.reviewer.role.mayReview else { throw Self.viewerMayNot("label examples") }
+        try Self.mayAct(session, adjudicate: adjudicate)
         let action = try form.required("action")
         let reviewerID = session.reviewer.id
         let leaseSeconds = settings.leaseSeconds
@@ -210,16 +214,28 @@ public struct WebServer: Sendable {
                             run: run, reviewerID: reviewerID, exampleID: example, leaseToken: lease)
                     }
                 case "undo":
-                    _ = try await store.undoLastReview(run: run, reviewerID: reviewerID, leaseSeconds: leaseSeconds)
+                    _ = try await store.undoLastReview(
+                        run: run, reviewerID: reviewerID, leaseSeconds: leaseSeconds, adjudicated: adjudicate)
                 default:
                     throw WebError(.badRequest, "'\(action.prefix(40))' is not something the review page does.")
                 }
             }
         } catch let error as JuryError where error.code == .conflict || error.code == .invalidInput {
             // Said on the page, above the example the reviewer holds now.
-            return try await reviewPage(request, run: name, notice: Layout.Notice(text: error.message, isError: true))
+            return try await reviewPage(
+                request, run: name, adjudicate: adjudicate, notice: Layout.Notice(text: error.message, isError: true))
         }
-        return Self.redirect(to: "/runs/\(HTML.percentEncoded(name))/review")
+        return Self.redirect(to: "/runs/\(HTML.percentEncoded(name))/\(adjudicate ? "adjudicate" : "review")")
+    }
+
+    static func mayAct(_ session: ReviewerSession, adjudicate: Bool) throws {
+        if adjudicate, !session.reviewer.role.mayCalibrate {
+            throw WebError(
+                .forbidden,
+                "Only a run's owner may settle conflicts between people; your role is \(session.reviewer.role.rawValue)."
+            )
+        }
+        guard session.reviewer.role.mayReview else { throw viewerMayNot("label examples") }
     }
 
     private func calibrationPage(_ request: Request, run name: String) async throws -> Response {

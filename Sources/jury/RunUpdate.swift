@@ -10,7 +10,7 @@ extension RunCommand {
             discussion: """
                 Changes what no verdict depends on, while workers run: each judge's model, parameters, \
                 base_url, api_key_env, limits, price, timeout, concurrency and order; the run's budget, \
-                retry policy, max_attempts, description and training templates. It prints each change, \
+                retry policy, max_attempts, description, training templates and review (per_item). It prints each change, \
                 keeps the config it replaces in run_config_history (the view jury_run_config_history), \
                 and workers take the new settings within seconds, without a restart. A judge stopped on \
                 every worker stays stopped: resume it with `jury judge resume`, then `jury retry` redoes \

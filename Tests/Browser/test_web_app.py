@@ -214,7 +214,46 @@ def test_the_database_going_away_is_said_and_survived(browser, jury):
     context.close()
 
 
-PAGES = ["/", f"/runs/{RUN}", REVIEW, f"/runs/{RUN}/calibration"]
+def test_two_people_label_blind_and_an_owner_settles_their_conflict(browser, jury):
+    # The run now asks two people per example (review.per_item, which `jury run update` changes).
+    config = jury.workdir / "run.yaml"
+    config.write_text(config.read_text() + "\nreview:\n  per_item: 2\n")
+    assert "review.per_item: (none) -> 2" in jury.jury("run", "update", RUN, "--config", str(config))
+    jury.sql("DELETE FROM review_leases")  # what each held from earlier tests goes back
+    bob, page_b = sign_in(browser, jury, "bob")
+    cy, page_c = sign_in(browser, jury, "cy")
+    page_b.goto(jury.url + REVIEW)
+    page_c.goto(jury.url + REVIEW)
+    example = shown_example(page_b)
+    assert shown_example(page_c) == example
+    assert "The people" not in page_c.content()  # blind: neither sees the other's label
+    with page_b.expect_navigation():
+        page_b.keyboard.press("1")
+    assert jury.value(f"SELECT decided_by FROM verdicts WHERE example_id = {example}") == "panel"
+    with page_c.expect_navigation():
+        page_c.keyboard.press("2")
+    assert jury.value(f"SELECT decided_by FROM verdicts WHERE example_id = {example}") == "panel"
+
+    # The owner sees both labels, by name, and settles it.
+    owner, page_o = sign_in(browser, jury, "own")
+    page_o.goto(jury.url + f"/runs/{RUN}/adjudicate")
+    assert shown_example(page_o) == example
+    people = page_o.locator("main").inner_text()
+    assert "bob: valid" in people and "cy: needs_more_context" in people
+    with page_o.expect_navigation():
+        page_o.keyboard.press("3")
+    assert jury.value(
+        f"SELECT decided_by || ':' || label FROM verdicts WHERE example_id = {example}"
+    ) == "people:missing_capability"
+    # A reviewer may not settle conflicts.
+    assert page_b.goto(jury.url + f"/runs/{RUN}/adjudicate").status == 403
+    page_o.goto(jury.url + f"/runs/{RUN}")
+    assert "Agreement between people: Cohen's kappa" in page_o.locator("main").inner_text()
+    for context in (bob, cy, owner):
+        context.close()
+
+
+PAGES = ["/", f"/runs/{RUN}", REVIEW, f"/runs/{RUN}/adjudicate", f"/runs/{RUN}/calibration"]
 
 
 def test_the_hostile_corpus_runs_no_script_on_any_page(browser, jury):

@@ -144,6 +144,8 @@ struct MalformedInputTests {
         add("retry.max_retry_after_seconds", [0, "x"])
         add("retry.jitter", [true])
         add("retry", ["fast"])
+        add("review.per_item", [0, 6, -1, "two", 1.5])
+        add("review.blind", [true])
         add("colour", ["red"])
         add("judges.1", ["just a name", 3], field: "judges[1]")
         add("consensus", ["unanimous", ["unanimous"]])

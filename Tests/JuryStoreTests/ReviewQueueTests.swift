@@ -28,11 +28,11 @@ struct ReviewQueueTests {
         // The most split first; a reloaded page gets the same example; two reviewers never share one.
         let lowest = try await connection.count(
             "SELECT min(agreement * 1000)::int FROM verdicts WHERE decided_by = 'panel' AND status <> 'agreed'")
-        let first = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        let first = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
         #expect(Int((first.agreement * 1000).rounded()) == lowest)
-        let again = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        let again = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
         #expect(again.exampleID == first.exampleID && again.leaseToken == first.leaseToken)
-        let other = try #require(try await jury.claimReview(runID: run.id, reviewerID: bob.id, leaseSeconds: 600))
+        let other = try #require(try await jury.claimReview(run: run, reviewerID: bob.id, leaseSeconds: 600))
         #expect(other.exampleID != first.exampleID)
         #expect(first.votes.count >= 2 && first.votes.allSatisfy { $0.rationale?.isEmpty == false })
 
@@ -76,7 +76,7 @@ struct ReviewQueueTests {
 
         // Undo gives back the panel's verdict and the label the example had, and the example
         // itself, instead of the one the reviewer was shown meanwhile.
-        let meanwhile = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        let meanwhile = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
         let humanBefore = Fixture.corpus.first { $0.id == first.externalID }?.human
         let undone = try await jury.undoLastReview(run: run, reviewerID: ada.id, leaseSeconds: 600)
         #expect(undone == first.exampleID)
@@ -86,7 +86,7 @@ struct ReviewQueueTests {
             FROM verdicts v JOIN examples e ON e.id = v.example_id WHERE v.example_id = \(first.exampleID)
             """)[0]
         #expect(back["decided_by"] == "panel" && back["human_label"] == humanBefore && back["unreviewed"] == "t")
-        let held = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        let held = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
         #expect(held.exampleID == first.exampleID && held.leaseToken != first.leaseToken)
         #expect(
             try await connection.count("SELECT count(*) FROM review_leases WHERE example_id = \(meanwhile.exampleID)")
@@ -95,7 +95,7 @@ struct ReviewQueueTests {
 
         // A skipped example is not offered to the same reviewer again, but is to others.
         try await jury.skipReview(run: run, reviewerID: ada.id, exampleID: held.exampleID, leaseToken: held.leaseToken)
-        let next = try #require(try await jury.claimReview(runID: run.id, reviewerID: ada.id, leaseSeconds: 600))
+        let next = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
         #expect(next.exampleID != held.exampleID && next.exampleID != other.exampleID)
 
         // A lease that ran out: the example goes to the next reviewer, and the late answer is refused.
@@ -103,7 +103,7 @@ struct ReviewQueueTests {
             "UPDATE review_leases SET leased_until = now() - interval '1 second' WHERE reviewer_id = \(bob.id)")
         let carol = try await Self.addReviewer("carol", to: jury)
         var offered: [Int64] = []
-        while let item = try await jury.claimReview(runID: run.id, reviewerID: carol.id, leaseSeconds: 600) {
+        while let item = try await jury.claimReview(run: run, reviewerID: carol.id, leaseSeconds: 600) {
             offered.append(item.exampleID)
             try await jury.skipReview(
                 run: run, reviewerID: carol.id, exampleID: item.exampleID, leaseToken: item.leaseToken)
@@ -114,7 +114,7 @@ struct ReviewQueueTests {
                 run: run, reviewerID: bob.id, exampleID: other.exampleID, leaseToken: other.leaseToken, label: "valid")
         }
         #expect(late?.message.contains("nothing was changed") == true)
-        let progress = try await jury.reviewProgress(runID: run.id, reviewerID: ada.id)
+        let progress = try await jury.reviewProgress(run: run, reviewerID: ada.id)
         #expect(progress.answered == 0 && progress.leased == 1 && progress.waiting == 6)
     }
 
@@ -129,9 +129,7 @@ struct ReviewQueueTests {
                 group.addTask {
                     let own = try await store(url)
                     var mine: [Int64] = []
-                    while let item = try await own.claimReview(
-                        runID: run.id, reviewerID: reviewer.id, leaseSeconds: 600)
-                    {
+                    while let item = try await own.claimReview(run: run, reviewerID: reviewer.id, leaseSeconds: 600) {
                         try await own.answerReview(
                             run: run, reviewerID: reviewer.id, exampleID: item.exampleID, leaseToken: item.leaseToken,
                             label: "valid")
@@ -145,5 +143,76 @@ struct ReviewQueueTests {
         #expect(answered.count == 6 && Set(answered).count == 6)
         #expect(try await connection.count("SELECT count(*) FROM review_answers") == 6)
         #expect(try await connection.count("SELECT count(*) FROM verdicts WHERE decided_by = 'people'") == 6)
+    }
+
+    /// With `review.per_item: 2` each example is labelled blind by two people: it is decided
+    /// when they agree, and waits for an owner when they do not.
+    @Test(.freshDatabase) func twoPeopleLabelBlindAndAnOwnerSettlesTheirConflicts() async throws {
+        let (connection, jury, run) = try await Fixture.setUp(
+            "rule: unanimous\n  early_decision: false\nreview: { per_item: 2 }")
+        #expect(run.config.reviewersPerItem == 2)
+        let ada = try await Self.addReviewer("ada", to: jury)
+        let bob = try await Self.addReviewer("bob", to: jury)
+        let cy = try await Self.addReviewer("cy", to: jury)
+        let owner = try await Self.addReviewer("own", role: .owner, to: jury)
+        func claim(_ reviewer: Reviewer, adjudicate: Bool = false) async throws -> ReviewItem? {
+            try await jury.claimReview(run: run, reviewerID: reviewer.id, leaseSeconds: 600, adjudicate: adjudicate)
+        }
+        func answer(_ reviewer: Reviewer, _ item: ReviewItem, _ label: String) async throws -> Bool {
+            try await jury.answerReview(
+                run: run, reviewerID: reviewer.id, exampleID: item.exampleID, leaseToken: item.leaseToken, label: label)
+        }
+        func decidedBy(_ item: ReviewItem) async throws -> String? {
+            try await connection.query(
+                "SELECT decided_by || ':' || coalesce(label, '') AS d FROM verdicts WHERE example_id = \(item.exampleID)"
+            )
+            .first?["d"] ?? nil
+        }
+
+        // Two people hold the same example at once, each blind to the other; a third gets another.
+        let x = try #require(try await claim(ada))
+        let xAgain = try #require(try await claim(bob))
+        let y = try #require(try await claim(cy))
+        #expect(xAgain.exampleID == x.exampleID && y.exampleID != x.exampleID)
+        #expect(x.answers.isEmpty)
+
+        // The first answer decides nothing; the second, agreeing, decides.
+        #expect(try await answer(ada, x, "valid") == false)
+        #expect(try await decidedBy(x)?.hasPrefix("panel") == true)
+        #expect(try await answer(bob, xAgain, "valid") == true)
+        #expect(try await decidedBy(x) == "people:valid")
+
+        // Two who differ: a conflict, for an owner who did not label it, who sees both labels.
+        #expect(try await answer(cy, y, "ambiguous") == false)
+        let yAgain = try #require(try await claim(ada))
+        #expect(yAgain.exampleID == y.exampleID)
+        #expect(try await answer(ada, yAgain, "valid") == false)
+        var progress = try await jury.reviewProgress(run: run, reviewerID: owner.id)
+        #expect(progress.conflicts == 1 && progress.doublyLabelled == 2)
+        #expect(progress.peopleKappa != nil)
+        #expect(try await claim(ada, adjudicate: true) == nil)
+        let conflict = try #require(try await claim(owner, adjudicate: true))
+        #expect(conflict.exampleID == y.exampleID)
+        #expect(conflict.answers.map(\.label).sorted() == ["ambiguous", "valid"])
+        #expect(try await answer(owner, conflict, "ambiguous") == true)
+        #expect(try await decidedBy(y) == "people:ambiguous")
+        progress = try await jury.reviewProgress(run: run, reviewerID: owner.id)
+        #expect(progress.conflicts == 0)
+
+        // Undoing the adjudication puts the conflict back, held by the owner.
+        let undone = try await jury.undoLastReview(run: run, reviewerID: owner.id, leaseSeconds: 600, adjudicated: true)
+        #expect(undone == y.exampleID)
+        #expect(try await decidedBy(y)?.hasPrefix("panel") == true)
+        #expect(try await claim(owner, adjudicate: true)?.exampleID == y.exampleID)
+
+        // Undoing one of two agreeing answers takes the people's verdict back until it is given again.
+        #expect(try await jury.undoLastReview(run: run, reviewerID: bob.id, leaseSeconds: 600) == x.exampleID)
+        #expect(try await decidedBy(x)?.hasPrefix("panel") == true)
+        let back = try #require(try await claim(bob))
+        #expect(back.exampleID == x.exampleID)
+        #expect(try await answer(bob, back, "valid") == true)
+        #expect(try await decidedBy(x) == "people:valid")
+        #expect(
+            try await connection.count("SELECT count(*) FROM review_answers WHERE decided AND undone_at IS NULL") == 1)
     }
 }

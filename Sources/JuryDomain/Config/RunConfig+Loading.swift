@@ -171,6 +171,9 @@ extension RunConfig {
         if let budget = budgetUSD, !(budget > 0) {
             throw fail("budget_usd", "must be more than 0 (leave it out for none)")
         }
+        if let review, !(1...5).contains(review.perItem) {
+            throw fail("review.per_item", "\(review.perItem) is outside 1...5 (people who label each example)")
+        }
         guard (1...100).contains(maxAttempts) else { throw fail("max_attempts", "\(maxAttempts) is outside 1...100") }
         guard retry.baseDelaySeconds > 0 else { throw fail("retry.base_delay_seconds", "must be positive") }
         guard retry.maxDelaySeconds >= retry.baseDelaySeconds else {
@@ -183,7 +186,7 @@ extension RunConfig {
     private static let knownKeys: [String: Set<String>] = [
         "": [
             "name", "description", "taxonomy", "judges", "prompt", "consensus", "max_attempts", "retry", "budget_usd",
-            "training",
+            "training", "review",
         ],
         "taxonomy": ["label", "description", "kind", "reply"],
         "training": ["system", "user", "assistant"],
@@ -200,6 +203,7 @@ extension RunConfig {
         "prompt": ["system", "user"],
         "consensus": ["rule", "quorum", "min_votes", "weights", "threshold", "early_decision"],
         "retry": ["base_delay_seconds", "max_delay_seconds", "give_up_after_seconds", "max_retry_after_seconds"],
+        "review": ["per_item"],
     ]
 
     /// A misspelt key would otherwise be ignored silently and its default used.
@@ -217,7 +221,7 @@ extension RunConfig {
             }
         }
         try check(root, section: "", field: "")
-        for section in ["prompt", "consensus", "retry", "training"] {
+        for section in ["prompt", "consensus", "retry", "training", "review"] {
             if let mapping = root[section] as? [String: Any] {
                 try check(mapping, section: section, field: "\(section).")
             }

@@ -54,6 +54,25 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// How `jury export --format chat` builds conversations; nil: chat export is not configured.
     public var training: Training?
 
+    /// How people review the disagreements in the web app (`jury serve`).
+    public struct Review: Codable, Sendable, Equatable {
+        /// People who label each example blind before it is decided: with two or more, the
+        /// example is decided when they agree, and goes to an owner to adjudicate when not.
+        public var perItem: Int
+
+        public init(perItem: Int) { self.perItem = perItem }
+
+        enum CodingKeys: String, CodingKey {
+            case perItem = "per_item"
+        }
+    }
+
+    /// nil: one person per example.
+    public var review: Review?
+
+    /// People who label each example before it is decided.
+    public var reviewersPerItem: Int { review?.perItem ?? 1 }
+
     public struct Prompt: Codable, Sendable, Equatable {
         /// Mustache template of the system message; sees `taxonomy` (label, description) and `labels`.
         public var system: String
@@ -107,7 +126,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case name, description, taxonomy, judges, prompt, consensus, training
+        case name, description, taxonomy, judges, prompt, consensus, training, review
         case maxAttempts = "max_attempts"
         case retry
         case budgetUSD = "budget_usd"
@@ -122,6 +141,7 @@ public struct RunConfig: Codable, Sendable, Equatable {
         prompt = try container.decode(Prompt.self, forKey: .prompt)
         consensus = try container.decodeIfPresent(ConsensusRule.self, forKey: .consensus) ?? .unanimous
         training = try container.decodeIfPresent(Training.self, forKey: .training)
+        review = try container.decodeIfPresent(Review.self, forKey: .review)
         maxAttempts = try container.decodeIfPresent(Int.self, forKey: .maxAttempts) ?? Defaults.maxAttempts
         retry = try container.decodeIfPresent(RetryPolicy.self, forKey: .retry) ?? .standard
         budgetUSD = try container.decodeIfPresent(Double.self, forKey: .budgetUSD)
@@ -156,4 +176,3 @@ public struct RunConfig: Codable, Sendable, Equatable {
     /// The labels whose kind is `accept`.
     public var acceptingLabels: Set<String> { Set(labels.filter { kind(of: $0) == .accept }) }
 }
-
