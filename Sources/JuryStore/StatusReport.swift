@@ -377,3 +377,39 @@ extension Store {
         ).map { (minute: try $0.decode("minute"), votes: try $0.decode("votes")) }
     }
 }
+
+/// A run's progress and spend at one minute (`run_history`).
+public struct RunHistoryPoint: Sendable {
+    public let minute: Date
+    public let examples: Int
+    public let decided: Int
+    public let votes: Int
+    public let costUSD: Double
+}
+
+extension Store {
+    /// Writes this minute's progress and spend of every active run, once whichever reducers
+    /// ask; returns how many rows that was.
+    @discardableResult
+    public func recordRunHistory() async throws -> Int {
+        try await connection.query("SELECT jury_record_run_history() AS written")[0].decode("written")
+    }
+
+    /// A run's history, oldest first, thinned to at most `points` (the last minute of each of
+    /// as many equal spans): a chart needs no more.
+    public func runHistory(run: String, points: Int = 240) async throws -> [RunHistoryPoint] {
+        try await connection.query(
+            """
+            SELECT DISTINCT ON (t.bucket) t.minute, t.examples, t.decided, t.votes, t.cost_usd
+            FROM (SELECT h.*, ntile(\(points)) OVER (ORDER BY h.minute) AS bucket
+                  FROM run_history h JOIN runs r ON r.id = h.run_id WHERE r.name = \(run)) t
+            ORDER BY t.bucket, t.minute DESC
+            """
+        ).map { row in
+            RunHistoryPoint(
+                minute: try row.decode("minute"), examples: try row.decode("examples"),
+                decided: try row.decode("decided"),
+                votes: try row.decode("votes"), costUSD: try row.decode("cost_usd"))
+        }
+    }
+}

@@ -51,6 +51,8 @@ enum Assets {
         .h4 { background: #6fa3d8; color: #fff; } .h5 { background: #3f7fc2; color: #fff; } .h6 { background: #0b5cad; color: #fff; }
         .chart { width: 100%; max-width: 48rem; height: 8rem; border: 1px solid var(--line); }
         .chart rect, .bar rect { fill: var(--accent); }
+        .chart polyline.series { fill: none; stroke: var(--accent); stroke-width: 2; vector-effect: non-scaling-stroke; }
+        .chart line.limit { stroke: var(--bad); stroke-dasharray: 6 4; stroke-width: 1; vector-effect: non-scaling-stroke; }
         .signin { max-width: 26rem; }
         .signin input { width: 100%; padding: .4rem; font: inherit; margin: .3rem 0 .8rem; }
         .sr-only { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }

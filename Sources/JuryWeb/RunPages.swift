@@ -53,7 +53,8 @@ enum RunPages {
 
     /// What refreshes: progress, rates, cost, the judges' health, the review queue, the last hour.
     static func live(
-        name: String, report: StatusReport, review: ReviewProgress?, minutes: [(minute: Date, votes: Int)]
+        name: String, report: StatusReport, review: ReviewProgress?, minutes: [(minute: Date, votes: Int)],
+        history: [RunHistoryPoint] = []
     ) -> HTML {
         guard let run = report.runs.first(where: { $0.name == name }) else {
             return HTML(raw: "<p>This run has no examples yet.</p>")
@@ -151,7 +152,42 @@ enum RunPages {
                 ],
                 numeric: [2, 3, 4, 5, 6, 7], rows: judgeRows)
         out = out + HTML(raw: "<h2>Votes per minute, last hour</h2>") + chart(minutes)
+        if history.count >= 2 {
+            let budget = report.budgets[name]
+            out =
+                out + HTML(raw: "<h2>Since the run began</h2>")
+                + line(
+                    history.map { ($0.minute, $0.examples > 0 ? Double($0.decided) / Double($0.examples) : 0) },
+                    top: 1, label: "Share of examples decided", value: { Figures.percent($0) })
+                + line(
+                    history.map { ($0.minute, $0.costUSD) }, top: max(budget ?? 0, history.last?.costUSD ?? 0, 0.01),
+                    label: budget.map { "Cost against the budget of \(Figures.dollars($0))" } ?? "Cost",
+                    value: { Figures.dollars($0) }, ceiling: budget)
+        }
         return out
+    }
+
+    /// A line over time, as SVG, from 0 to `top`; `ceiling` draws a limit (the budget) across.
+    static func line(
+        _ points: [(Date, Double)], top: Double, label: String, value: (Double) -> String, ceiling: Double? = nil
+    ) -> HTML {
+        guard let first = points.first?.0, let last = points.last?.0 else { return HTML(raw: "") }
+        let span = max(last.timeIntervalSince(first), 1)
+        func y(_ v: Double) -> String { String(format: "%.2f", 98 - min(max(v / top, 0), 1) * 96) }
+        let path = points.map { point in
+            String(format: "%.2f", point.0.timeIntervalSince(first) / span * 1000) + "," + y(point.1)
+        }.joined(separator: " ")
+        var svg = #"<polyline class="series" points="\#(path)"></polyline>"#
+        if let ceiling {
+            svg += #"<line class="limit" x1="0" x2="1000" y1="\#(y(ceiling))" y2="\#(y(ceiling))"></line>"#
+        }
+        let summary =
+            "\(label): \(value(points.last?.1 ?? 0)) now, after \(Figures.duration(last.timeIntervalSince(first)))."
+        return HTML(raw: "<h3>") + HTML(label) + HTML(raw: "</h3>")
+            + HTML(
+                raw: #"<svg class="chart" viewBox="0 0 1000 100" preserveAspectRatio="none" role="img" aria-label=""#)
+            + HTML(summary) + HTML(raw: #"">"# + svg + "</svg>") + HTML(raw: #"<p class="muted">"#) + HTML(summary)
+            + HTML(raw: "</p>")
     }
 
     /// Bars of votes per minute over the last 60 minutes, as SVG.

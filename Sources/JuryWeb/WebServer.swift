@@ -161,7 +161,8 @@ public struct WebServer: Sendable {
             let report = try await StatusReport.load(run: name, from: store)
             let review = try await store.reviewProgress(run: run, reviewerID: session.reviewer.id)
             let minutes = try await store.votesPerMinute(run: name)
-            return RunPages.live(name: name, report: report, review: review, minutes: minutes)
+            let history = try await store.runHistory(run: name)
+            return RunPages.live(name: name, report: report, review: review, minutes: minutes, history: history)
         }
     }
 

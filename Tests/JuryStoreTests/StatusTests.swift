@@ -68,6 +68,36 @@ struct StatusTests {
         }
     }
 
+    /// The web app's charts of a run over time: a row a minute per active run, from the same
+    /// counters, written once however many reducers ask, and thinned to what a chart draws.
+    @Test(.freshDatabase) func runHistoryKeepsAMinuteARunOnceAndIsThinned() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        let jury = try await store(url)
+        let run = try await createRun(runYAML(models: ["h"], baseURL: "http://127.0.0.1:9/v1"), in: jury)
+        try await enqueue(try writeCorpus(count: 30), run: run.name, in: jury)
+        #expect(try await jury.recordRunHistory() == 1)
+        #expect(try await jury.recordRunHistory() == 0)
+        let row = try await connection.query(
+            "SELECT examples, decided, votes, cost_usd FROM run_history WHERE run_id = \(run.id)")[0]
+        #expect(row["examples"] == "30" && row["decided"] == "0" && row["votes"] == "0")
+        // A week of minutes, as a long run leaves them: a chart gets 240 points, the last the latest.
+        try await connection.query(
+            """
+            INSERT INTO run_history (run_id, minute, examples, decided, votes, cost_usd)
+            SELECT \(run.id), date_trunc('minute', now()) - make_interval(mins => m), 30, 30 - m % 30, 0, 0
+            FROM generate_series(1, 10080) AS m
+            """)
+        let history = try await jury.runHistory(run: run.name)
+        #expect(history.count == 240)
+        #expect(zip(history, history.dropFirst()).allSatisfy { $0.minute < $1.minute })
+        #expect(history.last?.decided == 0 && history.last?.examples == 30)
+        // Paused and done runs grow no more.
+        try await connection.query("UPDATE runs SET state = 'paused' WHERE id = \(run.id)")
+        try await connection.query("DELETE FROM run_history WHERE minute = date_trunc('minute', now())")
+        #expect(try await jury.recordRunHistory() == 0)
+    }
+
     @Test func timeLeftReadsAsPeopleSayIt() {
         #expect(StatusReport.eta(nil, left: 5) == "-")
         #expect(StatusReport.eta(12.4, left: 5) == "12s")

@@ -68,7 +68,7 @@ public final class Reducer: Service, Sendable {
         await withDiscardingTaskGroup { group in
             if let listener { group.addTask { await self.listen(on: listener, id: id) } }
             var lastBeat = ContinuousClock.now
-            var lastCompaction = ContinuousClock.now
+            var lastCompaction = ContinuousClock.now - Self.compactionInterval  // the first pass does it too
             while !isStopping {
                 probes.turned()
                 let followsNotification = notified.withLock { notified in
@@ -83,9 +83,11 @@ public final class Reducer: Service, Sendable {
                     probes.reachedDatabase()
                     decided.withLock { $0 += count }
                     logger.debug("decided", metadata: ["examples": "\(count)"])
-                    // Keeps the counts that status sums few: gone backends folded, old minutes dropped.
+                    // Keeps the counts that status sums few: gone backends folded, old minutes dropped;
+                    // and the minute's progress of each run, for the web app's charts.
                     if ContinuousClock.now - lastCompaction > Self.compactionInterval {
                         try await store.compactCounts()
+                        try await store.recordRunHistory()
                         try await declareMetrics(store)
                         lastCompaction = .now
                     }
