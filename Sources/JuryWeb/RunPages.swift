@@ -102,7 +102,7 @@ enum RunPages {
             out =
                 out + HTML(raw: "<h2>Review</h2><p>")
                 + HTML(
-                    "\(Figures.count(review.waiting)) examples wait for people, \(review.leased) are being labelled now, "
+                    "\(Figures.count(review.waiting)) examples wait for people (held by a reviewer now: \(review.leased)), "
                         + "\(Figures.count(review.answered)) answered; \(Figures.count(review.conflicts)) conflicts between "
                         + "people wait for an owner.") + HTML(raw: "</p>")
             if review.doublyLabelled > 0 {
