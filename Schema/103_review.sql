@@ -89,6 +89,28 @@ CREATE INDEX review_answers_reviewer ON review_answers (reviewer_id, run_id, id)
 CREATE INDEX review_answers_example ON review_answers (example_id);
 CREATE INDEX review_answers_run ON review_answers (run_id, example_id) WHERE undone_at IS NULL AND NOT adjudicated;
 
+-- The disputed verdicts are counted as the others are, so that how many wait for people reads
+-- a few rows on a run of millions.
+CREATE OR REPLACE FUNCTION jury_verdict_counters(p_status text, p_outcome text, p_decided_by text) RETURNS text[]
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT ARRAY['verdicts.' || p_status, 'outcomes.' || coalesce(p_outcome, 'none')]
+           || CASE WHEN p_decided_by = 'people' THEN ARRAY['verdicts.people'] ELSE ARRAY[]::text[] END
+           || CASE WHEN p_decided_by = 'panel' AND (p_status <> 'agreed' OR p_outcome IN ('relabel', 'clarify'))
+                   THEN ARRAY['verdicts.disputed'] ELSE ARRAY[]::text[] END
+$$;
+
+-- The verdicts decided before, counted once, in the slot no backend has (0). Writers of
+-- verdicts wait meanwhile: one that committed after this count with the function it started
+-- with would be counted by neither.
+LOCK TABLE verdicts IN SHARE MODE;
+INSERT INTO run_counts AS c (run_id, judge, counter, slot, n)
+SELECT v.run_id, '', 'verdicts.disputed', 0, count(*)
+FROM verdicts v
+WHERE v.decided_by = 'panel' AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))
+GROUP BY v.run_id
+ORDER BY v.run_id
+ON CONFLICT (run_id, judge, counter, slot) DO UPDATE SET n = c.n + excluded.n;
+
 -- The disputed verdicts' index (jury_disagreements reads it) now also holds the order the
 -- queue is served in, so the next example is found at once among millions of agreed verdicts.
 DROP INDEX verdicts_disputed;
@@ -192,9 +214,8 @@ $$;
 -- jury_reader sees it; the reviewers' tables themselves it does not).
 CREATE OR REPLACE VIEW jury_review_progress AS
 SELECT r.name AS run,
-       (SELECT count(*) FROM verdicts v
-        WHERE v.run_id = r.id AND v.decided_by = 'panel'
-          AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))) AS waiting,
+       (SELECT coalesce(sum(c.n), 0)::bigint FROM run_counts c
+        WHERE c.run_id = r.id AND c.judge = '' AND c.counter = 'verdicts.disputed') AS waiting,
        (SELECT count(*) FROM review_leases l WHERE l.run_id = r.id AND l.leased_until > now()) AS leased,
        (SELECT count(*) FROM review_answers a WHERE a.run_id = r.id AND a.undone_at IS NULL) AS answered
 FROM runs r;

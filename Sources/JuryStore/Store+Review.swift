@@ -420,9 +420,8 @@ extension Store {
         let runID = run.id
         let row = try await connection.query(
             """
-            SELECT (SELECT count(*)::int FROM verdicts v
-                    WHERE v.run_id = \(runID) AND v.decided_by = 'panel'
-                      AND (v.status <> 'agreed' OR v.outcome IN ('relabel', 'clarify'))) AS waiting,
+            SELECT (SELECT coalesce(sum(c.n), 0)::int FROM run_counts c
+                    WHERE c.run_id = \(runID) AND c.judge = '' AND c.counter = 'verdicts.disputed') AS waiting,
                    (SELECT count(*)::int FROM review_leases l WHERE l.run_id = \(runID) AND l.leased_until > now()) AS leased,
                    (SELECT count(*)::int FROM review_answers a WHERE a.run_id = \(runID) AND a.undone_at IS NULL) AS answered,
                    (SELECT count(*)::int FROM review_answers a

@@ -1,6 +1,7 @@
 import Foundation
 import JuryDomain
 import JuryPostgres
+import JurySchema
 import JuryStore
 import JuryTestSupport
 import Testing
@@ -214,5 +215,27 @@ struct ReviewQueueTests {
         #expect(try await decidedBy(x) == "people:valid")
         #expect(
             try await connection.count("SELECT count(*) FROM review_answers WHERE decided AND undone_at IS NULL") == 1)
+    }
+
+    /// A database with verdicts from before the review queue counts its disputed ones once the
+    /// migration is applied, as if the counter had always been kept.
+    @Test(.freshDatabase) func verdictsDecidedBeforeTheReviewQueueAreCountedByItsMigration() async throws {
+        let url = try TestDatabase.url
+        let connection = try await connect(url)
+        try await connection.execute(script: "DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        let jury = try await store(url)
+        let before = Schema(files: SchemaFile.embedded.filter { (Int($0.path.prefix(3)) ?? 0) < 103 })
+        try await jury.migrate(before, logger: TestDatabase.logger)
+        let run = try await createRun(Fixture.yaml(), in: jury)
+        try await enqueue(try Fixture.writeLabelledCorpus(Fixture.corpus), run: run.name, in: jury)
+        try await Fixture.castVotes(Fixture.votes, run: run, in: jury)
+        try await Fixture.decideAll(jury)
+        #expect(try await connection.count("SELECT count(*) FROM run_counts WHERE counter = 'verdicts.disputed'") == 0)
+
+        let applied = try await jury.migrate(logger: TestDatabase.logger)
+        #expect(applied.contains("103_review"))
+        try await expectCountsMatchTables(connection)
+        let progress = try await jury.reviewProgress(run: try await jury.findRun(run.name), reviewerID: 0)
+        #expect(progress.waiting == 6)
     }
 }
