@@ -158,13 +158,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // `jury bench`: Jury's throughput against pgbench on the same database.
+        // `jury bench`: Jury's throughput against pgbench on the same database; with --scale,
+        // ten million jobs end to end, the views and the web app's pages timed at the end.
         .target(
             name: "JuryBench",
             dependencies: [
                 "JuryDomain",
                 "JuryStore",
                 "JuryRuntime",
+                "JuryWeb",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -6,7 +6,7 @@ public import Logging
 import ServiceLifecycle
 
 /// A run of millions of jobs, start to end: whether throughput holds as the tables grow, whether
-/// status and the views stay fast at the end, and what a purge gives back.
+/// status, the views and the web app's pages stay fast at the end, and what a purge gives back.
 ///
 /// A worker and a reducer (instant in-process judges, as in `Benchmark`) judge the whole corpus
 /// together; the time each million votes took is noted as they land.
@@ -39,6 +39,9 @@ public enum ScaleRun {
         /// Median of five loads of `jury status`, and of each view (first 100 rows), at the end.
         public var statusMilliseconds: Double
         public var viewMilliseconds: [String: Double]
+        /// Each page of the web app over HTTP, median of five, with a quarter of the verdicts
+        /// made disagreements first (the review queue's share in a real run).
+        public var pageMilliseconds: [String: Double]
         public var sizesAtEnd: [TableSize]
         public var sizesAfterPurgingJobs: [TableSize]
         public var purgeJobsSeconds: Double
@@ -122,7 +125,7 @@ public enum ScaleRun {
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
-        } catch where Task.isCancelled {
+        } catch  where Task.isCancelled {
             // Interrupted, the worker stops without giving back a claim whose commit the
             // cancellation cut it off from: those jobs would stay `running` until their leases
             // passed and some worker came by, and the purge the bench prints would refuse. They go
@@ -144,6 +147,13 @@ public enum ScaleRun {
         report(
             "views (ms): "
                 + views.map { String(format: "%@ %.0f", $0, viewMilliseconds[$0] ?? .nan) }.joined(separator: ", "))
+
+        let disputed = try await store.makeDisagreements(runID: run.id, every: 4)
+        report("made \(disputed) verdicts (a quarter) disagreements, as a panel leaves them, for the review queue")
+        let pages = try await PageTimings.measure(database: database, run: run, store: store, logger: logger)
+        report(
+            "pages of jury serve (ms, median of 5): "
+                + pages.map { String(format: "%@ %.1f", $0.page, $0.milliseconds) }.joined(separator: ", "))
 
         let atEnd = try await sizes(store)
         report("at the end:\n" + describe(atEnd))
@@ -167,6 +177,8 @@ public enum ScaleRun {
             votesPerSecondBySample: samples, lastSampleToFirst: samples.count > 1 ? samples.last! / samples[0] : nil,
             votesPerSecond: votesPerSecond, peakRSSMegabytes: rss, statusMilliseconds: statusMilliseconds,
             viewMilliseconds: viewMilliseconds,
+            pageMilliseconds: Dictionary(
+                pages.map { ($0.page, $0.milliseconds) }, uniquingKeysWith: { first, _ in first }),
             sizesAtEnd: atEnd, sizesAfterPurgingJobs: afterJobs, purgeJobsSeconds: purgeJobsSeconds,
             sizesAfterPurgingRun: afterRun, purgeRunSeconds: purgeRunSeconds)
     }

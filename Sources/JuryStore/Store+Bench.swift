@@ -141,3 +141,25 @@ extension Store {
         try await connection.query("SELECT current_setting(\(name)) AS value")[0].decode("value")
     }
 }
+
+extension Store {
+    /// For the scale test's page timings: every `every`-th verdict of the run becomes a panel's
+    /// disagreement, as a real panel leaves a share of them (the bench's instant judges all
+    /// agree), so that the review queue holds what it would. Through the counters' triggers,
+    /// as any change of a verdict. Returns how many changed.
+    @discardableResult
+    public func makeDisagreements(runID: Int64, every: Int) async throws -> Int {
+        try await connection.transaction { connection in
+            try await connection.execute(script: "SET LOCAL statement_timeout = 0")
+            return try await connection.query(
+                """
+                WITH changed AS (
+                    UPDATE verdicts SET status = 'disagreed', label = NULL,
+                                        outcome = CASE WHEN outcome IS NULL THEN NULL ELSE 'drop' END
+                    WHERE run_id = \(runID) AND example_id % \(every) = 0 AND status = 'agreed'
+                    RETURNING 1)
+                SELECT count(*)::int AS n FROM changed
+                """)[0].decode("n")
+        }
+    }
+}

@@ -95,33 +95,33 @@ public struct WebServer: Sendable {
         router.post("signout") { request, _ in await respond("signout", request) { try await signOut(request) } }
         router.get("/") { request, _ in await respond("runs", request) { try await runsPage(request) } }
         router.get("runs/:run") { request, context in
-            await respond("run", request) { try await runPage(request, run: try context.parameters.require("run")) }
+            await respond("run", request) { try await runPage(request, run: try Self.run(context)) }
         }
         router.get("runs/:run/live") { request, context in
             await respond("run_live", request) {
-                try await runLive(request, run: try context.parameters.require("run"))
+                try await runLive(request, run: try Self.run(context))
             }
         }
         for (path, adjudicate) in [("review", false), ("adjudicate", true)] {
             router.get("runs/:run/\(path)") { request, context in
                 await respond(path, request) {
-                    try await reviewPage(request, run: try context.parameters.require("run"), adjudicate: adjudicate)
+                    try await reviewPage(request, run: try Self.run(context), adjudicate: adjudicate)
                 }
             }
             router.post("runs/:run/\(path)") { request, context in
                 await respond("\(path)_answer", request) {
-                    try await reviewAction(request, run: try context.parameters.require("run"), adjudicate: adjudicate)
+                    try await reviewAction(request, run: try Self.run(context), adjudicate: adjudicate)
                 }
             }
         }
         router.get("runs/:run/calibration") { request, context in
             await respond("calibration", request) {
-                try await calibrationPage(request, run: try context.parameters.require("run"))
+                try await calibrationPage(request, run: try Self.run(context))
             }
         }
         router.post("runs/:run/calibration") { request, context in
             await respond("calibrate", request) {
-                try await calibrate(request, run: try context.parameters.require("run"))
+                try await calibrate(request, run: try Self.run(context))
             }
         }
         return Application(
@@ -390,6 +390,12 @@ public struct WebServer: Sendable {
             path.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value < 0x7F })
         else { return nil }
         return path
+    }
+
+    /// The run a page is about, as its address names it (percent-decoded).
+    static func run(_ context: WebContext) throws -> String {
+        let segment = try context.parameters.require("run")
+        return segment.removingPercentEncoding ?? segment
     }
 
     static func viewerMayNot(_ what: String) -> WebError {
