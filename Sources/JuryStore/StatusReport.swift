@@ -413,3 +413,14 @@ extension Store {
         }
     }
 }
+
+extension Store {
+    /// The accounts (limit keys) a provider's 429 holds now, and until when.
+    public func accountHolds() async throws -> [String: Date] {
+        var holds: [String: Date] = [:]
+        for row in try await connection.query("SELECT limit_key, held_until FROM jury_account_limits WHERE held") {
+            holds[try row.decode("limit_key")] = try row.decode("held_until")
+        }
+        return holds
+    }
+}

@@ -51,10 +51,11 @@ enum RunPages {
             + HTML(raw: #"/live">"#) + live + HTML(raw: "</div>")
     }
 
-    /// What refreshes: progress, rates, cost, the judges' health, the review queue, the last hour.
+    /// What refreshes: progress, rates, cost, the judges' health (breakers, outages, the holds of
+    /// their accounts after a 429, errors by class), the review queue, the last hour, the history.
     static func live(
         name: String, report: StatusReport, review: ReviewProgress?, minutes: [(minute: Date, votes: Int)],
-        history: [RunHistoryPoint] = []
+        history: [RunHistoryPoint] = [], holds: [String: Date] = [:]
     ) -> HTML {
         guard let run = report.runs.first(where: { $0.name == name }) else {
             return HTML(raw: "<p>This run has no examples yet.</p>")
@@ -127,6 +128,11 @@ enum RunPages {
                     + HTML(raw: "</span>")
             } else {
                 health = HTML(raw: #"<span class="good">ok</span>"#)
+            }
+            if let until = holds[judge.judge] {
+                health =
+                    health
+                    + HTML("; its account is held after a 429 for \(Figures.duration(until.timeIntervalSinceNow)) more")
             }
             if judge.retryAfterCapped > 0 {
                 health = health + HTML("; asked to wait longer than the cap \(judge.retryAfterCapped) times")

@@ -162,7 +162,11 @@ public struct WebServer: Sendable {
             let review = try await store.reviewProgress(run: run, reviewerID: session.reviewer.id)
             let minutes = try await store.votesPerMinute(run: name)
             let history = try await store.runHistory(run: name)
-            return RunPages.live(name: name, report: report, review: review, minutes: minutes, history: history)
+            let accounts = try await store.accountHolds()
+            var holds: [String: Date] = [:]
+            for judge in run.config.judges { holds[judge.name] = accounts[judge.limitKey] }
+            return RunPages.live(
+                name: name, report: report, review: review, minutes: minutes, history: history, holds: holds)
         }
     }
 

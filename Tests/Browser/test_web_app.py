@@ -180,6 +180,24 @@ def test_sign_in_is_refused_without_the_right_token_and_rate_limited(browser, ju
     context.close()
 
 
+def test_a_judge_held_by_its_provider_shows_on_the_run_page(browser, jury):
+    key = jury.value(f"SELECT config -> 'judges' -> 0 ->> 'limit_key' FROM runs WHERE name = '{RUN}'")
+    judge = jury.value(f"SELECT config -> 'judges' -> 0 ->> 'name' FROM runs WHERE name = '{RUN}'")
+    jury.sql(
+        "INSERT INTO account_limits (limit_key, held_until) VALUES "
+        f"('{key}', now() + interval '5 minutes') "
+        "ON CONFLICT (limit_key) DO UPDATE SET held_until = excluded.held_until"
+    )
+    try:
+        context, page = sign_in(browser, jury, "vic")
+        page.goto(jury.url + f"/runs/{RUN}")
+        row = page.locator("tr", has=page.locator("td", has_text=re.compile(f"^{judge}$"))).inner_text()
+        assert "held after a 429" in row
+        context.close()
+    finally:
+        jury.sql(f"UPDATE account_limits SET held_until = NULL WHERE limit_key = '{key}'")
+
+
 def test_the_database_going_away_is_said_and_survived(browser, jury):
     context, page = sign_in(browser, jury, "cy")
     page.goto(jury.url + REVIEW)
