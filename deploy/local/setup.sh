@@ -25,3 +25,15 @@ if ((${#missing[@]})); then
 fi
 command -v swift >/dev/null || [[ -x /opt/swift/usr/bin/swift ]] || { echo "Swift 6 is needed: https://swift.org/install" >&2; exit 1; }
 command -v swift >/dev/null || export PATH=/opt/swift/usr/bin:$PATH
+
+# A Python virtualenv at $1 with the packages that requirements file $2 lists, made anew when
+# the file changes (the tests' SDKs, Playwright).
+python_venv() {
+    local venv=$1 requirements=$2
+    if ! cmp -s "$requirements" "$venv/requirements.txt"; then
+        rm -rf "$venv"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements"
+        cp "$requirements" "$venv/requirements.txt"
+    fi
+}

@@ -21,22 +21,12 @@ scripts/check-deploy
 # Jury's requests and its reading of answers, against the providers' official SDKs (from PyPI,
 # in a virtualenv kept under .build/ until requirements.txt changes).
 venv=.build/conformance-venv
-if ! cmp -s Tests/Conformance/requirements.txt "$venv/requirements.txt"; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/Conformance/requirements.txt
-    cp Tests/Conformance/requirements.txt "$venv/requirements.txt"
-fi
+python_venv "$venv" Tests/Conformance/requirements.txt
 JURY_BINARY="$(swift build --show-bin-path)/jury" PYTHONDONTWRITEBYTECODE=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/Conformance
 # The web app (jury serve) in a real headless Chromium, through Playwright, with axe-core.
 venv=.build/browser-venv
-if ! cmp -s Tests/Browser/requirements.txt "$venv/requirements.txt"; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check -r Tests/Browser/requirements.txt
-    cp Tests/Browser/requirements.txt "$venv/requirements.txt"
-fi
+python_venv "$venv" Tests/Browser/requirements.txt
 JURY_BINARY="$(swift build --show-bin-path)/jury" PYTHONDONTWRITEBYTECODE=1 \
     "$venv/bin/python" -m pytest -q -p no:cacheprovider Tests/Browser
 # A short chaos run: processes killed, PostgreSQL restarted, faulty judges; then SQL checks.
