@@ -263,6 +263,7 @@ extension Store {
             )
         }
         return try await connection.transaction { connection in
+            try await Self.holdAgainstReductions(run, on: connection)
             // The example first: people answering it at once take turns, so the last of them
             // sees every other answer.
             let rows = try await connection.query(
@@ -275,7 +276,11 @@ extension Store {
                 """)
             let adjudicating = try await Self.takeLease(
                 run: run, reviewerID: reviewerID, exampleID: exampleID, leaseToken: leaseToken, on: connection)
-            guard let row = rows.first, try row.decode("decided_by", as: String.self) == "panel" else {
+            guard let row = rows.first else {
+                throw JuryError(
+                    .conflict, "example \(exampleID) has no verdict now (jury retry took it back); nothing was changed")
+            }
+            guard try row.decode("decided_by", as: String.self) == "panel" else {
                 throw JuryError(.conflict, "example \(exampleID) already has a person's label; nothing was changed")
             }
             let answerID: Int64 = try await connection.query(
@@ -343,6 +348,7 @@ extension Store {
         run: StoredRun, reviewerID: Int64, leaseSeconds: Int, adjudicated: Bool = false
     ) async throws -> Int64? {
         try await connection.transaction { connection in
+            try await Self.holdAgainstReductions(run, on: connection)
             let answers = try await connection.query(
                 """
                 SELECT a.id, a.example_id, a.adjudicated FROM review_answers a
@@ -462,6 +468,22 @@ extension Store {
             waiting: try row.decode("waiting"), leased: try row.decode("leased"), answered: try row.decode("answered"),
             answeredByReviewer: try row.decode("mine"), conflicts: conflicts, doublyLabelled: first.count,
             peopleKappa: Agreement.cohenKappa(first, second))
+    }
+
+    /// Holds the run against reductions (`jury reduce`, `jury import-labels`, which lock it for
+    /// update) until the transaction ends: one that had read the run's examples before this
+    /// answer would write the panel's verdict over the person's. Answers share the hold, and wait
+    /// for a reduction under way at most 5 seconds.
+    private static func holdAgainstReductions(_ run: StoredRun, on connection: PostgresConnection) async throws {
+        try await connection.execute(script: "SET LOCAL lock_timeout = '5s'")
+        do {
+            try await connection.query("SELECT 1 FROM runs WHERE id = \(run.id) FOR SHARE")
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            throw JuryError(
+                .conflict,
+                "run \(run.name) is being reduced (jury reduce or import-labels); nothing was changed: answer again once it is done"
+            )
+        }
     }
 
     /// Locks the lease the reviewer holds on the example under `leaseToken`, or says why not;

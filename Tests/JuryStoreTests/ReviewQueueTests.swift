@@ -238,4 +238,25 @@ struct ReviewQueueTests {
         let progress = try await jury.reviewProgress(run: try await jury.findRun(run.name), reviewerID: 0)
         #expect(progress.waiting == 6)
     }
+
+    /// A reduction of the run under way (`jury reduce`, `import-labels` hold the run for update)
+    /// holds answers off, so that it cannot write the panel's verdict over a person's.
+    @Test(.freshDatabase) func anAnswerWaitsForAReductionUnderWayAndSaysSo() async throws {
+        let (connection, jury, run) = try await Fixture.setUp()
+        let ada = try await Self.addReviewer("ada", to: jury)
+        let item = try #require(try await jury.claimReview(run: run, reviewerID: ada.id, leaseSeconds: 600))
+        let reduction = try await connect(try TestDatabase.url)
+        try await reduction.execute(script: "BEGIN")
+        _ = try await reduction.query("SELECT * FROM jury_lock_run_for_reduction(\(run.id))")
+        let refused = await #expect(throws: JuryError.self) {
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: item.exampleID, leaseToken: item.leaseToken, label: "valid")
+        }
+        #expect(refused?.message.contains("is being reduced") == true)
+        #expect(try await connection.count("SELECT count(*) FROM review_answers") == 0)
+        try await reduction.execute(script: "COMMIT")
+        #expect(
+            try await jury.answerReview(
+                run: run, reviewerID: ada.id, exampleID: item.exampleID, leaseToken: item.leaseToken, label: "valid"))
+    }
 }
