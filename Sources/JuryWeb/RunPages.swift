@@ -6,6 +6,7 @@ import JuryStore
 /// `jury status` reads), never the jobs or votes themselves, so they answer as fast at ten
 /// million jobs as at ten.
 enum RunPages {
+    /// The part of the runs page that refreshes itself.
     static func runs(_ summaries: [Store.RunSummary], report: StatusReport) -> HTML {
         let lines = Dictionary(report.runs.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         let rows: [[HTML]] = summaries.map { run in
@@ -23,8 +24,7 @@ enum RunPages {
             ]
         }
         let body =
-            HTML(raw: "<h1>Runs</h1>")
-            + HTML(raw: #"<p class="muted">"#)
+            HTML(raw: #"<p class="muted">"#)
             + HTML("\(report.liveWorkers) live worker processes, \(report.callsInFlight) judge calls under way.")
             + HTML(raw: "</p>")
             + (summaries.isEmpty
@@ -34,6 +34,13 @@ enum RunPages {
                     headers: ["Run", "State", "Progress", "Decided", "Votes/min", "Time left", "Cost", "Not agreed"],
                     numeric: [3, 4, 7], rows: rows))
         return body
+    }
+
+    /// The runs page: the frame, with the part that refreshes itself (`live`) inside.
+    static func runsFrame(live: HTML) -> HTML {
+        HTML(raw: "<h1>Runs</h1>")
+            + HTML(raw: #"<p id="live-status" class="muted" aria-live="polite">Refreshed every 5 seconds.</p>"#)
+            + HTML(raw: #"<div data-live="5" data-source="/live">"#) + live + HTML(raw: "</div>")
     }
 
     /// The run's page: the frame, with the part that refreshes itself (`live`) inside.

@@ -94,6 +94,9 @@ public struct WebServer: Sendable {
         }
         router.post("signout") { request, _ in await respond("signout", request) { try await signOut(request) } }
         router.get("/") { request, _ in await respond("runs", request) { try await runsPage(request) } }
+        router.get("live") { request, _ in
+            await respond("runs_live", request) { try await runsPage(request, live: true) }
+        }
         router.get("runs/:run") { request, context in
             await respond("run", request) { try await runPage(request, run: try Self.run(context)) }
         }
@@ -133,12 +136,15 @@ public struct WebServer: Sendable {
 
     // MARK: Pages
 
-    private func runsPage(_ request: Request) async throws -> Response {
+    /// Every run; `live`: only the part that refreshes itself.
+    private func runsPage(_ request: Request, live: Bool = false) async throws -> Response {
         let session = try await signedIn(request)
         let (runs, report) = try await pool.with { store in
             (try await store.listRuns(), try await StatusReport.load(run: nil, from: store))
         }
-        return Self.page(Layout.page(title: "Runs", session: session, RunPages.runs(runs, report: report)))
+        let fragment = RunPages.runs(runs, report: report)
+        if live { return Self.page(fragment) }
+        return Self.page(Layout.page(title: "Runs", session: session, RunPages.runsFrame(live: fragment)))
     }
 
     private func runPage(_ request: Request, run name: String) async throws -> Response {

@@ -293,10 +293,16 @@ def test_the_hostile_corpus_runs_no_script_on_any_page(browser, jury):
     page.goto(jury.url + REVIEW)
     text = page.locator("main").inner_text()
     assert "<script>window.__pwned" in text or "onerror=" in text
-    # The run page refreshes itself: its fragment is fetched and put in place, and still runs nothing.
-    page.goto(jury.url + f"/runs/{RUN}")
-    page.wait_for_timeout(5600)
-    no_script_ran(page)
+    # The runs and run pages refresh themselves: the fragment is fetched and put in place, and
+    # still runs nothing.
+    for path, fragment in [("/", "/live"), (f"/runs/{RUN}", f"/runs/{RUN}/live")]:
+        page.goto(jury.url + path)
+        with page.expect_response(lambda r: r.url == jury.url + fragment, timeout=15000) as refreshed:
+            pass
+        assert refreshed.value.status == 200
+        page.wait_for_timeout(200)
+        assert page.locator("[data-live] table").count() >= 1
+        no_script_ran(page)
     assert errors == []
     context.close()
 
