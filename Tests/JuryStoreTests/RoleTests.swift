@@ -72,11 +72,16 @@ struct RoleTests {
     /// planner, which a SECURITY DEFINER function, or one with a setting of its own, never is.
     @Test(.freshDatabase) func theCounterNamesAreComputedInlineWhereverTheyAreCalled() async throws {
         let connection = try await connect(try TestDatabase.url)
+        // Arguments that are neither constants (the call would be folded, inlined or not) nor
+        // volatile (a function that reads an argument twice, as jury_verdict_counters does, is
+        // inlined only when it is not): columns, as the triggers pass.
         for call in [
-            "jury_batch_counter('ready', random()::text)", "jury_job_counters('pending', (random() * 2)::int, NULL)",
-            "jury_example_counters('voting', (random() * 2)::int)", "jury_verdict_counters(random()::text, 'a', 'b')",
+            "jury_batch_counter('ready', g::text)", "jury_job_counters('pending', g, NULL)",
+            "jury_example_counters('voting', g)", "jury_verdict_counters(g::text, g::text, g::text)",
         ] {
-            let plan = try await connection.query("EXPLAIN VERBOSE SELECT \(unescaped: call)").map {
+            let plan = try await connection.query(
+                "EXPLAIN VERBOSE SELECT \(unescaped: call) FROM generate_series(0, 2) AS g"
+            ).map {
                 try $0.decode("QUERY PLAN") as String
             }.joined(separator: "\n")
             #expect(!plan.contains("jury_"), "\(call) is called, not inlined: \(plan)")
