@@ -302,14 +302,8 @@ extension Store {
                 ).map { try $0.decode("label") }
                 guard labels.count >= run.config.reviewersPerItem, Set(labels).count == 1 else { return false }
             }
-            let panel = Verdict(
-                label: try row.decodeIfPresent("label"),
-                status: Verdict.Status(rawValue: try row.decode("status")) ?? .disagreed,
-                agreement: try row.decode("agreement"), votes: try row.decode("votes"),
-                rule: try JSONDecoder().decode(
-                    ConsensusRule.self, from: Data(try row.decode("rule_params", as: String.self).utf8)))
             let decision = run.config.review(
-                panel, label: label, sourceLabel: try row.decodeIfPresent("source_label"),
+                try Self.verdict(row), label: label, sourceLabel: try row.decodeIfPresent("source_label"),
                 early: try row.decode("early"))
             _ = try await connection.query(
                 """
@@ -351,7 +345,7 @@ extension Store {
             try await Self.holdAgainstReductions(run, on: connection)
             let answers = try await connection.query(
                 """
-                SELECT a.id, a.example_id, a.adjudicated FROM review_answers a
+                SELECT a.id, a.example_id FROM review_answers a
                 WHERE a.reviewer_id = \(reviewerID) AND a.run_id = \(run.id) AND a.undone_at IS NULL
                   AND a.adjudicated = \(adjudicated)
                 ORDER BY a.id DESC LIMIT 1
@@ -380,10 +374,7 @@ extension Store {
                 """
                 INSERT INTO review_leases (example_id, reviewer_id, run_id, leased_until, adjudicating)
                 VALUES (\(exampleID), \(reviewerID), \(run.id), now() + make_interval(secs => \(leaseSeconds)),
-                        \(try answer.decode("adjudicated") as Bool))
-                ON CONFLICT ON CONSTRAINT review_leases_pkey DO UPDATE
-                    SET lease_token = gen_random_uuid(), leased_until = EXCLUDED.leased_until,
-                        adjudicating = EXCLUDED.adjudicating
+                        \(adjudicated))
                 """)
             try await connection.query(
                 "DELETE FROM review_skips WHERE example_id = \(exampleID) AND reviewer_id = \(reviewerID)")
@@ -409,16 +400,21 @@ extension Store {
         try await connection.query(
             "UPDATE examples SET human_label = \(label), reviewed_at = \(reviewedAt) WHERE id = \(exampleID)")
         let restored = Decision(
-            verdict: Verdict(
-                label: try verdict.decodeIfPresent("label"),
-                status: Verdict.Status(rawValue: try verdict.decode("status")) ?? .disagreed,
-                agreement: try verdict.decode("agreement"), votes: try verdict.decode("votes"),
-                rule: try JSONDecoder().decode(
-                    ConsensusRule.self, from: Data(try verdict.decode("rule_params", as: String.self).utf8))),
+            verdict: try Self.verdict(verdict),
             decidedBy: DecidedBy(rawValue: try verdict.decode("decided_by")) ?? .panel,
             outcome: (try verdict.decodeIfPresent("outcome", as: String.self)).flatMap(SourceOutcome.init(rawValue:)),
             early: try verdict.decode("early"))
         _ = try await Self.replace([restored], of: [exampleID], run: run.id, on: connection)
+    }
+
+    /// A verdict as a row of `verdicts` or `verdict_history` holds it (`rule_params` as text).
+    private static func verdict(_ row: PostgresRow) throws -> Verdict {
+        Verdict(
+            label: try row.decodeIfPresent("label"),
+            status: Verdict.Status(rawValue: try row.decode("status")) ?? .disagreed,
+            agreement: try row.decode("agreement"), votes: try row.decode("votes"),
+            rule: try JSONDecoder().decode(
+                ConsensusRule.self, from: Data(try row.decode("rule_params", as: String.self).utf8)))
     }
 
     /// The queue's counts for a run, the reviewer's own answers, and how well people agree.
@@ -426,12 +422,10 @@ extension Store {
         let runID = run.id
         let row = try await connection.query(
             """
-            SELECT (SELECT coalesce(sum(c.n), 0)::int FROM run_counts c
-                    WHERE c.run_id = \(runID) AND c.judge = '' AND c.counter = 'verdicts.disputed') AS waiting,
-                   (SELECT count(*)::int FROM review_leases l WHERE l.run_id = \(runID) AND l.leased_until > now()) AS leased,
-                   (SELECT count(*)::int FROM review_answers a WHERE a.run_id = \(runID) AND a.undone_at IS NULL) AS answered,
+            SELECT p.waiting::int, p.leased::int, p.answered::int,
                    (SELECT count(*)::int FROM review_answers a
                     WHERE a.run_id = \(runID) AND a.reviewer_id = \(reviewerID) AND a.undone_at IS NULL) AS mine
+            FROM jury_review_progress p WHERE p.run = \(run.name)
             """)[0]
         // People's answers are few (people give them): their pairs are read whole.
         var first: [String] = []
