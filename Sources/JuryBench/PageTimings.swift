@@ -55,9 +55,7 @@ enum PageTimings {
     private static func timePages(base: String, run: String, token: String, client: HTTPClient) async throws -> [(
         page: String, milliseconds: Double
     )] {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let runPath = "/runs/" + (run.addingPercentEncoding(withAllowedCharacters: allowed) ?? run)
+        let runPath = WebServer.runPath(run)
         // Signing in: the form's token and its cookie, then the session's cookie.
         let form = try await send(client, base + "/signin")
         let signin = try cookie("jury_signin", form)
@@ -128,11 +126,7 @@ enum PageTimings {
         request.method = method
         if let cookie { request.headers.add(name: "Cookie", value: cookie) }
         if let form {
-            var allowed = CharacterSet.alphanumerics
-            allowed.insert(charactersIn: "-._~")
-            let body = form.map { key, value in
-                "\(key)=\(value.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")"
-            }.joined(separator: "&")
+            let body = form.map { key, value in "\(key)=\(WebServer.percentEncoded(value))" }.joined(separator: "&")
             request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
             request.body = .bytes(ByteBuffer(string: body))
         }

@@ -10,8 +10,8 @@ enum CalibrationPage {
         var out = HTML(raw: "<h1>Calibration · ") + HTML(run) + HTML(raw: "</h1>")
         if session.reviewer.role.mayCalibrate {
             out =
-                out + HTML(raw: #"<form method="post" action="/runs/"#) + HTML(raw: HTML.pathSegment(run))
-                + HTML(raw: #"/calibration">"#) + Layout.csrfField(session)
+                out + HTML(raw: #"<form method="post" action=""#) + HTML(HTML.runPath(run, "/calibration"))
+                + HTML(raw: #"">"#) + Layout.csrfField(session)
                 + HTML(raw: #"<button type="submit">Run a new calibration</button> "#)
                 + HTML(
                     raw:

@@ -40,10 +40,11 @@ struct HTML: Sendable, CustomStringConvertible {
         return out
     }
 
-    /// A path segment (a run's name) for an href, percent-encoded, then escaped for the attribute.
-    static func pathSegment(_ segment: String) -> String { escape(percentEncoded(segment)) }
+    /// The address of a run's page (`page`: "/review", ...), its name percent-encoded: for a
+    /// Location header as it is, for an attribute through `HTML(_:)`.
+    static func runPath(_ run: String, _ page: String = "") -> String { "/runs/" + percentEncoded(run) + page }
 
-    /// A path segment percent-encoded: for a Location header, or inside `pathSegment`.
+    /// Text percent-encoded but for the unreserved characters: a path segment, a query value.
     static func percentEncoded(_ segment: String) -> String {
         var allowed = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
         allowed.insert(charactersIn: "-._~")

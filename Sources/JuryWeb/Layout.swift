@@ -70,7 +70,7 @@ enum Layout {
     }
 
     static func link(_ text: String, run: String, _ suffix: String = "") -> HTML {
-        HTML(raw: #"<a href="/runs/"#) + HTML(raw: HTML.pathSegment(run)) + HTML(raw: suffix) + HTML(raw: #"">"#)
+        HTML(raw: #"<a href=""#) + HTML(HTML.runPath(run, suffix)) + HTML(raw: #"">"#)
             + HTML(text) + HTML(raw: "</a>")
     }
 }

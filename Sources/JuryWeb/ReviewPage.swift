@@ -12,8 +12,8 @@ enum ReviewPage {
         // Every form posts back to this page's own address, with the session's CSRF token.
         func form(_ action: String, classes: String = "") -> HTML {
             let attributes = classes.isEmpty ? "" : #" class="\#(classes)""#
-            return HTML(raw: "<form\(attributes)" + #" method="post" action="/runs/"#)
-                + HTML(raw: HTML.pathSegment(run.name) + (adjudicate ? "/adjudicate" : "/review") + #"">"#)
+            return HTML(raw: "<form\(attributes)" + #" method="post" action=""#)
+                + HTML(HTML.runPath(run.name, adjudicate ? "/adjudicate" : "/review")) + HTML(raw: #"">"#)
                 + Layout.csrfField(session) + HTML(raw: #"<input type="hidden" name="action" value="\#(action)">"#)
         }
         let perItem = run.config.reviewersPerItem

@@ -54,8 +54,8 @@ enum RunPages {
         }
         return HTML(raw: "<h1>Run ") + HTML(name) + HTML(raw: "</h1><p>") + links + HTML(raw: "</p>")
             + HTML(raw: #"<p id="live-status" class="muted" aria-live="polite">Refreshed every 5 seconds.</p>"#)
-            + HTML(raw: #"<div data-live="5" data-source="/runs/"#) + HTML(raw: HTML.pathSegment(name))
-            + HTML(raw: #"/live">"#) + live + HTML(raw: "</div>")
+            + HTML(raw: #"<div data-live="5" data-source=""#) + HTML(HTML.runPath(name, "/live"))
+            + HTML(raw: #"">"#) + live + HTML(raw: "</div>")
     }
 
     /// What refreshes: progress, rates, cost, the judges' health (breakers, outages, the holds of

@@ -236,7 +236,7 @@ public struct WebServer: Sendable {
             return try await reviewPage(
                 request, run: name, adjudicate: adjudicate, notice: Layout.Notice(text: error.message, isError: true))
         }
-        return Self.redirect(to: "/runs/\(HTML.percentEncoded(name))/\(adjudicate ? "adjudicate" : "review")")
+        return Self.redirect(to: HTML.runPath(name, adjudicate ? "/adjudicate" : "/review"))
     }
 
     static func mayAct(_ session: ReviewerSession, adjudicate: Bool) throws {
@@ -271,7 +271,7 @@ public struct WebServer: Sendable {
         _ = try await pool.with { store in
             try await Calibrator.calibrate(run: name, minCoverage: 0.5, minKappa: 0.75, store: store)
         }
-        return Self.redirect(to: "/runs/\(HTML.percentEncoded(name))/calibration")
+        return Self.redirect(to: HTML.runPath(name, "/calibration"))
     }
 
     // MARK: Signing in and out
@@ -407,6 +407,12 @@ public struct WebServer: Sendable {
         let segment = try context.parameters.require("run")
         return segment.removingPercentEncoding ?? segment
     }
+
+    /// The address of a run's page (`page`: "/review", ...), as the app's links give it.
+    public static func runPath(_ run: String, _ page: String = "") -> String { HTML.runPath(run, page) }
+
+    /// Text percent-encoded as the app's addresses and forms are.
+    public static func percentEncoded(_ text: String) -> String { HTML.percentEncoded(text) }
 
     static func viewerMayNot(_ what: String) -> WebError {
         WebError(.forbidden, "Your role (viewer) may see the dashboards but not \(what).")
