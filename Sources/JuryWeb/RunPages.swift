@@ -61,7 +61,7 @@ enum RunPages {
     /// What refreshes: progress, rates, cost, the judges' health (breakers, outages, the holds of
     /// their accounts after a 429, errors by class), the review queue, the last hour, the history.
     static func live(
-        name: String, report: StatusReport, review: ReviewProgress?, minutes: [(minute: Date, votes: Int)],
+        name: String, report: StatusReport, review: ReviewProgress, minutes: [(minute: Date, votes: Int)],
         history: [RunHistoryPoint] = [], holds: [String: Date] = [:]
     ) -> HTML {
         guard let run = report.runs.first(where: { $0.name == name }) else {
@@ -106,21 +106,19 @@ enum RunPages {
                         HTML(Figures.count(run.voting)), HTML(Figures.count(run.ready)),
                     ]
                 ])
-        if let review {
+        out =
+            out + HTML(raw: "<h2>Review</h2><p>")
+            + HTML(
+                "\(Figures.count(review.waiting)) examples wait for people (held by a reviewer now: \(review.leased)), "
+                    + "\(Figures.count(review.answered)) answered; \(Figures.count(review.conflicts)) conflicts between "
+                    + "people wait for an owner.") + HTML(raw: "</p>")
+        if review.doublyLabelled > 0 {
             out =
-                out + HTML(raw: "<h2>Review</h2><p>")
+                out + HTML(raw: "<p>")
                 + HTML(
-                    "\(Figures.count(review.waiting)) examples wait for people (held by a reviewer now: \(review.leased)), "
-                        + "\(Figures.count(review.answered)) answered; \(Figures.count(review.conflicts)) conflicts between "
-                        + "people wait for an owner.") + HTML(raw: "</p>")
-            if review.doublyLabelled > 0 {
-                out =
-                    out + HTML(raw: "<p>")
-                    + HTML(
-                        "Agreement between people: Cohen's kappa \(Figures.decimal(review.peopleKappa, digits: 3)) "
-                            + "on \(Figures.count(review.doublyLabelled)) examples two people labelled.")
-                    + HTML(raw: "</p>")
-            }
+                    "Agreement between people: Cohen's kappa \(Figures.decimal(review.peopleKappa, digits: 3)) "
+                        + "on \(Figures.count(review.doublyLabelled)) examples two people labelled.")
+                + HTML(raw: "</p>")
         }
 
         out = out + HTML(raw: "<h2>Judges</h2>")
